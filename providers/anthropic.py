@@ -1,0 +1,178 @@
+"""The Anthropic Messages API over httpx (``provider=anthropic`` and ``provider=emulator``).
+
+Streaming responses are timed per chunk: each chunk is stamped the moment its
+bytes arrive, then decoded (SSE) and interpreted (Anthropic events). The event
+interpretation (``AnthropicStream``) is shared with other providers that carry
+Anthropic events (Vertex).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from providers.failures import classify_exception, describe, error_type_for_status
+from providers.http import ConnectionTiming, current_connection, httpcore_trace
+from providers.sse import SseDecoder
+from runner.provider_protocol import RequestSpec
+from runner.records import Measurement
+from runner.timing import StreamClock, ms_between, now_ns, output_tps
+
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+@dataclass
+class AnthropicStream:
+    """Interprets Anthropic stream events into a clock and a measurement."""
+
+    clock: StreamClock
+    measurement: Measurement
+    decoder: SseDecoder = field(default_factory=SseDecoder)
+    finished: bool = False
+
+    def feed(self, chunk: bytes, arrival_ns: int) -> None:
+        for event in self.decoder.feed(chunk):
+            self.handle(event.event, json.loads(event.data), arrival_ns)
+
+    def handle(self, name: str, data: dict[str, Any], arrival_ns: int) -> None:
+        if name == "content_block_delta":
+            self.clock.token(arrival_ns)
+        elif name == "message_start":
+            apply_usage(self.measurement, data["message"].get("usage") or {})
+        elif name == "message_delta":
+            apply_usage(self.measurement, data.get("usage") or {})
+            self.measurement.stop_reason = (data.get("delta") or {}).get("stop_reason")
+        elif name == "message_stop":
+            self.finished = True
+        elif name == "error":
+            error = data.get("error") or {}
+            self.measurement.error_type = "stream_error"
+            self.measurement.error_message = f"{error.get('type')}: {error.get('message')}"
+            self.finished = True
+
+    def close(self) -> None:
+        """The stream ended: flag it if the terminal event never came."""
+        if not self.finished and self.measurement.error_type is None:
+            self.measurement.error_type = "truncated"
+            self.measurement.error_message = "stream ended without message_stop"
+
+
+def apply_usage(measurement: Measurement, usage: dict[str, Any]) -> None:
+    """Take the (cumulative) usage counters present in ``usage``; later values win."""
+    pairs = {
+        "input_tokens": "input_tokens",
+        "output_tokens": "output_tokens",
+        "cache_read_input_tokens": "cache_read_tokens",
+        "cache_creation_input_tokens": "cache_write_tokens",
+    }
+    for wire, column in pairs.items():
+        if usage.get(wire) is not None:
+            setattr(measurement, column, int(usage[wire]))
+
+
+def messages_body(spec: RequestSpec) -> dict[str, Any]:
+    """The Messages API body for ``spec`` (model included)."""
+    body: dict[str, Any] = {
+        "model": spec.model_id,
+        "max_tokens": spec.max_tokens,
+        "messages": spec.messages,
+        "stream": spec.stream,
+    }
+    if spec.system is not None:
+        body["system"] = spec.system
+    body.update(spec.extra_body)
+    return body
+
+
+def finish_measurement(m: Measurement, clock: StreamClock, conn: ConnectionTiming) -> None:
+    """Derive the phase durations from the clock's instants (definitions: runner.timing)."""
+    m.connect_ms, m.tls_ms, m.new_connection = conn.connect_ms, conn.tls_ms, conn.new_connection
+    m.ttfb_ms = ms_between(clock.t_start, clock.t_headers)
+    m.total_ms = ms_between(clock.t_start, clock.t_done)
+    m.ttft_ms = ms_between(clock.t_start, clock.t_first_token)
+    m.generation_ms = ms_between(clock.t_first_token, clock.t_last_token)
+    m.itl_ms = clock.itl_ms()
+    m.output_tps = output_tps(m.output_tokens, m.generation_ms)
+
+
+def record_http_error(m: Measurement, status: int, body: bytes) -> None:
+    """Fill the error fields from a non-2xx response and its JSON envelope."""
+    m.error_type = error_type_for_status(status)
+    try:
+        envelope = json.loads(body)
+        error = envelope.get("error") or {}
+        m.error_message = f"{status} {error.get('type')}: {error.get('message')}"[:300]
+        m.request_id = m.request_id or envelope.get("request_id")
+    except (ValueError, AttributeError):
+        m.error_message = f"HTTP {status}: {body[:200]!r}"
+
+
+class AnthropicProvider:
+    """Times Messages API requests on an injected ``httpx.AsyncClient``."""
+
+    def __init__(self, client: httpx.AsyncClient, base_url: str, api_key: str,
+                 transport: str = "aiohttp") -> None:
+        self.client = client
+        self.url = base_url.rstrip("/") + "/v1/messages"
+        self.headers = {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION,
+                        "content-type": "application/json"}
+        self.transport = transport
+
+    async def send(self, spec: RequestSpec) -> Measurement:
+        measurement, clock, conn = Measurement(), StreamClock(), ConnectionTiming()
+        token = current_connection.set(conn)
+        try:
+            async with asyncio.timeout(spec.timeout_s):
+                await self._exchange(spec, clock, measurement, conn)
+        except Exception as exc:  # noqa: BLE001 - inside a sweep every failure is a row
+            measurement.error_type = classify_exception(exc)
+            measurement.error_message = describe(exc)
+        finally:
+            current_connection.reset(token)
+        if clock.t_done is None and measurement.error_type is None:
+            clock.done()
+        finish_measurement(measurement, clock, conn)
+        return measurement
+
+    async def _exchange(self, spec: RequestSpec, clock: StreamClock, m: Measurement,
+                        conn: ConnectionTiming) -> None:
+        extensions = {"trace": httpcore_trace(conn)} if self.transport == "httpcore" else {}
+        clock.t_start = now_ns()
+        async with self.client.stream("POST", self.url, json=messages_body(spec),
+                                      headers=self.headers, extensions=extensions) as response:
+            clock.headers()
+            m.status = response.status_code
+            m.request_id = response.headers.get("request-id")
+            if response.status_code != 200:
+                record_http_error(m, response.status_code, await response.aread())
+                return
+            await self._read_body(response, spec.stream, clock, m)
+
+    async def _read_body(self, response: httpx.Response, stream: bool, clock: StreamClock,
+                         m: Measurement) -> None:
+        if not stream:
+            body = await response.aread()
+            clock.done()
+            read_message(json.loads(body), clock, m)
+            return
+        events = AnthropicStream(clock, m)
+        async for chunk in response.aiter_raw():
+            events.feed(chunk, now_ns())
+            if events.finished:
+                break
+        clock.done()
+        events.close()
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def read_message(message: dict[str, Any], clock: StreamClock, m: Measurement) -> None:
+    """A non-streamed message: the first token arrives with the whole body."""
+    apply_usage(m, message.get("usage") or {})
+    m.stop_reason = message.get("stop_reason")
+    clock.t_first_token = clock.t_last_token = clock.t_done

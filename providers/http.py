@@ -1,0 +1,96 @@
+"""The HTTP client every httpx-based provider gets by injection.
+
+latlab keeps httpx's API but picks the transport that keeps timings true under
+load (see bench/fidelity.py and docs/benchmarks.md):
+
+- ``aiohttp`` (default): httpx over ``httpx-aiohttp``; connection opening is timed
+  with aiohttp's TraceConfig (TCP connect and TLS together, in ``connect_ms``).
+- ``httpcore``: plain httpx; connect and TLS are timed separately from httpx's
+  ``trace`` extension.
+
+Per-request connection timing travels through a ``ContextVar``: each request runs
+in its own task, so trace callbacks write to the record of the request that
+opened the connection.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+from runner.timing import now_ns
+
+
+@dataclass
+class ConnectionTiming:
+    """Connection phases of one request; all None when a pooled connection was reused."""
+
+    connect_ms: float | None = None
+    tls_ms: float | None = None
+    _t0: int | None = None
+
+    @property
+    def new_connection(self) -> bool:
+        return self.connect_ms is not None
+
+
+current_connection: contextvars.ContextVar[ConnectionTiming | None] = contextvars.ContextVar(
+    "latlab_connection_timing", default=None
+)
+
+
+async def _on_create_start(session: Any, ctx: SimpleNamespace, params: Any) -> None:
+    timing = current_connection.get()
+    if timing is not None:
+        timing._t0 = now_ns()
+
+
+async def _on_create_end(session: Any, ctx: SimpleNamespace, params: Any) -> None:
+    timing = current_connection.get()
+    if timing is not None and timing._t0 is not None:
+        timing.connect_ms = (now_ns() - timing._t0) / 1e6
+
+
+def _aiohttp_session(max_connections: int, reuse: bool) -> aiohttp.ClientSession:
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_create_start.append(_on_create_start)
+    trace.on_connection_create_end.append(_on_create_end)
+    connector = aiohttp.TCPConnector(limit=max_connections, force_close=not reuse)
+    return aiohttp.ClientSession(connector=connector, trace_configs=[trace])
+
+
+def make_http_client(
+    transport: str = "aiohttp", max_connections: int = 0, reuse_connections: bool = True
+) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` on the chosen transport. ``max_connections=0``: unbounded."""
+    if transport == "aiohttp":
+        session = _aiohttp_session(max_connections, reuse_connections)
+        return httpx.AsyncClient(transport=AiohttpTransport(client=session), timeout=None)
+    limit = max_connections or None
+    keepalive = limit if reuse_connections else 0
+    limits = httpx.Limits(max_connections=limit, max_keepalive_connections=keepalive)
+    return httpx.AsyncClient(limits=limits, timeout=None)
+
+
+def httpcore_trace(timing: ConnectionTiming) -> Any:
+    """An httpx ``trace`` extension callback filling ``timing`` (httpcore transport only)."""
+    marks: dict[str, int] = {}
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        name, _, phase = event.rpartition(".")
+        if phase == "started":
+            marks[name] = now_ns()
+        elif phase == "complete" and name in marks:
+            elapsed = (now_ns() - marks[name]) / 1e6
+            if name.endswith("connect_tcp"):
+                timing.connect_ms = elapsed
+            elif name.endswith("start_tls"):
+                timing.tls_ms = elapsed
+
+    return trace

@@ -1,0 +1,188 @@
+"""The ``latlab`` command. Each subcommand converts its arguments and calls one typed function.
+
+    latlab run [--experiments-dir DIR] [HYDRA OVERRIDES ...]   run an experiment (Hydra app)
+    latlab emulator serve [--port N] [--ttft-ms ...]         the emulator, standalone
+    latlab sql "SELECT ..."                                  DuckDB SQL over the results
+    latlab grade [RUN_ID ...]                                SLO grades A–F per cell
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from runner.errors import LatlabError
+
+Handler = Callable[[argparse.Namespace], None]
+RUN_HELP = """Run an experiment: a Hydra app. Everything after `run` is Hydra's command line:
+group overrides (provider=anthropic model=sonnet-4-5), key overrides
+(workload.iterations=20), experiment=NAME, -m/--multirun for sweeps, --cfg job, --help."""
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """The shared options of every command that prints data."""
+    from analysis.query import OUTPUT_FORMATS
+
+    parser.add_argument("--format", choices=OUTPUT_FORMATS, default="table",
+                        help="output format (default: table)")
+    parser.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
+                        help="results directory (default: ./results)")
+
+
+def experiments_searchpath(directory: Path) -> str:
+    """A Hydra search-path override that makes DIR/*.yaml selectable as experiment=NAME."""
+    if not directory.is_dir():
+        raise LatlabError(f"--experiments-dir: {directory} is not a directory")
+    root = Path(tempfile.mkdtemp(prefix="latlab-experiments-"))
+    (root / "experiment").symlink_to(directory.resolve(), target_is_directory=True)
+    return f"hydra.searchpath=[file://{root}]"
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from runner.app import config_path, hydra_main
+    from runner.config import check_overrides_for_secrets
+    from runner.precheck import precheck
+
+    overrides: list[str] = list(args.hydra_args)
+    if args.experiments_dir is not None:
+        overrides.append(experiments_searchpath(args.experiments_dir))
+    check_overrides_for_secrets(overrides)
+    if not any(a.startswith("-") for a in overrides):
+        precheck(config_path(), overrides)
+    elif any(a in ("-m", "--multirun") for a in overrides):
+        precheck(config_path(), [o for o in overrides if not o.startswith("-")])
+    hydra_main(overrides)
+
+
+def cmd_emulator_serve(args: argparse.Namespace) -> None:
+    import asyncio
+
+    from providers.emulator import serve_forever
+    from providers.emulator.cli import profile_from_args
+
+    def announce(url: str) -> None:
+        print(url, flush=True)  # noqa: T201
+
+    profile = profile_from_args(args)
+    try:
+        asyncio.run(serve_forever(profile, args.host, args.port, announce))
+    except KeyboardInterrupt:
+        pass
+
+
+def cmd_sql(args: argparse.Namespace) -> None:
+    from analysis.commands import sql_command
+
+    print(sql_command(args.query, args.results, args.run, args.format))  # noqa: T201
+
+
+def cmd_grade(args: argparse.Namespace) -> None:
+    from analysis.commands import grade_command
+
+    print(grade_command(args.results, args.run_ids or None, args.format,  # noqa: T201
+                        load_slo(args.slo)))
+
+
+def load_slo(name_or_path: str) -> dict[str, object]:
+    """An SLO by name (conf/slo/NAME.yaml) or by path to a YAML file."""
+    import yaml
+
+    from runner.app import CHECKOUT_CONF
+
+    path = Path(name_or_path)
+    if not path.is_file():
+        path = CHECKOUT_CONF / "slo" / f"{name_or_path}.yaml"
+    if not path.is_file():
+        from importlib import resources
+
+        bundled = resources.files("runner.conf") / "slo" / f"{name_or_path}.yaml"
+        if not bundled.is_file():
+            raise LatlabError(f"--slo: no SLO named {name_or_path!r} and no such file")
+        return dict(yaml.safe_load(bundled.read_text()))
+    return dict(yaml.safe_load(path.read_text()))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="latlab", description="LLM API latency experiments.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser("run", help="run an experiment (Hydra app)", description=RUN_HELP)
+    run.add_argument("--experiments-dir", type=Path, metavar="DIR",
+                     help="also find experiment=NAME in DIR/NAME.yaml")
+    run.set_defaults(handler=cmd_run)
+    _add_emulator(commands)
+    _add_sql(commands)
+    _add_grade(commands)
+    return parser
+
+
+def _add_emulator(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from providers.emulator.cli import add_serve_arguments
+
+    emulator = commands.add_parser("emulator", help="the provider emulator",
+                                   description="The local provider emulator.")
+    actions = emulator.add_subparsers(dest="action", required=True, metavar="ACTION")
+    serve = actions.add_parser("serve", help="serve until interrupted; prints the base URL first",
+                               description="Serve the emulator until interrupted. The first "
+                               "line of output is its base URL.")
+    add_serve_arguments(serve)
+    serve.set_defaults(handler=cmd_emulator_serve)
+
+
+def _add_sql(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sql = commands.add_parser("sql", help="run DuckDB SQL over the results",
+                              description="Run SQL over the views requests, runs, cells, grades.")
+    sql.add_argument("query", help='the SQL, e.g. "SELECT * FROM cells"')
+    sql.add_argument("--run", action="append", metavar="RUN_ID",
+                     help="only this run (repeatable; a unique prefix is enough)")
+    add_output_options(sql)
+    sql.set_defaults(handler=cmd_sql)
+
+
+def _add_grade(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    grade = commands.add_parser("grade", help="SLO grades A–F per cell",
+                                description="Grade each cell of the given runs (default: the "
+                                "latest run) against an SLO.")
+    grade.add_argument("run_ids", nargs="*", metavar="RUN_ID")
+    grade.add_argument("--slo", default="default", help="SLO name in conf/slo or a YAML path")
+    add_output_options(grade)
+    grade.set_defaults(handler=cmd_grade)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``latlab`` console script."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if args_list[:1] == ["run"]:
+        args = parser.parse_args(["run", *_run_own_flags(args_list[1:])[0]])
+        args.hydra_args = _run_own_flags(args_list[1:])[1]
+    else:
+        args = parser.parse_args(args_list)
+    handler: Handler = args.handler
+    try:
+        handler(args)
+    except LatlabError as exc:
+        from runner.app import exit_with
+
+        exit_with(exc)
+
+
+def _run_own_flags(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Split ``latlab run``'s own flags (--experiments-dir) from Hydra's arguments."""
+    own: list[str] = []
+    rest: list[str] = []
+    items = iter(argv)
+    for item in items:
+        if item == "--experiments-dir":
+            own += [item, next(items, "")]
+        elif item.startswith("--experiments-dir="):
+            own.append(item)
+        else:
+            rest.append(item)
+    return own, rest
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Time: make each planned request through its cell's provider and turn it into a row.
+
+Providers are built once per distinct provider config (one shared HTTP client each),
+the emulator once per distinct latency profile. Retries (``workload.retries``) are
+made here, so every provider retries alike and the row counts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from providers import MODEL_ID_KEYS, Endpoint, factory_for
+from runner.plan import Cell, PlannedRequest
+from runner.provider_protocol import Provider, RequestSpec
+from runner.records import Measurement, RequestRow
+from runner.timing import now_ns
+from runner.write import RequestWriter
+
+RETRYABLE = frozenset({"rate_limited", "overloaded", "server_error", "connect_error",
+                       "connection_reset", "timeout"})
+
+
+def request_spec(cfg: Mapping[str, Any], model_id: str) -> RequestSpec:
+    """The request a cell sends: prompt, model id and workload options."""
+    prompt, workload = cfg["prompt"], cfg["workload"]
+    system: Any = prompt.get("system")
+    if system and prompt.get("cache_system"):
+        system = [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}]
+    return RequestSpec(
+        model_id=model_id, messages=[{"role": "user", "content": prompt["text"]}],
+        max_tokens=int(workload["max_tokens"]), stream=bool(workload["stream"]),
+        timeout_s=float(workload["timeout_s"]), system=system,
+        api=str(cfg["provider"].get("api", "messages")),
+        guardrail=None if cfg["guardrail"]["name"] == "none" else dict(cfg["guardrail"]))
+
+
+def model_id_for(cfg: Mapping[str, Any]) -> str:
+    kind = cfg["provider"]["kind"]
+    return str(cfg["model"]["ids"][MODEL_ID_KEYS.get(kind, kind)])
+
+
+@dataclass
+class CellRuntime:
+    """What a cell needs at send time, built once before the first request."""
+
+    cell: Cell
+    provider: Provider
+    spec: RequestSpec
+    emulated: bool
+
+
+@dataclass
+class RunStats:
+    """Running counters for the progress bar and the run record."""
+
+    total: int
+    done: int = 0
+    errors: int = 0
+    ttfts: list[float] = field(default_factory=list)
+
+    def add(self, row: RequestRow) -> None:
+        self.done += 1
+        self.errors += row.error_type is not None
+        if row.ttft_ms is not None and not row.warmup:
+            self.ttfts.append(row.ttft_ms)
+
+    def ttft_median(self) -> float | None:
+        return statistics.median(self.ttfts) if self.ttfts else None
+
+
+async def send_with_retries(provider: Provider, spec: RequestSpec, retries: int) -> Measurement:
+    """Send; on a retryable failure wait (0.25 s doubling, max 4 s) and retry."""
+    measurement = await provider.send(spec)
+    attempt = 0
+    while measurement.error_type in RETRYABLE and attempt < retries:
+        attempt += 1
+        await asyncio.sleep(min(0.25 * 2 ** (attempt - 1), 4.0))
+        measurement = await provider.send(spec)
+    measurement.retries = attempt
+    return measurement
+
+
+class RequestTimer:
+    """Sends planned requests and writes their rows."""
+
+    def __init__(self, run_id: str, runtimes: dict[str, CellRuntime], writer: RequestWriter,
+                 stats: RunStats) -> None:
+        self.run_id, self.runtimes, self.writer, self.stats = run_id, runtimes, writer, stats
+        self.t0_ns = now_ns()
+
+    async def send_one(self, planned: PlannedRequest, worker: int) -> None:
+        runtime = self.runtimes[planned.cell.name]
+        scheduled_ns = now_ns()
+        started_at = datetime.now(UTC)
+        retries = int(planned.cell.workload["retries"])
+        measurement = await send_with_retries(runtime.provider, runtime.spec, retries)
+        context = self._context(planned, runtime, worker, started_at, scheduled_ns)
+        row = RequestRow.build(context, measurement)
+        self.writer.add(row)
+        self.stats.add(row)
+
+    def _context(self, planned: PlannedRequest, runtime: CellRuntime, worker: int,
+                 started_at: datetime, scheduled_ns: int) -> dict[str, Any]:
+        cfg = planned.cell.config
+        return {
+            "run_id": self.run_id, "cell": planned.cell.name,
+            "provider": cfg["provider"]["name"], "api": runtime.spec.api,
+            "model": cfg["model"]["name"], "model_id": runtime.spec.model_id,
+            "prompt": cfg["prompt"]["name"], "guardrail": cfg["guardrail"]["name"],
+            "stream": runtime.spec.stream, "concurrency": int(cfg["workload"]["concurrency"]),
+            "iteration": planned.iteration, "warmup": planned.warmup, "started_at": started_at,
+            "client": str(cfg["provider"].get("client", "httpx")),
+            "transport": str(cfg["provider"].get("transport", "aiohttp")),
+            "emulated": runtime.emulated, "worker": worker,
+            "scheduled_ms": (scheduled_ns - self.t0_ns) / 1e6, "send_delay_ms": 0.0,
+        }
+
+
+def provider_key(cfg: Mapping[str, Any]) -> str:
+    """Cells whose provider config is equal share one provider (and one HTTP client)."""
+    return json.dumps(cfg["provider"], sort_keys=True)
+
+
+def build_runtimes(cells: list[Cell], endpoints: Mapping[str, Endpoint]) -> dict[str, CellRuntime]:
+    """One runtime per cell; providers shared by provider config."""
+    providers: dict[str, Provider] = {}
+    runtimes: dict[str, CellRuntime] = {}
+    for cell in cells:
+        key = provider_key(cell.config)
+        endpoint = endpoints[cell.name]
+        if key + endpoint.base_url not in providers:
+            factory = factory_for(cell.config["provider"]["kind"])
+            providers[key + endpoint.base_url] = factory(cell.config["provider"], endpoint)
+        spec = request_spec(cell.config, model_id_for(cell.config))
+        runtimes[cell.name] = CellRuntime(cell, providers[key + endpoint.base_url], spec,
+                                          endpoint.emulated)
+    return runtimes
+
+
+async def close_providers(runtimes: Mapping[str, CellRuntime]) -> None:
+    seen: set[int] = set()
+    for runtime in runtimes.values():
+        if id(runtime.provider) not in seen:
+            seen.add(id(runtime.provider))
+            await runtime.provider.aclose()

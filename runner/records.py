@@ -1,0 +1,121 @@
+"""Records: what a provider measures (``Measurement``) and the Parquet row (``RequestRow``).
+
+Column names, units and definitions are documented in docs/columns.md; the
+Arrow schema below is generated from these dataclasses, so they are the one
+definition of the ``requests`` dataset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class Measurement:
+    """One request as the provider saw it. Times in ms; None where not measured."""
+
+    connect_ms: float | None = None
+    tls_ms: float | None = None
+    ttfb_ms: float | None = None
+    ttft_ms: float | None = None
+    generation_ms: float | None = None
+    total_ms: float | None = None
+    itl_ms: list[float] = field(default_factory=list)
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    output_tps: float | None = None
+    server_latency_ms: float | None = None
+    server_first_byte_ms: float | None = None
+    stop_reason: str | None = None
+    status: int | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    request_id: str | None = None
+    retries: int = 0
+    new_connection: bool | None = None
+    guardrail_action: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error_type is None
+
+
+@dataclass
+class RequestRow:
+    """One row of the ``requests`` dataset: the cell's context plus the measurement."""
+
+    run_id: str
+    cell: str
+    provider: str
+    api: str
+    model: str
+    model_id: str
+    prompt: str
+    guardrail: str
+    stream: bool
+    concurrency: int
+    iteration: int
+    warmup: bool
+    started_at: Any  # datetime (UTC, µs)
+    client: str = "httpx"
+    transport: str = "aiohttp"
+    emulated: bool = False
+    worker: int = 0
+    scheduled_ms: float | None = None  # planned send time, ms after the run's t0
+    send_delay_ms: float | None = None  # actual send minus planned send (client queueing)
+    connect_ms: float | None = None
+    tls_ms: float | None = None
+    ttfb_ms: float | None = None
+    ttft_ms: float | None = None
+    generation_ms: float | None = None
+    total_ms: float | None = None
+    itl_ms: list[float] = field(default_factory=list)
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    output_tps: float | None = None
+    server_latency_ms: float | None = None
+    server_first_byte_ms: float | None = None
+    stop_reason: str | None = None
+    status: int | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    request_id: str | None = None
+    retries: int = 0
+    new_connection: bool | None = None
+    guardrail_action: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    @classmethod
+    def build(cls, context: dict[str, Any], measurement: Measurement) -> RequestRow:
+        """Merge the runner's context with a provider's measurement."""
+        return cls(**context, **dataclasses.asdict(measurement))
+
+
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "str": pa.string(),
+    "bool": pa.bool_(),
+    "int": pa.int64(),
+    "float": pa.float64(),
+    "list[float]": pa.list_(pa.float64()),
+    "Any": pa.timestamp("us", tz="UTC"),
+}
+
+
+def _arrow_type(annotation: str) -> pa.DataType:
+    base = annotation.replace(" | None", "").strip()
+    return _ARROW_TYPES[base]
+
+
+REQUESTS_SCHEMA = pa.schema(
+    [pa.field(f.name, _arrow_type(str(f.type))) for f in dataclasses.fields(RequestRow)]
+)

@@ -1,0 +1,199 @@
+"""One run, start to end: validate → plan → start emulators → schedule/time → write → grade.
+
+``run_experiment`` is what ``latlab run`` (the Hydra main) calls with the composed,
+resolved config as a plain dict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import platform
+import secrets
+import socket
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import yaml
+
+import runner
+from providers import DUMMY_KEY, GUARDRAIL_KINDS, MODEL_ID_KEYS, Endpoint, resolve_endpoint
+from runner import config as checks
+from runner.errors import ConfigError
+from runner.execute import RequestTimer, RunStats, build_runtimes, close_providers
+from runner.plan import Cell, expand_cells, plan_requests
+from runner.progress import live_progress
+from runner.schedule import run_plan
+from runner.write import RequestWriter, RunRecord, ensure_writable, write_run_record
+
+Composer = Callable[[list[str]], dict[str, Any]]
+
+
+@dataclass
+class RunContext:
+    """What Hydra knows about this job, and how to compose one matrix cell."""
+
+    compose: Composer
+    overrides: list[str] = field(default_factory=list)
+    choices: dict[str, str] = field(default_factory=dict)
+    sweep_job: int | None = None
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    results_dir: Path
+    requests: int
+    errors: int
+    status: str
+
+
+def new_run_id() -> str:
+    """Sortable by start time and unique across processes started in the same second."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def validate(cfg: Mapping[str, Any]) -> None:
+    """Every check that needs no network: schema, cross-field rules, secrets."""
+    checks.validate_schema(cfg)
+    checks.check_slo(cfg["slo"])
+    checks.check_model_for_provider(cfg, MODEL_ID_KEYS)
+    checks.check_guardrail(cfg, GUARDRAIL_KINDS)
+    secret_paths = checks.find_secrets(cfg)
+    if secret_paths:
+        raise ConfigError(f"{secret_paths[0]}: looks like a credential; secrets come only "
+                          "from the environment or credential files")
+
+
+def is_emulated(cfg: Mapping[str, Any]) -> bool:
+    forced = cfg.get("emulate")
+    return bool(cfg["provider"]["emulate"]) if forced is None else bool(forced)
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlparse(url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def endpoint_for(cfg: Mapping[str, Any], emulator_url: str | None) -> Endpoint:
+    """Preflight: where a cell sends and with which key, before any request."""
+    provider = cfg["provider"]
+    if emulator_url is None and not provider.get("base_url"):
+        raise ConfigError(f"provider.base_url: {provider['name']!r} has no endpoint; "
+                          "set provider.base_url or run on the emulator (emulate=true)")
+    try:
+        return resolve_endpoint(provider, emulator_url)
+    except ConfigError:
+        if emulator_url is None and _is_loopback(str(provider["base_url"])):
+            return Endpoint(str(provider["base_url"]), DUMMY_KEY, emulated=False)
+        raise
+
+
+@contextmanager
+def emulators_for(cells: list[Cell]) -> Iterator[dict[str, str | None]]:
+    """Start one emulator per distinct profile among emulated cells; cell name → URL."""
+    from providers.emulator import EmulatorProfile, start_emulator
+
+    urls: dict[str, str | None] = {}
+    by_profile: dict[str, str] = {}
+    with ExitStack() as stack:
+        for cell in cells:
+            if not is_emulated(cell.config):
+                urls[cell.name] = None
+                continue
+            key = json.dumps(cell.config["profile"], sort_keys=True)
+            if key not in by_profile:
+                try:
+                    profile = EmulatorProfile.from_mapping(cell.config["profile"])
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise ConfigError(f"profile: {exc}") from exc
+                running = stack.enter_context(start_emulator(profile))
+                by_profile[key] = running.base_url
+            urls[cell.name] = by_profile[key]
+        yield urls
+
+
+def plan_cells(cfg: dict[str, Any], context: RunContext) -> list[Cell]:
+    cells = expand_cells(cfg, context.compose)
+    names = [c.name for c in cells]
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        raise ConfigError(f"matrix: two cells are identical ({sorted(duplicates)[0]})")
+    for cell in cells:
+        validate(cell.config)
+    return cells
+
+
+def run_record(cfg: Mapping[str, Any], run_id: str, context: RunContext) -> RunRecord:
+    return RunRecord(
+        run_id=run_id, started_at=datetime.now(UTC), run_name=cfg.get("run_name"),
+        latlab_version=runner.__version__, host=socket.gethostname(),
+        python_version=platform.python_version(),
+        config_yaml=yaml.safe_dump(dict(cfg), sort_keys=False), overrides=context.overrides,
+        choices_json=json.dumps(context.choices), experiment=context.choices.get("experiment"),
+        sweep_job=context.sweep_job)
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where available (measured faster and steadier: docs/benchmarks.md)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
+
+
+async def _drive(cells: list[Cell], endpoints: dict[str, Endpoint], record: RunRecord,
+                 writer: RequestWriter, schedule: str) -> RunStats:
+    plan = plan_requests(cells, schedule)
+    stats = RunStats(total=len(plan))
+    runtimes = build_runtimes(cells, endpoints)
+    timer = RequestTimer(record.run_id, runtimes, writer, stats)
+    try:
+        async with live_progress(stats, record.run_name or record.run_id):
+            await run_plan(plan, timer.send_one)
+    finally:
+        await close_providers(runtimes)
+    return stats
+
+
+def run_experiment(cfg: dict[str, Any], context: RunContext) -> RunSummary:
+    """Validate, preflight, run every request, write rows and the run record."""
+    validate(cfg)
+    checks.check_overrides_for_secrets(context.overrides)
+    cells = plan_cells(cfg, context)
+    results_dir = Path(cfg["results_dir"])
+    ensure_writable(results_dir)
+    record = run_record(cfg, new_run_id(), context)
+    record.cells = len(cells)
+    with emulators_for(cells) as urls:
+        endpoints = {c.name: endpoint_for(c.config, urls[c.name]) for c in cells}
+        writer = RequestWriter(results_dir, record.run_id)
+        write_run_record(results_dir, record)
+        stats = _execute(cells, endpoints, record, writer, str(cfg["workload"]["schedule"]))
+    return RunSummary(record.run_id, results_dir, stats.done, stats.errors, record.status)
+
+
+def _execute(cells: list[Cell], endpoints: dict[str, Endpoint], record: RunRecord,
+             writer: RequestWriter, schedule: str) -> RunStats:
+    """Run the event loop; on Ctrl-C flush what was measured and mark the run interrupted."""
+    stats = RunStats(total=0)
+    try:
+        with asyncio.Runner(loop_factory=new_event_loop) as loop_runner:
+            stats = loop_runner.run(_drive(cells, endpoints, record, writer, schedule))
+        record.status = "finished"
+    except KeyboardInterrupt:
+        record.status = "interrupted"
+        raise
+    finally:
+        writer.flush()
+        record.ended_at = datetime.now(UTC)
+        record.requests, record.errors = writer.rows_written, stats.errors
+        write_run_record(Path(writer.folder).parents[1], record)
+    return stats

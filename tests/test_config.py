@@ -1,0 +1,96 @@
+"""Every committed YAML composes and validates; bad specs fail naming the key path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from runner.app import CHECKOUT_CONF, plain
+from runner.config import check_overrides_for_secrets, find_secrets
+from runner.errors import ConfigError
+from runner.plan import expand_cells
+from runner.run import validate
+
+GROUPS = ["provider", "model", "prompt", "guardrail", "workload", "slo", "profile"]
+OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CHECKOUT_CONF / g).glob("*.yaml"))]
+EXPERIMENTS = sorted(p.stem for p in (CHECKOUT_CONF / "experiment").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def hydra_init() -> Iterator[None]:
+    with initialize_config_dir(str(CHECKOUT_CONF), version_base="1.3"):
+        yield
+
+
+def composed(overrides: list[str]) -> dict[str, Any]:
+    return plain(compose(config_name="config", overrides=overrides))
+
+
+def compatible_overrides(group: str, name: str) -> list[str]:
+    """Options that need a particular provider get it (e.g. a guardrail needs bedrock)."""
+    if group == "guardrail" and name != "none":
+        return [f"{group}={name}", "provider=bedrock"]
+    return [f"{group}={name}"]
+
+
+@pytest.mark.parametrize(("group", "name"), OPTIONS, ids=[f"{g}={n}" for g, n in OPTIONS])
+def test_every_group_option_composes_and_validates(hydra_init: None, group: str,
+                                                   name: str) -> None:
+    cfg = composed(compatible_overrides(group, name))
+    validate(cfg)
+    assert cfg[group]["name"] == name
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_composes_and_expands(hydra_init: None, name: str) -> None:
+    text = (CHECKOUT_CONF / "experiment" / f"{name}.yaml").read_text()
+    assert text.startswith("# @package _global_"), "experiments are global packages"
+    cfg = composed([f"experiment={name}"])
+    validate(cfg)
+    cells = expand_cells(cfg, lambda extra: composed([f"experiment={name}", *extra]))
+    assert cells and len({c.name for c in cells}) == len(cells)
+    for cell in cells:
+        validate(cell.config)
+
+
+@pytest.mark.parametrize(("overrides", "key_path"), [
+    (["workload.iterations=0"], "workload.iterations"),
+    (["workload.concurrency=-1"], "workload.concurrency"),
+    (["workload.schedule=random"], "workload.schedule"),
+    (["workload.stream=maybe"], "workload.stream"),
+    (["+workload.itertions=5"], "workload.itertions"),
+    (["+provider.api_key=abc"], "provider.api_key"),
+    (["provider.base_url=ftp://x"], "provider.base_url"),
+    (["slo.thresholds.B.ttft_p50_ms=100"], "slo.thresholds.B.ttft_p50_ms"),
+    (["slo.thresholds.C.output_tps_mean=500"], "slo.thresholds.C.output_tps_mean"),
+    (["model.ids.anthropic=null"], "model.ids.anthropic"),
+    (["+matrix.colour=[red]"], "colour"),
+    (["+results_dir_typo=x"], "results_dir_typo"),
+])
+def test_bad_spec_names_the_key(hydra_init: None, overrides: list[str], key_path: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        validate(composed(overrides))
+    assert key_path in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_secret_shaped_override_is_refused() -> None:
+    with pytest.raises(ConfigError, match="credential"):
+        check_overrides_for_secrets(["provider.base_url=http://x", "+provider.token=abc123"])
+    with pytest.raises(ConfigError, match="credential"):
+        check_overrides_for_secrets(["run_name=sk-ant-api03-abcdefghijklmnop"])
+    check_overrides_for_secrets(["provider.api_key_env=MY_KEY", "workload.iterations=3"])
+
+
+def test_find_secrets_walks_nested_values() -> None:
+    found = find_secrets({"a": {"b": ["ok", "AKIAABCDEFGHIJKLMNOP"]}, "token": "x"})
+    assert found == ["a.b[1]", "token"]
+
+
+def test_installed_package_data_lists_every_group() -> None:
+    names = {p.name for p in Path(CHECKOUT_CONF).iterdir()}
+    assert set(GROUPS) | {"experiment", "config.yaml"} <= names
