@@ -1,7 +1,9 @@
-"""Providers: one module per wire protocol, found by config name in ``REGISTRY``.
+"""Providers: one module per wire protocol, found by ``provider.kind`` in ``REGISTRY``.
 
-Each entry builds a ``runner.provider_protocol.Provider`` from the provider's
-config section and a resolved endpoint. Unknown names fail listing the known ones.
+Each ``ProviderKind`` knows how to build a ``runner.provider_protocol.Provider`` from the
+provider's config section and a resolved ``Endpoint``, how to find its credentials
+(preflight, before any request), which model id key it reads from the model group,
+and whether it can apply a guardrail. Unknown kinds fail listing the known ones.
 
     anthropic   providers/anthropic.py   Messages API over httpx (also provider=emulator)
 """
@@ -16,50 +18,29 @@ from typing import Any
 from runner.errors import ConfigError, CredentialsError
 from runner.provider_protocol import Provider
 
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where and as whom to send: resolved before the first request."""
-
-    base_url: str
-    api_key: str
-    emulated: bool
-
-
-ProviderFactory = Callable[[Mapping[str, Any], Endpoint], Provider]
-
-
-def _anthropic(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
-    from providers.anthropic import AnthropicProvider
-    from providers.http import make_http_client
-
-    client = make_http_client(cfg.get("transport", "aiohttp"), int(cfg.get("max_connections", 0)),
-                              bool(cfg.get("reuse_connections", True)))
-    return AnthropicProvider(client, endpoint.base_url, endpoint.api_key,
-                             cfg.get("transport", "aiohttp"))
-
-
-REGISTRY: dict[str, ProviderFactory] = {"anthropic": _anthropic}
-
-# Kinds whose config carries a wire id in the model group under this key.
-MODEL_ID_KEYS: dict[str, str] = {"anthropic": "anthropic"}
-
-# Kinds that can apply a guardrail (everything else rejects guardrail != none).
-GUARDRAIL_KINDS: frozenset[str] = frozenset()
-
 DUMMY_KEY = "latlab-emulator-dummy-key"
 
 
-def factory_for(kind: str) -> ProviderFactory:
-    """The factory registered under ``kind``; ConfigError listing the known kinds."""
-    if kind not in REGISTRY:
-        known = ", ".join(sorted(REGISTRY))
-        raise ConfigError(f"provider.kind: unknown provider {kind!r}; known: {known}")
-    return REGISTRY[kind]
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and as whom to send: resolved before the first request.
+
+    ``api_key`` is a bearer/API key where the protocol uses one; ``credentials`` holds
+    anything richer (botocore credentials for SigV4). Neither is ever written anywhere.
+    """
+
+    base_url: str
+    api_key: str | None
+    emulated: bool
+    credentials: Any = None
 
 
-def resolve_endpoint(cfg: Mapping[str, Any], emulator_url: str | None) -> Endpoint:
-    """The base URL and key for a provider config; the emulator's URL when emulated."""
+ProviderFactory = Callable[[Mapping[str, Any], Endpoint], Provider]
+EndpointResolver = Callable[[Mapping[str, Any], "str | None"], Endpoint]
+
+
+def env_key_endpoint(cfg: Mapping[str, Any], emulator_url: str | None) -> Endpoint:
+    """Base URL plus a key read from the environment variable named by ``api_key_env``."""
     if emulator_url is not None:
         return Endpoint(emulator_url, DUMMY_KEY, emulated=True)
     env = str(cfg.get("api_key_env") or "")
@@ -69,3 +50,44 @@ def resolve_endpoint(cfg: Mapping[str, Any], emulator_url: str | None) -> Endpoi
             f"provider.{cfg['name']}: no credentials: set the {env} environment variable "
             "(or run on the emulator: emulate=true)")
     return Endpoint(str(cfg["base_url"]), key, emulated=False)
+
+
+def _anthropic(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
+    from providers.anthropic import AnthropicProvider
+    from providers.http import make_http_client
+
+    client = make_http_client(cfg.get("transport", "aiohttp"), int(cfg.get("max_connections", 0)),
+                              bool(cfg.get("reuse_connections", True)))
+    return AnthropicProvider(client, endpoint.base_url, endpoint.api_key or "",
+                             cfg.get("transport", "aiohttp"))
+
+
+@dataclass(frozen=True)
+class ProviderKind:
+    """Everything the runner needs to know about one wire protocol."""
+
+    build: ProviderFactory
+    resolve_endpoint: EndpointResolver = env_key_endpoint
+    model_id_key: str = "anthropic"
+    guardrails: bool = False
+
+
+REGISTRY: dict[str, ProviderKind] = {
+    "anthropic": ProviderKind(build=_anthropic),
+}
+
+
+def kind_for(name: str) -> ProviderKind:
+    """The provider kind registered under ``name``; ConfigError listing the known kinds."""
+    if name not in REGISTRY:
+        known = ", ".join(sorted(REGISTRY))
+        raise ConfigError(f"provider.kind: unknown provider {name!r}; known: {known}")
+    return REGISTRY[name]
+
+
+def model_id_keys() -> dict[str, str]:
+    return {name: kind.model_id_key for name, kind in REGISTRY.items()}
+
+
+def guardrail_kinds() -> frozenset[str]:
+    return frozenset(name for name, kind in REGISTRY.items() if kind.guardrails)

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from providers.failures import classify_exception, describe, error_type_for_status
+from providers.failures import classify_failure, describe, error_type_for_status
 from providers.http import ConnectionTiming, current_connection, httpcore_trace
 from providers.sse import SseDecoder
 from runner.provider_protocol import RequestSpec
@@ -129,11 +129,12 @@ class AnthropicProvider:
             async with asyncio.timeout(spec.timeout_s):
                 await self._exchange(spec, clock, measurement, conn)
         except Exception as exc:  # noqa: BLE001 - inside a sweep every failure is a row
-            measurement.error_type = classify_exception(exc)
+            measurement.error_type = classify_failure(exc, measurement.status,
+                                                      clock.t_headers is not None)
             measurement.error_message = describe(exc)
         finally:
             current_connection.reset(token)
-        if clock.t_done is None and measurement.error_type is None:
+        if clock.t_done is None:
             clock.done()
         finish_measurement(measurement, clock, conn)
         return measurement

@@ -31,7 +31,7 @@ def _cause_chain(exc: BaseException) -> list[BaseException]:
 
 
 def _classify_one(exc: BaseException) -> str | None:
-    if isinstance(exc, (aiohttp.ClientConnectorError, httpx.ConnectError)):
+    if isinstance(exc, (aiohttp.ClientConnectorError, httpx.ConnectError, ConnectionRefusedError)):
         return "connect_error"
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError, httpx.TimeoutException)):
         return "timeout"
@@ -56,11 +56,22 @@ def classify_exception(exc: BaseException) -> str:
     original aiohttp cause, when there is one, decides.
     """
     chain = _cause_chain(exc)
-    for candidate in reversed(chain):
+    preferred = [e for e in chain if isinstance(e, aiohttp.ClientError)] + chain
+    for candidate in preferred:
         found = _classify_one(candidate)
         if found is not None:
             return found
     return "connection_reset" if isinstance(exc, httpx.TransportError) else "protocol_error"
+
+
+def classify_failure(exc: BaseException, status: int | None, headers_seen: bool) -> str:
+    """Like ``classify_exception``, but a 200 stream that breaks after it started is
+    ``truncated`` (reset mid-stream), while a reset before the headers stays
+    ``connection_reset``."""
+    error_type = classify_exception(exc)
+    if error_type == "connection_reset" and headers_seen and status == 200:
+        return "truncated"
+    return error_type
 
 
 def describe(exc: BaseException) -> str:

@@ -7,6 +7,7 @@ symlink to the top-level ``experiments/``, so ``experiment=NAME`` selects a stud
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -70,11 +71,22 @@ def task(cfg: DictConfig) -> None:
     """The Hydra task function: one job = one run."""
     from runner.report import print_run_end
 
+    quiet_http_loggers()
     try:
         summary: RunSummary = run_experiment(plain(cfg), job_context())
     except LatlabError as exc:
         exit_with(exc)
+    except KeyboardInterrupt:
+        print("latlab: interrupted: rows measured so far are on disk under "  # noqa: T201
+              f"{plain(cfg)['results_dir']}/requests/", file=sys.stderr)
+        sys.exit(130)
     print_run_end(summary, plain(cfg)["slo"])
+
+
+def quiet_http_loggers() -> None:
+    """Hydra logs at INFO; per-request lines from HTTP libraries would drown the progress bar."""
+    for name in ("httpx", "httpcore", "aiohttp", "botocore", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def exit_with(exc: LatlabError) -> None:

@@ -81,19 +81,6 @@ def check_guardrail(cfg: Mapping[str, Any], guardrail_kinds: Iterable[str]) -> N
             f"(bedrock); provider {cfg['provider']['name']!r} has none: use guardrail=none")
 
 
-def check_slo(slo: Mapping[str, Any]) -> None:
-    """SLO grades must loosen monotonically from A to D."""
-    thresholds = slo["thresholds"]
-    for prev, grade in zip("ABC", "BCD", strict=True):
-        for metric in ("ttft_p50_ms", "ttft_p99_ms", "error_rate"):
-            if thresholds[grade][metric] < thresholds[prev][metric]:
-                raise ConfigError(f"slo.thresholds.{grade}.{metric}: must be >= grade {prev}'s "
-                                  f"({thresholds[prev][metric]}); grades loosen from A to D")
-        if thresholds[grade]["output_tps_mean"] > thresholds[prev]["output_tps_mean"]:
-            raise ConfigError(f"slo.thresholds.{grade}.output_tps_mean: must be <= grade "
-                              f"{prev}'s ({thresholds[prev]['output_tps_mean']})")
-
-
 def find_secrets(node: Any, path: str = "") -> list[str]:
     """Key paths whose value looks like a credential (by key name or by value shape)."""
     found: list[str] = []

@@ -45,9 +45,9 @@ ERROR_TYPES: dict[str, str] = {
     "access_denied": "HTTP 401/403: missing or wrong credentials or permissions",
     "timeout": "no complete answer within workload.timeout_s (connect, read or total)",
     "connect_error": "the TCP/TLS connection could not be opened (refused, DNS, TLS)",
-    "connection_reset": "the connection closed or reset before the response was complete",
+    "connection_reset": "the connection closed or reset before the response headers",
     "stream_error": "an error event inside a 200 stream (SSE `error`, event-stream exception)",
     "protocol_error": "malformed response: bad SSE/JSON, bad event-stream frame or CRC",
-    "truncated": "the stream ended without its terminal event (message_stop)",
+    "truncated": "a 200 stream ended or broke after it started, before its terminal event",
     "client_bottleneck": "latlab itself could not keep the schedule (reserved for the load engine)",
 }

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from providers import MODEL_ID_KEYS, Endpoint, factory_for
+from providers import Endpoint, kind_for
 from runner.plan import Cell, PlannedRequest
 from runner.provider_protocol import Provider, RequestSpec
 from runner.records import Measurement, RequestRow
@@ -41,8 +41,7 @@ def request_spec(cfg: Mapping[str, Any], model_id: str) -> RequestSpec:
 
 
 def model_id_for(cfg: Mapping[str, Any]) -> str:
-    kind = cfg["provider"]["kind"]
-    return str(cfg["model"]["ids"][MODEL_ID_KEYS.get(kind, kind)])
+    return str(cfg["model"]["ids"][kind_for(cfg["provider"]["kind"]).model_id_key])
 
 
 @dataclass
@@ -135,8 +134,8 @@ def build_runtimes(cells: list[Cell], endpoints: Mapping[str, Endpoint]) -> dict
         key = provider_key(cell.config)
         endpoint = endpoints[cell.name]
         if key + endpoint.base_url not in providers:
-            factory = factory_for(cell.config["provider"]["kind"])
-            providers[key + endpoint.base_url] = factory(cell.config["provider"], endpoint)
+            build = kind_for(cell.config["provider"]["kind"]).build
+            providers[key + endpoint.base_url] = build(cell.config["provider"], endpoint)
         spec = request_spec(cell.config, model_id_for(cell.config))
         runtimes[cell.name] = CellRuntime(cell, providers[key + endpoint.base_url], spec,
                                           endpoint.emulated)

@@ -47,8 +47,21 @@ def cell_name(cfg: Mapping[str, Any], extra_axes: Sequence[tuple[str, str]] = ()
     return "/".join(str(p) for p in parts)
 
 
-def matrix_overrides(matrix: Mapping[str, Sequence[Any]]) -> list[list[tuple[str, str]]]:
+def flatten_matrix(matrix: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested axes (``++matrix.workload.stream=[..]`` gives ``{workload: {stream: [..]}}``)
+    become dotted keys (``workload.stream``)."""
+    flat: dict[str, Any] = {}
+    for key, value in matrix.items():
+        if isinstance(value, Mapping):
+            flat.update(flatten_matrix(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def matrix_overrides(matrix: Mapping[str, Any]) -> list[list[tuple[str, str]]]:
     """Every combination of the matrix axes, as (key, value) pairs, in declaration order."""
+    matrix = flatten_matrix(matrix)
     if not matrix:
         return [[]]
     keys = list(matrix)

@@ -39,7 +39,8 @@ def precheck(config_dir: str, overrides: Sequence[str]) -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    user = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    user = [o for o in overrides
+            if not o.lstrip("+~").startswith("hydra") or o.startswith("hydra.searchpath")]
     try:
         combos = _expanded(user)
         init = (initialize_config_module("runner.conf", version_base="1.3")
@@ -60,6 +61,9 @@ def one_line(message: str) -> str:
         group, name = missing.groups()
         return f"{group}={name}: no such option; available: {', '.join(options) or 'none'}"
     unknown = re.search(r"Could not override '([^']+)'", message)
+    if unknown and unknown.group(1).startswith("matrix"):
+        return ("matrix: add axes with ++matrix.AXIS=[v1,v2] "
+                "(e.g. ++matrix.model=[haiku-4-5,opus-4-6])")
     if unknown:
         return f"{unknown.group(1)}: unknown key (check the spelling; see `latlab run --cfg job`)"
     if message.startswith("Multiple values for experiment"):

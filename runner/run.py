@@ -22,11 +22,12 @@ from urllib.parse import urlparse
 import yaml
 
 import runner
-from providers import DUMMY_KEY, GUARDRAIL_KINDS, MODEL_ID_KEYS, Endpoint, resolve_endpoint
+from analysis.query import validate_slo
+from providers import DUMMY_KEY, Endpoint, guardrail_kinds, kind_for, model_id_keys
 from runner import config as checks
 from runner.errors import ConfigError
 from runner.execute import RequestTimer, RunStats, build_runtimes, close_providers
-from runner.plan import Cell, expand_cells, plan_requests
+from runner.plan import Cell, expand_cells, flatten_matrix, plan_requests
 from runner.progress import live_progress
 from runner.schedule import run_plan
 from runner.write import RequestWriter, RunRecord, ensure_writable, write_run_record
@@ -60,10 +61,11 @@ def new_run_id() -> str:
 
 def validate(cfg: Mapping[str, Any]) -> None:
     """Every check that needs no network: schema, cross-field rules, secrets."""
-    checks.validate_schema(cfg)
-    checks.check_slo(cfg["slo"])
-    checks.check_model_for_provider(cfg, MODEL_ID_KEYS)
-    checks.check_guardrail(cfg, GUARDRAIL_KINDS)
+    checks.validate_schema({**cfg, "matrix": flatten_matrix(cfg.get("matrix") or {})})
+    validate_slo(cfg["slo"])
+    kind_for(cfg["provider"]["kind"])
+    checks.check_model_for_provider(cfg, model_id_keys())
+    checks.check_guardrail(cfg, guardrail_kinds())
     secret_paths = checks.find_secrets(cfg)
     if secret_paths:
         raise ConfigError(f"{secret_paths[0]}: looks like a credential; secrets come only "
@@ -87,7 +89,7 @@ def endpoint_for(cfg: Mapping[str, Any], emulator_url: str | None) -> Endpoint:
         raise ConfigError(f"provider.base_url: {provider['name']!r} has no endpoint; "
                           "set provider.base_url or run on the emulator (emulate=true)")
     try:
-        return resolve_endpoint(provider, emulator_url)
+        return kind_for(provider["kind"]).resolve_endpoint(provider, emulator_url)
     except ConfigError:
         if emulator_url is None and _is_loopback(str(provider["base_url"])):
             return Endpoint(str(provider["base_url"]), DUMMY_KEY, emulated=False)

@@ -10,7 +10,7 @@ defined once here; the README's "Timing phases" table repeats these words.
 - ``ttft_ms``       t_start → arrival of the bytes holding the first content token
                     (non-streaming: equals ``total_ms``)
 - ``generation_ms`` first content token → last content token
-- ``total_ms``      t_start → terminal event / body fully read
+- ``total_ms``      t_start → terminal event / body fully read (failures: → the failure)
 - ``itl_ms``        gaps between successive content-token arrivals
 - ``output_tps``    (output_tokens - 1) / generation time, tokens per second
 """

@@ -1,0 +1,8 @@
+-- requests: every request row of the selected runs, warm-up rows included.
+-- open_results sets latlab_request_files to the selected runs'
+-- <results_dir>/requests/<run_id>/*.parquet. If there are none, it skips this file and
+-- creates an empty table `requests` with REQUESTS_SCHEMA instead.
+-- union_by_name: files written by older versions may lack newer columns (NULL there).
+-- Columns: docs/columns.md.
+CREATE VIEW requests AS
+SELECT * FROM read_parquet(getvariable('latlab_request_files'), union_by_name = true);

@@ -1,0 +1,93 @@
+"""What the ``latlab sql`` and ``latlab grade`` commands do; each returns the text to print."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from analysis.query import check_format, open_results, render, run_sql
+
+GRADE_COLUMNS = (
+    "run_id", "cell", "grade",
+    "ttft_p50_ms", "ttft_p50_grade",
+    "ttft_p99_ms", "ttft_p99_grade",
+    "output_tps_mean", "output_tps_mean_grade",
+    "error_rate", "error_rate_grade",
+    "n",
+)
+
+
+def sql_command(query: str, results_dir: Path, run_ids: list[str] | None, fmt: str) -> str:
+    """Run ``query`` against the views of ``results_dir`` (optionally some runs only)."""
+    check_format(fmt)
+    con = open_results(results_dir, run_ids)
+    try:
+        return render(run_sql(con, query), fmt)
+    finally:
+        con.close()
+
+
+def grade_command(
+    results_dir: Path,
+    run_ids: list[str] | None,
+    fmt: str,
+    slo: Mapping[str, Any] | None = None,
+) -> str:
+    """One row per run x cell: overall grade and each SLO metric's value and grade.
+
+    Without ``run_ids``, only the latest run is graded.
+    """
+    check_format(fmt)
+    con = open_results(results_dir, run_ids, slo)
+    try:
+        sql = f"SELECT {', '.join(GRADE_COLUMNS)} FROM grades"
+        params: dict[str, Any] = {}
+        if not run_ids:
+            sql += " WHERE list_contains($ids, run_id)"
+            params["ids"] = latest_run_ids(con, 1)
+        rows = con.execute(sql + " ORDER BY run_id, cell", params).fetchall()
+        if fmt == "table":
+            return render(compact_grades(rows), fmt)
+        return render((list(GRADE_COLUMNS), rows), fmt)
+    finally:
+        con.close()
+
+
+COMPACT_COLUMNS = ["cell", "grade", "TTFT p50", "TTFT p99", "tokens/s", "errors", "n"]
+
+
+def _value_and_grade(value: Any, grade: Any, unit: str) -> str:
+    if value is None:
+        return f"- {grade or ''}".strip()
+    shown = f"{value:.1%}" if unit == "%" else f"{value:.0f}{unit}"
+    return f"{shown} {grade or ''}".strip()
+
+
+def compact_grades(rows: list[tuple[Any, ...]]) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The grade table for a terminal: each metric as "value grade"; run id when several."""
+    several = len({r[0] for r in rows}) > 1
+    out = []
+    for r in rows:
+        cell = f"{r[0]} {r[1]}" if several else r[1]
+        out.append((cell, r[2], _value_and_grade(r[3], r[4], " ms"),
+                    _value_and_grade(r[5], r[6], " ms"), _value_and_grade(r[7], r[8], ""),
+                    _value_and_grade(r[9], r[10], "%"), r[11]))
+    return COMPACT_COLUMNS, out
+
+
+def latest_run_ids(con: duckdb.DuckDBPyConnection, n: int) -> list[str]:
+    """The ``n`` most recently started runs (by runs.started_at), newest first.
+
+    If the runs table is empty, the largest run ids seen in requests instead.
+    """
+    rows = con.execute(
+        "SELECT run_id FROM runs ORDER BY started_at DESC NULLS LAST, run_id DESC LIMIT ?", [n]
+    ).fetchall()
+    if not rows:
+        rows = con.execute(
+            "SELECT DISTINCT run_id FROM requests ORDER BY run_id DESC LIMIT ?", [n]
+        ).fetchall()
+    return [str(r[0]) for r in rows]

@@ -1,0 +1,317 @@
+"""The one query helper: open a results dir as DuckDB views, run SQL, render rows.
+
+The metric definitions live in ``analysis/*.sql`` (loaded in filename order) and are
+documented in docs/columns.md. Everything here is plumbing around them.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import importlib.resources
+import io
+import json
+import math
+import shutil
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import yaml
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from runner.errors import ConfigError, ResultsError
+from runner.records import REQUESTS_SCHEMA
+from runner.write import RUNS_SCHEMA
+
+OUTPUT_FORMATS = ("table", "csv", "json")
+SQL_DIR = Path(__file__).resolve().parent
+GRADES = ("A", "B", "C", "D")
+# metric -> True if lower is better (threshold is a maximum), False if it is a minimum.
+SLO_METRICS: dict[str, bool] = {
+    "ttft_p50_ms": True,
+    "ttft_p99_ms": True,
+    "output_tps_mean": False,
+    "error_rate": True,
+}
+Rows = tuple[list[str], list[tuple[Any, ...]]]
+
+
+# ---------------------------------------------------------------- SLO
+
+
+def default_slo() -> dict[str, Any]:
+    """conf/slo/default.yaml, from the source tree or the installed package."""
+    path = Path(__file__).resolve().parents[1] / "conf" / "slo" / "default.yaml"
+    if path.is_file():
+        text = path.read_text(encoding="utf-8")
+    else:
+        resource = importlib.resources.files("runner.conf") / "slo" / "default.yaml"
+        text = resource.read_text(encoding="utf-8")
+    loaded: dict[str, Any] = yaml.safe_load(text)
+    return loaded
+
+
+def validate_slo(slo: Mapping[str, Any]) -> None:
+    """Raise ConfigError naming the key if thresholds are missing, non-numeric or loose."""
+    thresholds = slo.get("thresholds") if isinstance(slo, Mapping) else None
+    if not isinstance(thresholds, Mapping):
+        raise ConfigError("slo.thresholds: missing (a mapping of grade A-D to thresholds)")
+    for grade in thresholds:
+        if grade not in GRADES:
+            raise ConfigError(f"slo.thresholds.{grade}: unknown grade (use {', '.join(GRADES)})")
+    for grade in GRADES:
+        _check_grade(thresholds, grade)
+    for looser, stricter in zip(GRADES[1:], GRADES, strict=False):
+        _check_monotonic(thresholds, stricter, looser)
+
+
+def _check_grade(thresholds: Mapping[str, Any], grade: str) -> None:
+    entry = thresholds.get(grade)
+    if not isinstance(entry, Mapping):
+        raise ConfigError(f"slo.thresholds.{grade}: missing (needs {', '.join(SLO_METRICS)})")
+    for key in entry:
+        if key not in SLO_METRICS:
+            raise ConfigError(f"slo.thresholds.{grade}.{key}: unknown metric")
+    for metric in SLO_METRICS:
+        value = entry.get(metric)
+        where = f"slo.thresholds.{grade}.{metric}"
+        if value is None:
+            raise ConfigError(f"{where}: missing")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: must be a number, got {value!r}")
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"{where}: must be a finite number >= 0, got {value!r}")
+        if metric == "error_rate" and value > 1:
+            raise ConfigError(f"{where}: must be between 0 and 1, got {value!r}")
+
+
+def _check_monotonic(thresholds: Mapping[str, Any], stricter: str, looser: str) -> None:
+    for metric, lower_is_better in SLO_METRICS.items():
+        strict_v, loose_v = thresholds[stricter][metric], thresholds[looser][metric]
+        if lower_is_better and loose_v < strict_v:
+            raise ConfigError(
+                f"slo.thresholds.{looser}.{metric}: {loose_v} is stricter than "
+                f"{stricter}'s {strict_v}; grades must get looser from A to D (at most)"
+            )
+        if not lower_is_better and loose_v > strict_v:
+            raise ConfigError(
+                f"slo.thresholds.{looser}.{metric}: {loose_v} is stricter than "
+                f"{stricter}'s {strict_v}; grades must get looser from A to D (at least)"
+            )
+
+
+def _create_slo_table(con: duckdb.DuckDBPyConnection, slo: Mapping[str, Any]) -> None:
+    con.execute(
+        "CREATE TABLE slo_thresholds (grade VARCHAR, rank INT, ttft_p50_ms DOUBLE, "
+        "ttft_p99_ms DOUBLE, output_tps_mean DOUBLE, error_rate DOUBLE)"
+    )
+    for rank, grade in enumerate(GRADES, start=1):
+        values = [float(slo["thresholds"][grade][m]) for m in SLO_METRICS]
+        con.execute("INSERT INTO slo_thresholds VALUES (?, ?, ?, ?, ?, ?)", [grade, rank, *values])
+
+
+# ---------------------------------------------------------------- sources
+
+
+def _request_files(results_dir: Path, run_id: str) -> list[str]:
+    run_dir = results_dir / "requests" / run_id
+    return sorted(str(p) for p in run_dir.glob("*.parquet") if p.is_file())
+
+
+def known_run_ids(results_dir: Path) -> list[str]:
+    """Every run id with a requests directory or a runs file, sorted."""
+    requests_dir, runs_dir = results_dir / "requests", results_dir / "runs"
+    ids = {p.name for p in requests_dir.glob("*/") if p.is_dir()}
+    ids |= {p.stem for p in runs_dir.glob("*.parquet") if p.is_file()}
+    return sorted(ids)
+
+
+def _no_results(results_dir: Path) -> ResultsError:
+    return ResultsError(f"no results under {results_dir}: run `latlab run` first")
+
+
+def resolve_run_ids(known: Sequence[str], wanted: Sequence[str]) -> list[str]:
+    """Map each wanted id (exact or unique prefix) to a known run id."""
+    resolved: list[str] = []
+    for want in wanted:
+        matches = [want] if want in known else [k for k in known if k.startswith(want)]
+        if len(matches) > 1:
+            raise ResultsError(f"run id {want!r} is ambiguous: {_listing(matches)}")
+        if not matches:
+            raise ResultsError(f"unknown run id {want!r}; known: {_listing(known[::-1])}")
+        if matches[0] not in resolved:
+            resolved.append(matches[0])
+    return resolved
+
+
+def _listing(ids: Sequence[str], limit: int = 5) -> str:
+    shown = ", ".join(ids[:limit])
+    return shown + (f" (and {len(ids) - limit} more)" if len(ids) > limit else "")
+
+
+def _create_sources(
+    con: duckdb.DuckDBPyConnection, results_dir: Path, run_ids: Sequence[str]
+) -> set[str]:
+    """Point the source views at the selected files; return the sources that have none."""
+    request_files = [f for r in run_ids for f in _request_files(results_dir, r)]
+    run_files = [str(results_dir / "runs" / f"{r}.parquet") for r in run_ids]
+    run_files = [f for f in run_files if Path(f).is_file()]
+    empty: set[str] = set()
+    for name, files, schema in (
+        ("requests", request_files, REQUESTS_SCHEMA),
+        ("runs", run_files, RUNS_SCHEMA),
+    ):
+        if files:
+            con.execute(f"SET VARIABLE latlab_{name[:-1]}_files = ?", [files])
+        else:  # read_parquet cannot read zero files: an empty typed table stands in
+            con.from_arrow(schema.empty_table()).create(name)
+            empty.add(name)
+    return empty
+
+
+def _sql_files(skip_sources: set[str]) -> list[Path]:
+    """analysis/NN_name.sql in filename order, without the sources in ``skip_sources``."""
+    files = sorted(SQL_DIR.glob("*.sql"))
+    return [f for f in files if f.stem.partition("_")[2] not in skip_sources]
+
+
+# ---------------------------------------------------------------- open
+
+
+def open_results(
+    results_dir: Path,
+    run_ids: Sequence[str] | None = None,
+    slo: Mapping[str, Any] | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the views of analysis/*.sql over ``results_dir``."""
+    results_dir = Path(results_dir)
+    slo = default_slo() if slo is None else slo
+    validate_slo(slo)
+    known = known_run_ids(results_dir) if results_dir.is_dir() else []
+    if not known:
+        raise _no_results(results_dir)
+    selected = resolve_run_ids(known, run_ids) if run_ids else known
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    _create_slo_table(con, slo)
+    empty_sources = _create_sources(con, results_dir, selected)
+    for sql_file in _sql_files(empty_sources):
+        con.execute(sql_file.read_text(encoding="utf-8"))
+    return con
+
+
+def run_sql(con: duckdb.DuckDBPyConnection, sql: str) -> Rows:
+    """Run ``sql``; a DuckDB error becomes a one-line ConfigError (ResultsError for I/O)."""
+    try:
+        cursor = con.execute(sql)
+        columns = [d[0] for d in cursor.description or []]
+        rows = cursor.fetchall() if columns else []
+    except duckdb.IOException as exc:
+        raise ResultsError(_first_line(exc)) from exc
+    except duckdb.Error as exc:
+        raise ConfigError(_first_line(exc)) from exc
+    return columns, rows
+
+
+def _first_line(exc: Exception) -> str:
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+# ---------------------------------------------------------------- render
+
+
+def render(
+    data: duckdb.DuckDBPyRelation | Rows, fmt: str, width: int | None = None
+) -> str:
+    """Rows as a rich ``table``, ``csv`` (with header) or ``json`` (a list of objects).
+
+    Floats are rounded by ``round_float`` in every format. No trailing newline (print it).
+    """
+    check_format(fmt)
+    if isinstance(data, duckdb.DuckDBPyRelation):
+        columns, rows = list(data.columns), data.fetchall()
+    else:
+        columns, rows = data
+    values = [[_plain(v) for v in row] for row in rows]
+    if fmt == "csv":
+        return _render_csv(columns, values)
+    if fmt == "json":
+        objects = [dict(zip(columns, row, strict=True)) for row in values]
+        return json.dumps(objects, indent=2, default=str)
+    return _render_table(columns, values, width)
+
+
+def check_format(fmt: str) -> None:
+    """ConfigError unless ``fmt`` is one of OUTPUT_FORMATS."""
+    if fmt not in OUTPUT_FORMATS:
+        raise ConfigError(f"unknown output format {fmt!r}; use one of {', '.join(OUTPUT_FORMATS)}")
+
+
+def round_float(value: float) -> float | None:
+    """At least 3 decimals and 4 significant digits; NaN and infinities become None."""
+    if not math.isfinite(value):
+        return None
+    if value == 0:
+        return 0.0
+    digits = max(3, 3 - math.floor(math.log10(abs(value))))
+    return round(value, digits)
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly version of one DuckDB value."""
+    if isinstance(value, Decimal):
+        value = float(value)
+    if isinstance(value, float):
+        return round_float(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def _render_csv(columns: list[str], rows: list[list[Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([_text(v) for v in row] for row in rows)
+    return out.getvalue().removesuffix("\n")
+
+
+def _is_number(value: Any) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def _render_table(columns: list[str], rows: list[list[Any]], width: int | None) -> str:
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold")
+    for i, name in enumerate(columns):
+        numeric = bool(rows) and all(_is_number(row[i]) for row in rows)
+        table.add_column(name, justify="right" if numeric else "left")
+    for row in rows:
+        table.add_row(*("-" if v is None else _text(v) for v in row))
+    out = io.StringIO()
+    width = width or shutil.get_terminal_size((200, 24)).columns
+    console = Console(file=out, width=width, color_system=None, force_terminal=False)
+    console.print(table)
+    lines = [line.rstrip() for line in out.getvalue().splitlines()]
+    return "\n".join(line for line in lines if line)

@@ -1,0 +1,6 @@
+"""``python -m providers.emulator``: print the base URL, serve until SIGINT/SIGTERM."""
+
+from providers.emulator.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

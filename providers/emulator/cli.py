@@ -1,0 +1,112 @@
+"""Command-line pieces of the emulator, shared by ``python -m providers.emulator`` and
+``latlab emulator serve``: the arguments, the profile they select, and the serve loop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.resources
+import signal
+import sys
+from importlib.resources.abc import Traversable
+from pathlib import Path
+
+from providers.emulator import serve_forever
+from providers.emulator.profile import EmulatorProfile
+from providers.emulator.server import new_event_loop
+
+DEFAULT_PROFILE = "default"
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--host --port --profile`` and the fixed-timing override flags."""
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="bind port; 0 = ephemeral (default)")
+    parser.add_argument(
+        "--profile",
+        default=None,
+        metavar="PATH",
+        help="profile YAML, or a profile name from conf/profile (default: default)",
+    )
+    fixed = parser.add_argument_group(
+        "fixed timings", "each given value replaces that distribution for every model (sigma 0)"
+    )
+    fixed.add_argument("--ttfb-ms", type=float, default=None, help="time to headers, ms")
+    fixed.add_argument("--ttft-ms", type=float, default=None, help="time to first token, ms")
+    fixed.add_argument("--itl-ms", type=float, default=None, help="inter-token gap, ms")
+    fixed.add_argument("--output-tokens", type=int, default=None, help="tokens per response")
+    fixed.add_argument("--error-rate", type=float, default=None, help="share of failing requests")
+    fixed.add_argument("--seed", type=int, default=None, help="seed of all latency/fault draws")
+
+
+def profile_dir() -> Path | Traversable:
+    """``conf/profile`` of a source checkout, else the installed ``runner.conf`` package data."""
+    here = Path(__file__).resolve().parents[2] / "conf" / "profile"
+    if here.is_dir():
+        return here
+    return importlib.resources.files("runner.conf") / "profile"
+
+
+def load_profile(ref: str | None) -> EmulatorProfile:
+    """A profile from a YAML path, or by name from :func:`profile_dir` (None = default)."""
+    ref = ref or DEFAULT_PROFILE
+    path = Path(ref)
+    if path.is_file():
+        return EmulatorProfile.load(path)
+    if path.suffix in ("", ".yaml", ".yml") and len(path.parts) == 1:
+        name = path.stem if path.suffix else ref
+        candidate = profile_dir() / f"{name}.yaml"
+        if candidate.is_file():
+            return EmulatorProfile.from_yaml(candidate.read_text(encoding="utf-8"))
+    raise FileNotFoundError(f"emulator profile not found: {ref}")
+
+
+def profile_from_args(args: argparse.Namespace) -> EmulatorProfile:
+    """The profile selected by ``--profile`` with the fixed-timing flags applied."""
+    profile = load_profile(getattr(args, "profile", None))
+    return profile.with_overrides(
+        ttfb_ms=getattr(args, "ttfb_ms", None),
+        ttft_ms=getattr(args, "ttft_ms", None),
+        itl_ms=getattr(args, "itl_ms", None),
+        output_tokens=getattr(args, "output_tokens", None),
+        error_rate=getattr(args, "error_rate", None),
+        seed=getattr(args, "seed", None),
+    )
+
+
+def _print_ready(base_url: str) -> None:
+    sys.stdout.write(base_url + "\n")
+    sys.stdout.flush()
+
+
+async def _serve_until_signal(profile: EmulatorProfile, host: str, port: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await serve_forever(profile, host, port, _print_ready, stop)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Serve until SIGINT/SIGTERM; the base URL is the first line on stdout. Exit status."""
+    try:
+        profile = profile_from_args(args)
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"emulator: {exc}\n")
+        return 2
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(_serve_until_signal(profile, args.host, args.port))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m providers.emulator",
+        description="Local Anthropic Messages API emulator with latency profiles and faults.",
+    )
+    add_serve_arguments(parser)
+    return run_serve(parser.parse_args(argv))

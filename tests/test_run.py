@@ -1,0 +1,131 @@
+"""``latlab run`` end to end, as a user runs it: a subprocess, the real emulator, Parquet on disk."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+FAST = ["profile=fast", "workload.warmup=1", "workload.iterations=3"]
+
+
+def latlab(*args: str, cwd: Path, env: dict[str, str] | None = None,
+           timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "runner.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def request_rows(results: Path) -> list[dict[str, object]]:
+    files = sorted((results / "requests").glob("*/*.parquet"))
+    return [row for f in files for row in pq.read_table(f).to_pylist()]
+
+
+def run_rows(results: Path) -> list[dict[str, object]]:
+    return [r for f in sorted((results / "runs").glob("*.parquet"))
+            for r in pq.read_table(f).to_pylist()]
+
+
+def test_run_writes_rows_and_prints_grades(tmp_path: Path) -> None:
+    done = latlab("run", *FAST, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = request_rows(tmp_path / "results")
+    assert len(rows) == 4 and sum(bool(r["warmup"]) for r in rows) == 1
+    assert all(r["error_type"] is None and r["emulated"] for r in rows)
+    assert {r["cell"] for r in rows} == {"emulator/haiku-4-5/count20/none/stream"}
+    (run,) = run_rows(tmp_path / "results")
+    assert run["status"] == "finished" and run["requests"] == 4
+    assert "grade" in done.stdout and " A " in done.stdout
+
+
+def test_matrix_cells_are_interleaved(tmp_path: Path) -> None:
+    done = latlab("run", *FAST, "++matrix.model=[haiku-4-5,sonnet-4-5]", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = sorted(request_rows(tmp_path / "results"), key=lambda r: str(r["started_at"]))
+    models = [r["model"] for r in rows]
+    assert models == ["haiku-4-5", "sonnet-4-5"] * 4
+
+
+def test_multirun_makes_one_run_per_job(tmp_path: Path) -> None:
+    done = latlab("run", "-m", *FAST, "model=haiku-4-5,sonnet-4-5", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    runs = run_rows(tmp_path / "results")
+    assert sorted(r["sweep_job"] for r in runs) == [0, 1]
+    assert {r["model"] for r in request_rows(tmp_path / "results")} == {"haiku-4-5", "sonnet-4-5"}
+
+
+def test_failed_requests_are_rows_and_the_run_completes(tmp_path: Path) -> None:
+    done = latlab("run", *FAST, "workload.iterations=12", "profile.faults.error_rate=0.5",
+                  cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = request_rows(tmp_path / "results")
+    errors = [r for r in rows if r["error_type"] is not None]
+    assert len(rows) == 13 and 0 < len(errors) < 13
+    assert {r["error_type"] for r in errors} == {"overloaded"}
+
+
+@pytest.mark.parametrize(("override", "named"), [
+    ("workload.iterations=0", "workload.iterations"),
+    ("+workload.iteratons=3", "workload.iteratons"),
+    ("model=gpt-9", "model=gpt-9"),
+    ("workload.schedule=random", "workload.schedule"),
+    ("slo.thresholds.B.ttft_p99_ms=10", "slo.thresholds.B.ttft_p99_ms"),
+])
+def test_bad_spec_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, override: str,
+                                                           named: str) -> None:
+    done = latlab("run", override, cwd=tmp_path)
+    assert done.returncode == 2
+    assert named in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "results" / "requests").exists()
+
+
+def test_real_provider_without_key_fails_preflight(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
+    done = latlab("run", "provider=anthropic", cwd=tmp_path, env=env)
+    assert done.returncode == 2 and "ANTHROPIC_API_KEY" in done.stderr
+    assert not list((tmp_path / "results").glob("requests/*/*.parquet"))
+
+
+def test_secret_override_is_refused_and_never_written(tmp_path: Path) -> None:
+    secret = "sk-ant-api03-LATLABFAKESECRET0123456789"
+    done = latlab("run", f"run_name={secret}", cwd=tmp_path)
+    assert done.returncode == 2 and "credential" in done.stderr
+    assert secret not in done.stderr
+    for path in tmp_path.rglob("*"):
+        assert not path.is_file() or secret.encode() not in path.read_bytes()
+
+
+def test_own_experiments_dir(tmp_path: Path) -> None:
+    mine = tmp_path / "my-exps"
+    mine.mkdir()
+    (mine / "mine.yaml").write_text("# @package _global_\nrun_name: mine\n"
+                                    "workload: {iterations: 2, warmup: 0}\n")
+    done = latlab("run", "--experiments-dir", str(mine), "experiment=mine", "profile=fast",
+                  cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (run,) = run_rows(tmp_path / "results")
+    assert run["run_name"] == "mine" and run["requests"] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_killed_run_leaves_readable_parquet(tmp_path: Path, sig: signal.Signals) -> None:
+    args = ["run", "workload.iterations=400", "workload.warmup=0", "workload.concurrency=8",
+            "profile.models.default.ttft_ms.median=50", "model=opus-4-6"]
+    proc = subprocess.Popen([sys.executable, "-m", "runner.cli", *args], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(5)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=30)
+    rows = request_rows(tmp_path / "results")  # every file present must read
+    assert 0 < len(rows) < 400
+    assert all(r["error_type"] is None for r in rows)
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130 and "interrupted" in stderr
+        (run,) = run_rows(tmp_path / "results")
+        assert run["status"] == "interrupted" and run["requests"] == len(rows)
