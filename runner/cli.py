@@ -14,22 +14,13 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from analysis.cli import register_analysis_commands
 from runner.errors import LatlabError
 
 Handler = Callable[[argparse.Namespace], None]
 RUN_HELP = """Run an experiment: a Hydra app. Everything after `run` is Hydra's command line:
 group overrides (provider=anthropic model=sonnet-4-5), key overrides
 (workload.iterations=20), experiment=NAME, -m/--multirun for sweeps, --cfg job, --help."""
-
-
-def add_output_options(parser: argparse.ArgumentParser) -> None:
-    """The shared options of every command that prints data."""
-    from analysis.query import OUTPUT_FORMATS
-
-    parser.add_argument("--format", choices=OUTPUT_FORMATS, default="table",
-                        help="output format (default: table)")
-    parser.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
-                        help="results directory (default: ./results)")
 
 
 def experiments_searchpath(directory: Path) -> str:
@@ -73,38 +64,6 @@ def cmd_emulator_serve(args: argparse.Namespace) -> None:
         pass
 
 
-def cmd_sql(args: argparse.Namespace) -> None:
-    from analysis.commands import sql_command
-
-    print(sql_command(args.query, args.results, args.run, args.format))  # noqa: T201
-
-
-def cmd_grade(args: argparse.Namespace) -> None:
-    from analysis.commands import grade_command
-
-    print(grade_command(args.results, args.run_ids or None, args.format,  # noqa: T201
-                        load_slo(args.slo)))
-
-
-def load_slo(name_or_path: str) -> dict[str, object]:
-    """An SLO by name (conf/slo/NAME.yaml) or by path to a YAML file."""
-    import yaml
-
-    from runner.app import CHECKOUT_CONF
-
-    path = Path(name_or_path)
-    if not path.is_file():
-        path = CHECKOUT_CONF / "slo" / f"{name_or_path}.yaml"
-    if not path.is_file():
-        from importlib import resources
-
-        bundled = resources.files("runner.conf") / "slo" / f"{name_or_path}.yaml"
-        if not bundled.is_file():
-            raise LatlabError(f"--slo: no SLO named {name_or_path!r} and no such file")
-        return dict(yaml.safe_load(bundled.read_text()))
-    return dict(yaml.safe_load(path.read_text()))
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="latlab", description="LLM API latency experiments.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -113,8 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also find experiment=NAME in DIR/NAME.yaml")
     run.set_defaults(handler=cmd_run)
     _add_emulator(commands)
-    _add_sql(commands)
-    _add_grade(commands)
+    register_analysis_commands(commands)
     return parser
 
 
@@ -129,26 +87,6 @@ def _add_emulator(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                                "line of output is its base URL.")
     add_serve_arguments(serve)
     serve.set_defaults(handler=cmd_emulator_serve)
-
-
-def _add_sql(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    sql = commands.add_parser("sql", help="run DuckDB SQL over the results",
-                              description="Run SQL over the views requests, runs, cells, grades.")
-    sql.add_argument("query", help='the SQL, e.g. "SELECT * FROM cells"')
-    sql.add_argument("--run", action="append", metavar="RUN_ID",
-                     help="only this run (repeatable; a unique prefix is enough)")
-    add_output_options(sql)
-    sql.set_defaults(handler=cmd_sql)
-
-
-def _add_grade(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    grade = commands.add_parser("grade", help="SLO grades A–F per cell",
-                                description="Grade each cell of the given runs (default: the "
-                                "latest run) against an SLO.")
-    grade.add_argument("run_ids", nargs="*", metavar="RUN_ID")
-    grade.add_argument("--slo", default="default", help="SLO name in conf/slo or a YAML path")
-    add_output_options(grade)
-    grade.set_defaults(handler=cmd_grade)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
