@@ -13,6 +13,7 @@ import io
 import json
 import math
 import shutil
+import sys
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -302,6 +303,13 @@ def _is_number(value: Any) -> bool:
     return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
 
 
+def table_width() -> int:
+    """The terminal's width; unlimited when output goes to a file or a pipe (no truncation)."""
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size((200, 24)).columns
+    return 1000
+
+
 def _render_table(columns: list[str], rows: list[list[Any]], width: int | None) -> str:
     table = Table(box=box.SIMPLE_HEAD, header_style="bold")
     for i, name in enumerate(columns):
@@ -310,7 +318,7 @@ def _render_table(columns: list[str], rows: list[list[Any]], width: int | None) 
     for row in rows:
         table.add_row(*("-" if v is None else _text(v) for v in row))
     out = io.StringIO()
-    width = width or shutil.get_terminal_size((200, 24)).columns
+    width = width or table_width()
     console = Console(file=out, width=width, color_system=None, force_terminal=False)
     console.print(table)
     lines = [line.rstrip() for line in out.getvalue().splitlines()]

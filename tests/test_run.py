@@ -1,4 +1,4 @@
-"""``latlab run`` end to end, as a user runs it: a subprocess, the real emulator, Parquet on disk."""
+"""``latlab run`` end to end as a user runs it: a subprocess, the emulator, Parquet on disk."""
 
 from __future__ import annotations
 

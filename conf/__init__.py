@@ -1,0 +1,1 @@
+"""latlab's bundled Hydra config groups (installed as the package ``runner.conf``)."""

@@ -1,0 +1,87 @@
+"""The ``latlab`` command: every command has help and is documented; the emulator serves."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runner.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def command_paths(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()
+                  ) -> list[tuple[str, ...]]:
+    """Every (sub)command of the parser, e.g. ("emulator", "serve")."""
+    found: list[tuple[str, ...]] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found.append((*prefix, name))
+                found += command_paths(sub, (*prefix, name))
+    return found
+
+
+COMMANDS = command_paths(build_parser())
+
+
+def test_there_are_commands() -> None:
+    assert ("run",) in COMMANDS and ("emulator", "serve") in COMMANDS and ("grade",) in COMMANDS
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=[" ".join(c) for c in COMMANDS])
+def test_every_command_is_in_the_readme(command: tuple[str, ...]) -> None:
+    assert f"latlab {' '.join(command)}" in README
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c != ("run",)],
+                         ids=[" ".join(c) for c in COMMANDS if c != ("run",)])
+def test_every_command_has_help(command: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+                                ) -> None:
+    with pytest.raises(SystemExit) as done:
+        build_parser().parse_args([*command, "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: latlab " + " ".join(command)) and len(out) > 100
+
+
+def test_run_help_is_hydras_with_our_groups() -> None:
+    done = subprocess.run([sys.executable, "-m", "runner.cli", "run", "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    for group in ("provider:", "model:", "workload:", "experiment:"):
+        assert group in done.stdout
+
+
+def test_readme_starts_with_the_quick_start() -> None:
+    first_screen = "\n".join(README.splitlines()[:12])
+    assert "pip install -e . && latlab run" in first_screen
+    assert "pip install -e '.[test]' && pytest" in first_screen
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "pip install -e '.[test]' && pytest" in ci
+
+
+def test_emulator_serve_prints_its_url_first_and_benchmarks_against_it(tmp_path: Path) -> None:
+    server = subprocess.Popen([sys.executable, "-m", "runner.cli", "emulator", "serve",
+                               "--port", "0", "--ttft-ms", "10", "--itl-ms", "1"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+        done = subprocess.run(
+            [sys.executable, "-m", "runner.cli", "run", "provider=anthropic",
+             f"provider.base_url={url}", "workload.iterations=2", "workload.warmup=0"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "anthropic/haiku-4-5/count20/none/stream" in done.stdout, done.stdout
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        if server.stdout is not None:
+            server.stdout.close()

@@ -1,0 +1,43 @@
+"""latlab works as an installed, non-editable wheel run from another directory."""
+
+from __future__ import annotations
+
+import site
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.slow
+def test_wheel_finds_bundled_conf_and_experiments(tmp_path: Path) -> None:
+    built = run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                "-w", tmp_path / "dist", ".")
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").glob("latlab-*.whl")
+    venv = tmp_path / "venv"
+    assert run(sys.executable, "-m", "venv", "--without-pip", venv).returncode == 0
+    nested_site = next((venv / "lib").glob("python*/site-packages"))
+    installed = run(sys.executable, "-m", "pip", "install", "--no-deps", "--target",
+                    nested_site, wheel)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    # The dependencies come from the test environment, appended after the wheel's own files.
+    (nested_site / "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    python = venv / "bin" / "python"
+    where = run(python, "-c", "import runner; print(runner.__file__)", cwd=work)
+    assert str(nested_site) in where.stdout, where.stdout + where.stderr
+    done = run(python, "-m", "runner.cli", "run", "experiment=quickstart", "profile=fast",
+               "workload.iterations=2", "workload.warmup=0", cwd=work)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "emulator/sonnet-4-5/count20/none/stream" in done.stdout
+    assert list((work / "results" / "requests").glob("*/*.parquet"))
