@@ -17,7 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from runner.errors import LatlabError
-from runner.run import Composer, RunContext, RunSummary, run_experiment
+from runner.run import Composer, RunContext, RunInterrupted, RunSummary, run_experiment
 
 CHECKOUT_CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -54,6 +54,12 @@ def plain(cfg: DictConfig) -> dict[str, Any]:
     return {str(k): v for k, v in container.items()}
 
 
+def job_overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task)
+
+
 def job_context() -> RunContext:
     """Overrides, group choices and job number of the current Hydra job."""
     from hydra.core.hydra_config import HydraConfig
@@ -76,9 +82,10 @@ def task(cfg: DictConfig) -> None:
         summary: RunSummary = run_experiment(plain(cfg), job_context())
     except LatlabError as exc:
         exit_with(exc)
-    except KeyboardInterrupt:
-        print("latlab: interrupted: rows measured so far are on disk under "  # noqa: T201
-              f"{plain(cfg)['results_dir']}/requests/", file=sys.stderr)
+    except RunInterrupted as stop:
+        context = " ".join(o for o in job_overrides() if not o.startswith("resume="))
+        print(f"latlab: interrupted: rows so far are on disk; continue with: "  # noqa: T201
+              f"latlab run {context} resume={stop.run_id}".replace("  ", " "), file=sys.stderr)
         sys.exit(130)
     print_run_end(summary, plain(cfg)["slo"])
 

@@ -93,13 +93,13 @@ class RequestTimer:
         self.run_id, self.runtimes, self.writer, self.stats = run_id, runtimes, writer, stats
         self.t0_ns = now_ns()
 
-    async def send_one(self, planned: PlannedRequest, worker: int) -> None:
+    async def send_one(self, planned: PlannedRequest, worker: int, scheduled_ns: int) -> None:
         runtime = self.runtimes[planned.cell.name]
-        scheduled_ns = now_ns()
-        started_at = datetime.now(UTC)
+        sent_ns, started_at = now_ns(), datetime.now(UTC)
         retries = int(planned.cell.workload["retries"])
         measurement = await send_with_retries(runtime.provider, runtime.spec, retries)
         context = self._context(planned, runtime, worker, started_at, scheduled_ns)
+        context["send_delay_ms"] = (sent_ns - scheduled_ns) / 1e6
         row = RequestRow.build(context, measurement)
         self.writer.add(row)
         self.stats.add(row)
@@ -117,7 +117,7 @@ class RequestTimer:
             "client": str(cfg["provider"].get("client", "httpx")),
             "transport": str(cfg["provider"].get("transport", "aiohttp")),
             "emulated": runtime.emulated, "worker": worker,
-            "scheduled_ms": (scheduled_ns - self.t0_ns) / 1e6, "send_delay_ms": 0.0,
+            "scheduled_ms": (scheduled_ns - self.t0_ns) / 1e6,
         }
 
 

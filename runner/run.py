@@ -27,8 +27,9 @@ from providers import DUMMY_KEY, Endpoint, guardrail_kinds, kind_for, model_id_k
 from runner import config as checks
 from runner.errors import ConfigError
 from runner.execute import RequestTimer, RunStats, build_runtimes, close_providers
-from runner.plan import Cell, expand_cells, flatten_matrix, plan_requests
+from runner.plan import Cell, PlannedRequest, expand_cells, flatten_matrix, plan_requests
 from runner.progress import live_progress
+from runner.resume import Done, check_same_config, finished_requests, load_run_record
 from runner.schedule import run_plan
 from runner.write import RequestWriter, RunRecord, ensure_writable, write_run_record
 
@@ -152,8 +153,7 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 async def _drive(cells: list[Cell], endpoints: dict[str, Endpoint], record: RunRecord,
-                 writer: RequestWriter, schedule: str) -> RunStats:
-    plan = plan_requests(cells, schedule)
+                 writer: RequestWriter, plan: list[PlannedRequest]) -> RunStats:
     stats = RunStats(total=len(plan))
     runtimes = build_runtimes(cells, endpoints)
     timer = RequestTimer(record.run_id, runtimes, writer, stats)
@@ -172,27 +172,58 @@ def run_experiment(cfg: dict[str, Any], context: RunContext) -> RunSummary:
     cells = plan_cells(cfg, context)
     results_dir = Path(cfg["results_dir"])
     ensure_writable(results_dir)
-    record = run_record(cfg, new_run_id(), context)
+    record, done = start_record(cfg, context, results_dir)
     record.cells = len(cells)
+    plan = [r for r in plan_requests(cells, str(cfg["workload"]["schedule"]))
+            if (r.cell.name, r.iteration, r.warmup) not in done]
     with emulators_for(cells) as urls:
         endpoints = {c.name: endpoint_for(c.config, urls[c.name]) for c in cells}
+        record.emulator_json = emulator_profiles_json(cells)
         writer = RequestWriter(results_dir, record.run_id)
+        writer.rows_written = len(done)
         write_run_record(results_dir, record)
-        stats = _execute(cells, endpoints, record, writer, str(cfg["workload"]["schedule"]))
+        stats = _execute(cells, endpoints, record, writer, plan)
     return RunSummary(record.run_id, results_dir, stats.done, stats.errors, record.status)
 
 
+def start_record(cfg: dict[str, Any], context: RunContext,
+                 results_dir: Path) -> tuple[RunRecord, Done]:
+    """A new run's record, or the resumed run's record and the requests it already has."""
+    if not cfg.get("resume"):
+        return run_record(cfg, new_run_id(), context), set()
+    record = load_run_record(results_dir, str(cfg["resume"]))
+    check_same_config(record, cfg)
+    record.resumes += 1
+    record.status, record.ended_at = "running", None
+    return record, finished_requests(results_dir, record.run_id)
+
+
+def emulator_profiles_json(cells: list[Cell]) -> str | None:
+    """The latency profiles the emulated cells ran against (the benchmark's truth)."""
+    profiles = {json.dumps(c.config["profile"], sort_keys=True) for c in cells
+                if is_emulated(c.config)}
+    return json.dumps([json.loads(p) for p in sorted(profiles)]) if profiles else None
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C: rows so far are flushed; the run can be resumed."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(run_id)
+        self.run_id = run_id
+
+
 def _execute(cells: list[Cell], endpoints: dict[str, Endpoint], record: RunRecord,
-             writer: RequestWriter, schedule: str) -> RunStats:
+             writer: RequestWriter, plan: list[PlannedRequest]) -> RunStats:
     """Run the event loop; on Ctrl-C flush what was measured and mark the run interrupted."""
     stats = RunStats(total=0)
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as loop_runner:
-            stats = loop_runner.run(_drive(cells, endpoints, record, writer, schedule))
+            stats = loop_runner.run(_drive(cells, endpoints, record, writer, plan))
         record.status = "finished"
     except KeyboardInterrupt:
         record.status = "interrupted"
-        raise
+        raise RunInterrupted(record.run_id) from None
     finally:
         writer.flush()
         record.ended_at = datetime.now(UTC)

@@ -65,3 +65,18 @@ def output_tps(output_tokens: int | None, generation_ms: float | None) -> float 
     if not output_tokens or output_tokens < 2 or not generation_ms:
         return None
     return (output_tokens - 1) / (generation_ms / 1000.0)
+
+
+async def sleep_until(deadline_ns: int) -> None:
+    """Wait until an absolute ``perf_counter_ns`` instant, without asyncio's late wake-ups.
+
+    asyncio rounds timeouts to its clock resolution and fires late, and relative sleeps
+    drift; so sleep until ~1 ms before the deadline, then yield-spin through the rest.
+    """
+    import asyncio
+
+    remaining_s = (deadline_ns - now_ns()) / 1e9
+    if remaining_s > 0.001:
+        await asyncio.sleep(remaining_s - 0.001)
+    while now_ns() < deadline_ns:
+        await asyncio.sleep(0)

@@ -33,6 +33,7 @@ RUNS_SCHEMA = pa.schema([
     ("overrides", pa.list_(pa.string())), ("choices_json", pa.string()),
     ("experiment", pa.string()), ("sweep_job", pa.int64()), ("cells", pa.int64()),
     ("requests", pa.int64()), ("errors", pa.int64()), ("emulator_json", pa.string()),
+    ("resumes", pa.int64()),
 ])
 
 
@@ -112,6 +113,7 @@ class RunRecord:
     requests: int = 0
     errors: int = 0
     emulator_json: str | None = None
+    resumes: int = 0
 
 
 def write_run_record(results_dir: Path, record: RunRecord) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from runner.plan import Cell, cell_name, expand_cells, matrix_overrides, plan_requests
-from runner.schedule import concurrency_groups
+from runner.schedule import load_groups
 
 
 def config(**workload: Any) -> dict[str, Any]:
@@ -62,5 +62,5 @@ def test_sequential_plan_runs_cells_in_turn() -> None:
 
 def test_concurrency_levels_run_as_groups() -> None:
     a, b = Cell("A", config(concurrency=4)), Cell("B", config(concurrency=1))
-    groups = concurrency_groups(plan_requests([a, b], "interleaved"))
-    assert [(level, len(reqs)) for level, reqs in groups] == [(1, 3), (4, 3)]
+    groups = load_groups(plan_requests([a, b], "interleaved"))
+    assert [(key[1], len(reqs)) for key, reqs in groups] == [(1, 3), (4, 3)]

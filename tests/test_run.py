@@ -129,3 +129,32 @@ def test_killed_run_leaves_readable_parquet(tmp_path: Path, sig: signal.Signals)
         assert proc.returncode == 130 and "interrupted" in stderr
         (run,) = run_rows(tmp_path / "results")
         assert run["status"] == "interrupted" and run["requests"] == len(rows)
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_without_duplicates(tmp_path: Path) -> None:
+    args = ["run", "workload.iterations=60", "workload.warmup=1", "workload.concurrency=4",
+            "profile=fast", "profile.models.default.ttft_ms.median=200"]
+    proc = subprocess.Popen([sys.executable, "-m", "runner.cli", *args], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(3.5)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    run_id = stderr.split("resume=")[1].split()[0]
+    before = len(request_rows(tmp_path / "results"))
+    assert 0 < before < 61
+    changed = latlab(*args, "workload.max_tokens=5", f"resume={run_id}", cwd=tmp_path)
+    assert changed.returncode == 2 and "workload.max_tokens" in changed.stderr
+    done = latlab(*args, f"resume={run_id}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = request_rows(tmp_path / "results")
+    keys = [(r["cell"], r["iteration"], r["warmup"]) for r in rows]
+    assert len(rows) == 61 and len(set(keys)) == 61
+    (run,) = run_rows(tmp_path / "results")
+    assert run["status"] == "finished" and run["resumes"] == 1 and run["requests"] == 61
+
+
+def test_resume_of_unknown_run_is_a_config_error(tmp_path: Path) -> None:
+    done = latlab("run", "resume=20990101T000000Z-abcdef", cwd=tmp_path)
+    assert done.returncode == 2 and "resume" in done.stderr
