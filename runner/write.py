@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from runner.errors import ResultsError
 from runner.records import REQUESTS_SCHEMA, RequestRow
+from runner.secrets import redact, secret_values
 
 RUNS_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("started_at", pa.timestamp("us", tz="UTC")),
@@ -72,8 +73,10 @@ class RequestWriter:
         self.oldest = time.monotonic()
         self.files = 0
         self.rows_written = 0
+        self.secrets = secret_values()
 
     def add(self, row: RequestRow) -> None:
+        row.error_message = redact(row.error_message, self.secrets)
         if not self.buffer:
             self.oldest = time.monotonic()
         self.buffer.append(row)
