@@ -184,6 +184,16 @@ def _sql_files(skip_sources: set[str]) -> list[Path]:
 # ---------------------------------------------------------------- open
 
 
+def create_views(con: duckdb.DuckDBPyConnection, sql_file: Path, results_dir: Path) -> None:
+    """Run one view file; unreadable Parquet becomes a one-line ResultsError."""
+    try:
+        con.execute(sql_file.read_text(encoding="utf-8"))
+    except (duckdb.InvalidInputException, duckdb.IOException) as exc:
+        first = str(exc).splitlines()[0]
+        raise ResultsError(f"results under {results_dir} are unreadable: {first} "
+                           "(move the damaged file away and retry)") from exc
+
+
 def open_results(
     results_dir: Path,
     run_ids: Sequence[str] | None = None,
@@ -202,7 +212,7 @@ def open_results(
     _create_slo_table(con, slo)
     empty_sources = _create_sources(con, results_dir, selected)
     for sql_file in _sql_files(empty_sources):
-        con.execute(sql_file.read_text(encoding="utf-8"))
+        create_views(con, sql_file, results_dir)
     return con
 
 

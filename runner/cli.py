@@ -36,15 +36,17 @@ def cmd_run(args: argparse.Namespace) -> None:
     from runner.app import config_path, hydra_main
     from runner.config import check_overrides_for_secrets
     from runner.precheck import precheck
+    from runner.write import ensure_writable
 
     overrides: list[str] = list(args.hydra_args)
     if args.experiments_dir is not None:
         overrides.append(experiments_searchpath(args.experiments_dir))
     check_overrides_for_secrets(overrides)
     if not any(a.startswith("-") for a in overrides):
-        precheck(config_path(), overrides)
+        ensure_writable(Path(precheck(config_path(), overrides)))
     elif any(a in ("-m", "--multirun") for a in overrides):
-        precheck(config_path(), [o for o in overrides if not o.startswith("-")])
+        checked = precheck(config_path(), [o for o in overrides if not o.startswith("-")])
+        ensure_writable(Path(checked))
     hydra_main(overrides)
 
 

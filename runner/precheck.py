@@ -33,8 +33,11 @@ def _expanded(overrides: Sequence[str]) -> list[list[str]]:
     return combos
 
 
-def precheck(config_dir: str, overrides: Sequence[str]) -> None:
-    """Compose the config for the given overrides; ConfigError with Hydra's first line."""
+def precheck(config_dir: str, overrides: Sequence[str]) -> str:
+    """Compose the config for the given overrides; ConfigError with Hydra's first line.
+
+    Returns the first composition's ``results_dir`` (checked for writing by the caller
+    before Hydra creates its job folders there)."""
     from hydra import compose, initialize_config_dir, initialize_config_module
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
@@ -47,10 +50,10 @@ def precheck(config_dir: str, overrides: Sequence[str]) -> None:
                 if config_dir.startswith("pkg://")
                 else initialize_config_dir(config_dir, version_base="1.3"))
         with init:
-            for combo in combos:
-                compose(config_name="config", overrides=combo)
+            results = [str(compose(config_name="config", overrides=c).results_dir) for c in combos]
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
         raise ConfigError(one_line(str(exc))) from exc
+    return results[0]
 
 
 def one_line(message: str) -> str:

@@ -158,3 +158,20 @@ def test_interrupted_run_resumes_without_duplicates(tmp_path: Path) -> None:
 def test_resume_of_unknown_run_is_a_config_error(tmp_path: Path) -> None:
     done = latlab("run", "resume=20990101T000000Z-abcdef", cwd=tmp_path)
     assert done.returncode == 2 and "resume" in done.stderr
+
+
+FAULT_TYPES = {"rate_limited": "rate_limited", "overloaded": "overloaded",
+               "server_error": "server_error", "stream_error": "stream_error",
+               "disconnect": "connection_reset", "truncate": "truncated", "stall": "timeout"}
+
+
+def test_fault_matrix_every_fault_is_a_typed_row_and_no_row_is_lost(tmp_path: Path) -> None:
+    kinds = [f"++profile.faults.kinds.{kind}=1" for kind in FAULT_TYPES]
+    done = latlab("run", "profile=fast", "workload.warmup=0", "workload.iterations=42",
+                  "workload.concurrency=7", "workload.timeout_s=0.5",
+                  "profile.faults.error_rate=1.0", *kinds, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = request_rows(tmp_path / "results")
+    assert len(rows) == 42
+    assert {r["error_type"] for r in rows} == set(FAULT_TYPES.values())
+    assert all(r["error_message"] for r in rows)

@@ -1,0 +1,62 @@
+"""Parquet writing: small atomic files, clear errors for unwritable or damaged results."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from analysis.query import open_results
+from runner.errors import ResultsError
+from runner.records import REQUESTS_SCHEMA, Measurement, RequestRow
+from runner.write import RequestWriter, ensure_writable
+
+
+def row(i: int) -> RequestRow:
+    context = {"run_id": "r1", "cell": "c", "provider": "p", "api": "messages", "model": "m",
+               "model_id": "m-1", "prompt": "x", "guardrail": "none", "stream": True,
+               "concurrency": 1, "iteration": i, "warmup": False,
+               "started_at": datetime.now(UTC)}
+    return RequestRow.build(context, Measurement(ttft_ms=10.0 + i, itl_ms=[1.0, 2.0]))
+
+
+def test_rows_flush_in_batches_of_complete_files(tmp_path: Path) -> None:
+    writer = RequestWriter(tmp_path, "r1", batch_rows=3)
+    for i in range(7):
+        writer.add(row(i))
+    files = sorted((tmp_path / "requests" / "r1").glob("*.parquet"))
+    assert len(files) == 2 and writer.rows_written == 6  # the 7th waits in the buffer
+    writer.flush()
+    tables = [pq.read_table(f) for f in (tmp_path / "requests" / "r1").glob("*.parquet")]
+    assert sum(t.num_rows for t in tables) == 7
+    assert all(t.schema.equals(REQUESTS_SCHEMA) for t in tables)
+    assert not list((tmp_path / "requests" / "r1").glob("*.tmp"))
+
+
+def test_unwritable_results_dir_fails_before_the_first_request(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ResultsError, match="results_dir"):
+        ensure_writable(blocker / "results")
+    done = subprocess.run([sys.executable, "-m", "runner.cli", "run",
+                           f"results_dir={blocker}/results"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "results_dir" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_damaged_parquet_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    writer = RequestWriter(tmp_path, "r1")
+    writer.add(row(0))
+    writer.flush()
+    (tmp_path / "requests" / "r1" / "part-broken.parquet").write_bytes(b"garbage")
+    with pytest.raises(ResultsError, match="part-broken.parquet"):
+        open_results(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "runner.cli", "sql", "SELECT 1",
+                           "--results", str(tmp_path)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
