@@ -16,7 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from providers import Endpoint, kind_for
+from runner.cost import cost_usd, prices_for
 from runner.plan import Cell, PlannedRequest
+from runner.prompts import Prompt, load_prompts, synthetic_text
 from runner.provider_protocol import Provider, RequestSpec
 from runner.records import Measurement, RequestRow
 from runner.timing import now_ns
@@ -26,14 +28,16 @@ RETRYABLE = frozenset({"rate_limited", "overloaded", "server_error", "connect_er
                        "connection_reset", "timeout"})
 
 
-def request_spec(cfg: Mapping[str, Any], model_id: str) -> RequestSpec:
-    """The request a cell sends: prompt, model id and workload options."""
-    prompt, workload = cfg["prompt"], cfg["workload"]
-    system: Any = prompt.get("system")
-    if system and prompt.get("cache_system"):
+def request_spec(cfg: Mapping[str, Any], model_id: str, prompt: Prompt) -> RequestSpec:
+    """The request a cell sends: one of its prompts, the model id and workload options."""
+    prompt_cfg, workload = cfg["prompt"], cfg["workload"]
+    system: Any = prompt_cfg.get("system")
+    if prompt_cfg.get("system_synthetic_tokens"):
+        system = synthetic_text(int(prompt_cfg["system_synthetic_tokens"]))
+    if system and prompt_cfg.get("cache_system"):
         system = [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}]
     return RequestSpec(
-        model_id=model_id, messages=[{"role": "user", "content": prompt["text"]}],
+        model_id=model_id, messages=[{"role": "user", "content": prompt.text}],
         max_tokens=int(workload["max_tokens"]), stream=bool(workload["stream"]),
         timeout_s=float(workload["timeout_s"]), system=system,
         api=str(cfg["provider"].get("api", "messages")),
@@ -50,8 +54,15 @@ class CellRuntime:
 
     cell: Cell
     provider: Provider
-    spec: RequestSpec
+    specs: list[RequestSpec]
+    prompts: list[Prompt]
     emulated: bool
+    prices: Mapping[str, float] = field(default_factory=dict)
+
+    def pick(self, iteration: int) -> tuple[int, RequestSpec]:
+        """Iteration i sends prompt i mod n."""
+        index = iteration % len(self.specs)
+        return index, self.specs[index]
 
 
 @dataclass
@@ -97,9 +108,12 @@ class RequestTimer:
         runtime = self.runtimes[planned.cell.name]
         sent_ns, started_at = now_ns(), datetime.now(UTC)
         retries = int(planned.cell.workload["retries"])
-        measurement = await send_with_retries(runtime.provider, runtime.spec, retries)
+        index, spec = runtime.pick(planned.iteration)
+        measurement = await send_with_retries(runtime.provider, spec, retries)
         context = self._context(planned, runtime, worker, started_at, scheduled_ns)
-        context["send_delay_ms"] = (sent_ns - scheduled_ns) / 1e6
+        context.update(send_delay_ms=(sent_ns - scheduled_ns) / 1e6, prompt_index=index,
+                       prompt_label=runtime.prompts[index].label,
+                       cost_usd=cost_usd(measurement, runtime.prices))
         row = RequestRow.build(context, measurement)
         self.writer.add(row)
         self.stats.add(row)
@@ -109,10 +123,10 @@ class RequestTimer:
         cfg = planned.cell.config
         return {
             "run_id": self.run_id, "cell": planned.cell.name,
-            "provider": cfg["provider"]["name"], "api": runtime.spec.api,
-            "model": cfg["model"]["name"], "model_id": runtime.spec.model_id,
+            "provider": cfg["provider"]["name"], "api": runtime.specs[0].api,
+            "model": cfg["model"]["name"], "model_id": runtime.specs[0].model_id,
             "prompt": cfg["prompt"]["name"], "guardrail": cfg["guardrail"]["name"],
-            "stream": runtime.spec.stream, "concurrency": int(cfg["workload"]["concurrency"]),
+            "stream": runtime.specs[0].stream, "concurrency": int(cfg["workload"]["concurrency"]),
             "iteration": planned.iteration, "warmup": planned.warmup, "started_at": started_at,
             "client": str(cfg["provider"].get("client", "httpx")),
             "transport": str(cfg["provider"].get("transport", "aiohttp")),
@@ -136,9 +150,12 @@ def build_runtimes(cells: list[Cell], endpoints: Mapping[str, Endpoint]) -> dict
         if key + endpoint.base_url not in providers:
             build = kind_for(cell.config["provider"]["kind"]).build
             providers[key + endpoint.base_url] = build(cell.config["provider"], endpoint)
-        spec = request_spec(cell.config, model_id_for(cell.config))
-        runtimes[cell.name] = CellRuntime(cell, providers[key + endpoint.base_url], spec,
-                                          endpoint.emulated)
+        prompts = load_prompts(cell.config["prompt"])
+        specs = [request_spec(cell.config, model_id_for(cell.config), p) for p in prompts]
+        prices = prices_for(cell.config.get("pricing") or {}, cell.config["provider"]["name"],
+                            cell.config["model"]["name"])
+        runtimes[cell.name] = CellRuntime(cell, providers[key + endpoint.base_url], specs,
+                                          prompts, endpoint.emulated, prices)
     return runtimes
 
 

@@ -93,6 +93,9 @@ class RequestRow:
     retries: int = 0
     new_connection: bool | None = None
     guardrail_action: str | None = None
+    prompt_index: int = 0
+    prompt_label: str | None = None
+    cost_usd: float | None = None
     schema_version: int = SCHEMA_VERSION
 
     @classmethod

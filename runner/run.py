@@ -29,6 +29,7 @@ from runner.errors import ConfigError
 from runner.execute import RequestTimer, RunStats, build_runtimes, close_providers
 from runner.plan import Cell, PlannedRequest, expand_cells, flatten_matrix, plan_requests
 from runner.progress import live_progress
+from runner.prompts import load_prompts
 from runner.resume import Done, check_same_config, finished_requests, load_run_record
 from runner.schedule import run_plan
 from runner.write import RequestWriter, RunRecord, ensure_writable, write_run_record
@@ -67,6 +68,7 @@ def validate(cfg: Mapping[str, Any]) -> None:
     kind_for(cfg["provider"]["kind"])
     checks.check_model_for_provider(cfg, model_id_keys())
     checks.check_guardrail(cfg, guardrail_kinds())
+    load_prompts(cfg["prompt"])
     secret_paths = checks.find_secrets(cfg)
     if secret_paths:
         raise ConfigError(f"{secret_paths[0]}: looks like a credential; secrets come only "
