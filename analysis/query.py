@@ -25,6 +25,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from runner import storage
 from runner.errors import ConfigError, ResultsError
 from runner.records import REQUESTS_SCHEMA
 from runner.write import RUNS_SCHEMA
@@ -159,6 +160,11 @@ def _create_sources(
     con: duckdb.DuckDBPyConnection, results_dir: Path, run_ids: Sequence[str]
 ) -> set[str]:
     """Point the source views at the selected files; return the sources that have none."""
+    if storage.is_remote(results_dir):  # object storage: read with pyarrow, not httpfs
+        for name, schema in (("requests", REQUESTS_SCHEMA), ("runs", RUNS_SCHEMA)):
+            table = storage.read_source(results_dir, name, list(run_ids), schema)
+            con.from_arrow(table).create(name)
+        return {"requests", "runs"}
     request_files = [f for r in run_ids for f in _request_files(results_dir, r)]
     run_files = [str(results_dir / "runs" / f"{r}.parquet") for r in run_ids]
     run_files = [f for f in run_files if Path(f).is_file()]
@@ -203,7 +209,10 @@ def open_results(
     results_dir = Path(results_dir)
     slo = default_slo() if slo is None else slo
     validate_slo(slo)
-    known = known_run_ids(results_dir) if results_dir.is_dir() else []
+    if storage.is_remote(results_dir):
+        known = storage.run_ids(results_dir)
+    else:
+        known = known_run_ids(results_dir) if results_dir.is_dir() else []
     if not known:
         raise _no_results(results_dir)
     selected = resolve_run_ids(known, run_ids) if run_ids else known

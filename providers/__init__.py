@@ -6,6 +6,8 @@ provider's config section and a resolved ``Endpoint``, how to find its credentia
 and whether it can apply a guardrail. Unknown kinds fail listing the known ones.
 
     anthropic   providers/anthropic.py   Messages API over httpx (also provider=emulator)
+    bedrock     providers/bedrock.py     AWS Bedrock Runtime: InvokeModel[WithResponseStream],
+                                         Converse[Stream]; SigV4; guardrails
 """
 
 from __future__ import annotations
@@ -72,8 +74,23 @@ class ProviderKind:
     guardrails: bool = False
 
 
+def _bedrock(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
+    from providers.bedrock import build
+
+    return build(cfg, endpoint)
+
+
+def bedrock_endpoint(cfg: Mapping[str, Any], emulator_url: str | None) -> Endpoint:
+    """Emulated: dummy SigV4 credentials; real: the botocore credential chain (preflight)."""
+    from providers.bedrock import bedrock_endpoint as resolve
+
+    return resolve(cfg, emulator_url)
+
+
 REGISTRY: dict[str, ProviderKind] = {
     "anthropic": ProviderKind(build=_anthropic),
+    "bedrock": ProviderKind(build=_bedrock, resolve_endpoint=bedrock_endpoint,
+                            model_id_key="bedrock", guardrails=True),
 }
 
 

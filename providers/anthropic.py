@@ -162,10 +162,13 @@ class AnthropicProvider:
             return
         events = AnthropicStream(clock, m)
         async for chunk in response.aiter_raw():
+            if events.finished:
+                continue  # read the body's end (as the SDK does) so the connection is reused
             events.feed(chunk, now_ns())
             if events.finished:
-                break
-        clock.done()
+                clock.done()
+        if clock.t_done is None:
+            clock.done()
         events.close()
 
     async def aclose(self) -> None:

@@ -16,6 +16,9 @@ opened the connection.
 from __future__ import annotations
 
 import contextvars
+import sys
+import types
+from collections.abc import Coroutine, Generator
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -57,12 +60,71 @@ async def _on_create_end(session: Any, ctx: SimpleNamespace, params: Any) -> Non
         timing.connect_ms = (now_ns() - timing._t0) / 1e6
 
 
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, Any], pending: Any) -> Generator[Any, Any, Any]:
+    """Hand a coroutine already suspended on ``pending`` to the task that awaits this."""
+    while True:
+        try:
+            sent = yield pending
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:  # noqa: BLE001 - cancellation is passed on, not handled
+            outcome = _step(coro, error=exc)
+        else:
+            outcome = _step(coro, value=sent)
+        if isinstance(outcome, StopIteration):
+            return outcome.value
+        pending = outcome
+
+
+def _step(coro: Coroutine[Any, Any, Any], value: Any = None,
+          error: BaseException | None = None) -> Any:
+    """One step of ``coro``: what it awaits next, or the StopIteration that ends it."""
+    try:
+        return coro.send(value) if error is None else coro.throw(error)
+    except StopIteration as stop:
+        return stop
+
+
+async def _finished(value: Any = None, error: BaseException | None = None) -> Any:
+    if error is not None:
+        raise error
+    return value
+
+
+class _EagerBodyRequest(aiohttp.ClientRequest):
+    """Writes the request body before ``send`` returns, as aiohttp does on Python >= 3.12.
+
+    On 3.11 aiohttp hands the body (and the buffered headers) to a new task, so a request
+    reaches the wire only after every other ready task has run: when many requests start
+    together, each waits for the whole burst and its TTFT gains that wait. Running the
+    writer's first step here (a small body completes in it) sends the request from the
+    requesting task itself; a writer that must wait (drain) continues in the task.
+    """
+
+    def write_bytes(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, None]:
+        coro = super().write_bytes(*args, **kwargs)
+        try:
+            pending = coro.send(None)
+        except StopIteration as stop:
+            return _finished(stop.value)
+        except BaseException as exc:  # noqa: BLE001 - surfaces in the writer task as before
+            return _finished(error=exc)
+        return _resume(coro, pending)
+
+
+# aiohttp starts the body writer eagerly itself from Python 3.12 on.
+_REQUEST_CLASS = _EagerBodyRequest if sys.version_info < (3, 12) else aiohttp.ClientRequest
+
+
 def _aiohttp_session(max_connections: int, reuse: bool) -> aiohttp.ClientSession:
     trace = aiohttp.TraceConfig()
     trace.on_connection_create_start.append(_on_create_start)
     trace.on_connection_create_end.append(_on_create_end)
     connector = aiohttp.TCPConnector(limit=max_connections, force_close=not reuse)
-    return aiohttp.ClientSession(connector=connector, trace_configs=[trace])
+    return aiohttp.ClientSession(connector=connector, trace_configs=[trace],
+                                 request_class=_REQUEST_CLASS)
 
 
 def make_http_client(

@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from providers import Endpoint, kind_for
 from runner.cost import cost_usd, prices_for
+from runner.lag import ClientLoad, LagMonitor, is_late
 from runner.plan import Cell, PlannedRequest
 from runner.prompts import Prompt, load_prompts, synthetic_text
 from runner.provider_protocol import Provider, RequestSpec
@@ -65,22 +67,50 @@ class CellRuntime:
         return index, self.specs[index]
 
 
+class RowNote(NamedTuple):
+    """What the progress bar and the client verdict need of one row (small, picklable)."""
+
+    error: bool
+    ttft_ms: float | None
+    warmup: bool
+    send_delay_ms: float | None
+    late: bool
+
+    @classmethod
+    def of(cls, row: RequestRow) -> RowNote:
+        return cls(row.error_type is not None, row.ttft_ms, row.warmup, row.send_delay_ms,
+                   row.client_late)
+
+
 @dataclass
 class RunStats:
-    """Running counters for the progress bar and the run record."""
+    """Running counters for the progress bar, the run record and the client verdict."""
 
     total: int
     done: int = 0
     errors: int = 0
-    ttfts: list[float] = field(default_factory=list)
+    ttfts: deque[float] = field(default_factory=lambda: deque(maxlen=2048))  # recent only
+    late: int = 0
+    late_sends: int = 0
+    send_delay_max_ms: float = 0.0
+    limit_ms: float = 5.0
+    load: ClientLoad = field(default_factory=ClientLoad)
 
     def add(self, row: RequestRow) -> None:
+        self.note(RowNote.of(row))
+
+    def note(self, note: RowNote) -> None:
         self.done += 1
-        self.errors += row.error_type is not None
-        if row.ttft_ms is not None and not row.warmup:
-            self.ttfts.append(row.ttft_ms)
+        self.errors += note.error
+        self.late += note.late
+        delay = note.send_delay_ms or 0.0
+        self.late_sends += delay > self.limit_ms
+        self.send_delay_max_ms = max(self.send_delay_max_ms, delay)
+        if note.ttft_ms is not None and not note.warmup:
+            self.ttfts.append(note.ttft_ms)
 
     def ttft_median(self) -> float | None:
+        """Median TTFT of the most recent measured requests."""
         return statistics.median(self.ttfts) if self.ttfts else None
 
 
@@ -103,6 +133,7 @@ class RequestTimer:
                  stats: RunStats) -> None:
         self.run_id, self.runtimes, self.writer, self.stats = run_id, runtimes, writer, stats
         self.t0_ns = now_ns()
+        self.monitor: LagMonitor | None = None
 
     async def send_one(self, planned: PlannedRequest, worker: int, scheduled_ns: int) -> None:
         runtime = self.runtimes[planned.cell.name]
@@ -115,8 +146,15 @@ class RequestTimer:
                        prompt_label=runtime.prompts[index].label,
                        cost_usd=cost_usd(measurement, runtime.prices))
         row = RequestRow.build(context, measurement)
+        row.client_late = self._client_late(planned, row, sent_ns)
         self.writer.add(row)
         self.stats.add(row)
+
+    def _client_late(self, planned: PlannedRequest, row: RequestRow, sent_ns: int) -> bool:
+        """Sent late, or this process's loop lagged while the request was in flight."""
+        limit = float(planned.cell.workload.get("max_client_lag_ms", 5.0))
+        lag = self.monitor.max_since(sent_ns) if self.monitor is not None else 0.0
+        return is_late(row.send_delay_ms, lag, limit)
 
     def _context(self, planned: PlannedRequest, runtime: CellRuntime, worker: int,
                  started_at: datetime, scheduled_ns: int) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from runner.errors import ConfigError
+
 Composer = Callable[[list[str]], dict[str, Any]]
 
 
@@ -78,9 +80,47 @@ def _named_axes(combo: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(k, v) for k, v in combo if k not in named]
 
 
+def excluded(combo: Sequence[tuple[str, str]], exclude: Sequence[Mapping[str, Any]]) -> bool:
+    """True if some ``matrix_exclude`` entry matches ``combo`` on every axis it names.
+
+    An entry's value is one value or a list of values (any of them matches).
+    """
+    values = dict(combo)
+    for entry in exclude:
+        flat = flatten_matrix(entry)
+        if flat and all(values.get(axis) in _allowed(wanted) for axis, wanted in flat.items()):
+            return True
+    return False
+
+
+def _allowed(wanted: Any) -> set[str]:
+    items = wanted if isinstance(wanted, list | tuple) else [wanted]
+    return {_override_value(v) for v in items}
+
+
+def check_exclude(matrix: Mapping[str, Any], exclude: Sequence[Mapping[str, Any]]) -> None:
+    """ConfigError naming a ``matrix_exclude`` axis that is not a ``matrix`` axis."""
+    axes = set(flatten_matrix(matrix))
+    for i, entry in enumerate(exclude):
+        for axis in flatten_matrix(entry):
+            if axis not in axes:
+                raise ConfigError(f"matrix_exclude[{i}].{axis}: not a matrix axis "
+                                  f"(axes: {', '.join(sorted(axes)) or 'none'})")
+
+
+def matrix_combos(base: Mapping[str, Any]) -> list[list[tuple[str, str]]]:
+    """The matrix's combinations minus those ``matrix_exclude`` names."""
+    matrix, exclude = base.get("matrix") or {}, base.get("matrix_exclude") or []
+    check_exclude(matrix, exclude)
+    combos = [c for c in matrix_overrides(matrix) if not excluded(c, exclude)]
+    if not combos:
+        raise ConfigError("matrix_exclude: excludes every combination of the matrix")
+    return combos
+
+
 def expand_cells(base: dict[str, Any], compose: Composer) -> list[Cell]:
     """The run's cells: the base config alone, or one composed config per combination."""
-    combos = matrix_overrides(base.get("matrix") or {})
+    combos = matrix_combos(base)
     if combos == [[]]:
         return [Cell(cell_name(base), base)]
     cells = []

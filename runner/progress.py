@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from runner.execute import RunStats
+from runner.lag import CPU_LIMIT_PCT, client_bound
 
 console = Console(stderr=True)
 
@@ -40,3 +41,30 @@ async def live_progress(stats: RunStats, label: str) -> AsyncIterator[None]:
         finally:
             refresher.cancel()
             progress.update(task, completed=stats.done, status=_status(stats))
+
+
+def _figure(value: float | None, unit: str) -> str:
+    return "–" if value is None else f"{value:.1f}{unit}"
+
+
+def client_warning(stats: RunStats, workers: int) -> str | None:
+    """One line naming the figures and the fix, if the client was the bottleneck."""
+    share = stats.late_sends / stats.done if stats.done else 0.0
+    if not client_bound(stats.load, share, stats.limit_ms):
+        return None
+    load = stats.load
+    return (f"latlab: WARNING: the client was the bottleneck (limit {stats.limit_ms:g} ms, "
+            f"{CPU_LIMIT_PCT:.0f}% CPU): {stats.late} of {stats.done} rows client_late; "
+            f"send delay > limit on {stats.late_sends} (max {stats.send_delay_max_ms:.2f} ms), "
+            f"loop lag p99 {_figure(load.loop_lag_p99_ms, ' ms')} "
+            f"(max {_figure(load.loop_lag_max_ms, ' ms')}), "
+            f"client CPU {_figure(load.cpu_pct, '%')} of a core, workers={workers}; "
+            f"fix: more workers (workload.workers={workers + 1}) or a lower rate/concurrency")
+
+
+def warn_if_client_bound(stats: RunStats, workers: int) -> None:
+    """Print the client-bottleneck warning (stderr) at the end of a run."""
+    warning = client_warning(stats, workers)
+    if warning is not None:
+        console.print(warning, style="bold red", markup=False, highlight=False,
+                      soft_wrap=True)

@@ -11,6 +11,7 @@ import json
 import platform
 import secrets
 import socket
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -27,11 +28,13 @@ from providers import DUMMY_KEY, Endpoint, guardrail_kinds, kind_for, model_id_k
 from runner import config as checks
 from runner.errors import ConfigError
 from runner.execute import RequestTimer, RunStats, build_runtimes, close_providers
+from runner.lag import LagMonitor
 from runner.plan import Cell, PlannedRequest, expand_cells, flatten_matrix, plan_requests
-from runner.progress import live_progress
+from runner.progress import live_progress, warn_if_client_bound
 from runner.prompts import load_prompts
 from runner.resume import Done, check_same_config, finished_requests, load_run_record
 from runner.schedule import run_plan
+from runner.workers import WorkerJob, drive_workers, workers_for
 from runner.write import RequestWriter, RunRecord, ensure_writable, write_run_record
 
 Composer = Callable[[list[str]], dict[str, Any]]
@@ -155,16 +158,22 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 async def _drive(cells: list[Cell], endpoints: dict[str, Endpoint], record: RunRecord,
-                 writer: RequestWriter, plan: list[PlannedRequest]) -> RunStats:
-    stats = RunStats(total=len(plan))
+                 writer: RequestWriter, plan: list[PlannedRequest], stats: RunStats) -> None:
+    label = record.run_name or record.run_id
+    if record.workers > 1:  # one event loop per worker process: runner/workers.py
+        job = WorkerJob(record.run_id, str(writer.folder.parents[1]), cells, endpoints, plan,
+                        record.workers)
+        await drive_workers(job, stats, writer, label)
+        return
     runtimes = build_runtimes(cells, endpoints)
     timer = RequestTimer(record.run_id, runtimes, writer, stats)
+    monitor = timer.monitor = LagMonitor(cpu_clock=time.thread_time)  # not the emulator's
     try:
-        async with live_progress(stats, record.run_name or record.run_id):
+        async with live_progress(stats, label), monitor.running(), writer.flushing():
             await run_plan(plan, timer.send_one)
     finally:
+        stats.load = monitor.summary()
         await close_providers(runtimes)
-    return stats
 
 
 def run_experiment(cfg: dict[str, Any], context: RunContext) -> RunSummary:
@@ -181,7 +190,7 @@ def run_experiment(cfg: dict[str, Any], context: RunContext) -> RunSummary:
     with emulators_for(cells) as urls:
         endpoints = {c.name: endpoint_for(c.config, urls[c.name]) for c in cells}
         record.emulator_json = emulator_profiles_json(cells)
-        writer = RequestWriter(results_dir, record.run_id)
+        writer = RequestWriter(results_dir, record.run_id, background=True)
         writer.rows_written = len(done)
         write_run_record(results_dir, record)
         stats = _execute(cells, endpoints, record, writer, plan)
@@ -218,10 +227,11 @@ class RunInterrupted(Exception):
 def _execute(cells: list[Cell], endpoints: dict[str, Endpoint], record: RunRecord,
              writer: RequestWriter, plan: list[PlannedRequest]) -> RunStats:
     """Run the event loop; on Ctrl-C flush what was measured and mark the run interrupted."""
-    stats = RunStats(total=0)
+    record.workers = workers_for(cells)
+    stats = RunStats(total=len(plan), limit_ms=client_lag_limit_ms(cells))
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as loop_runner:
-            stats = loop_runner.run(_drive(cells, endpoints, record, writer, plan))
+            loop_runner.run(_drive(cells, endpoints, record, writer, plan, stats))
         record.status = "finished"
     except KeyboardInterrupt:
         record.status = "interrupted"
@@ -230,5 +240,13 @@ def _execute(cells: list[Cell], endpoints: dict[str, Endpoint], record: RunRecor
         writer.flush()
         record.ended_at = datetime.now(UTC)
         record.requests, record.errors = writer.rows_written, stats.errors
+        record.loop_lag_p99_ms = stats.load.loop_lag_p99_ms
+        record.client_cpu_pct = stats.load.cpu_pct
         write_run_record(Path(writer.folder).parents[1], record)
+        warn_if_client_bound(stats, record.workers)
     return stats
+
+
+def client_lag_limit_ms(cells: list[Cell]) -> float:
+    """``workload.max_client_lag_ms`` (the strictest among the cells)."""
+    return min(float(c.workload.get("max_client_lag_ms", 5.0)) for c in cells)

@@ -18,6 +18,7 @@ import asyncio
 import itertools
 import random
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from runner.plan import PlannedRequest
@@ -42,17 +43,18 @@ def load_groups(plan: Sequence[PlannedRequest]) -> list[tuple[tuple[Any, ...],
 
 
 async def run_closed_loop(plan: Sequence[PlannedRequest], concurrency: int,
-                          send_one: SendOne) -> None:
-    """``concurrency`` workers pulling from one queue in plan order."""
+                          send_one: SendOne, slots: Sequence[int] | None = None) -> None:
+    """``concurrency`` workers pulling from one queue in plan order (``slots``: their ids)."""
     queue: asyncio.Queue[PlannedRequest] = asyncio.Queue()
     for request in plan:
         queue.put_nowait(request)
+    ids = list(slots) if slots is not None else list(range(concurrency))
 
     async def worker(worker_id: int) -> None:
         while not queue.empty():
             await send_one(queue.get_nowait(), worker_id, now_ns())
 
-    await asyncio.gather(*(worker(i) for i in range(min(concurrency, len(plan)) or 1)))
+    await asyncio.gather(*(worker(i) for i in ids[:min(concurrency, len(plan)) or 1]))
 
 
 def arrival_offsets_ns(count: int, rate: float, arrival: str, seed: int) -> list[int]:
@@ -70,18 +72,24 @@ def arrival_offsets_ns(count: int, rate: float, arrival: str, seed: int) -> list
 async def run_open_loop(plan: Sequence[PlannedRequest], rate: float, arrival: str,
                         max_in_flight: int, seed: int, send_one: SendOne) -> None:
     """Fire each request at its absolute due time; at most ``max_in_flight`` at once."""
-    slots = asyncio.Semaphore(max_in_flight)
     t0 = now_ns() + 1_000_000  # 1 ms to set up, so the first request is not already late
+    dues = [t0 + offset for offset in arrival_offsets_ns(len(plan), rate, arrival, seed)]
+    await run_open_loop_at(plan, dues, max_in_flight, send_one)
+
+
+async def run_open_loop_at(plan: Sequence[PlannedRequest], dues_ns: Sequence[int],
+                           max_in_flight: int, send_one: SendOne, worker: int = 0) -> None:
+    """Fire request *i* at the absolute instant ``dues_ns[i]``; ``max_in_flight`` at once."""
+    slots = asyncio.Semaphore(max_in_flight)
 
     async def fire(request: PlannedRequest, due_ns: int) -> None:
         async with slots:
-            await send_one(request, 0, due_ns)
+            await send_one(request, worker, due_ns)
 
     tasks = []
-    for request, offset in zip(plan, arrival_offsets_ns(len(plan), rate, arrival, seed),
-                               strict=True):
-        await sleep_until(t0 + offset)
-        tasks.append(asyncio.create_task(fire(request, t0 + offset)))
+    for request, due in zip(plan, dues_ns, strict=True):
+        await sleep_until(due)
+        tasks.append(asyncio.create_task(fire(request, due)))
     await asyncio.gather(*tasks)
 
 
@@ -92,3 +100,53 @@ async def run_plan(plan: Sequence[PlannedRequest], send_one: SendOne) -> None:
             await run_open_loop(group, rate, arrival, max_in_flight, seed, send_one)
         else:
             await run_closed_loop(group, concurrency, send_one)
+
+
+@dataclass(frozen=True)
+class Share:
+    """One worker process's part of one load group (indices into the whole plan).
+
+    Closed loop: the group's ``concurrency`` client slots are dealt round-robin to the
+    processes (slot s runs in process s mod N) and request j goes to slot j mod C's
+    process. Open loop: request j goes to process j mod N with its global due offset.
+    """
+
+    worker: int
+    requests: list[int]
+    slots: list[int]
+    offsets_ns: list[int] | None = None  # open loop: due instants after the group's t0
+    max_in_flight: int = 0
+
+
+def split_group(indices: list[int], key: tuple[Any, ...], workers: int) -> list[Share]:
+    """Deal one load group (``indices`` into the plan, in plan order) to ``workers``."""
+    rate, concurrency, arrival, max_in_flight, seed = key
+    if rate:
+        offsets = arrival_offsets_ns(len(indices), rate, arrival, seed)
+        bound = -(-max_in_flight // workers)
+        return [Share(w, indices[w::workers], [w], offsets[w::workers], bound)
+                for w in range(workers)]
+    slots = [[s for s in range(concurrency) if s % workers == w] for w in range(workers)]
+    mine = [[i for j, i in enumerate(indices) if (j % concurrency) % workers == w]
+            for w in range(workers)]
+    return [Share(w, mine[w], slots[w]) for w in range(workers)]
+
+
+def split_plan(plan: Sequence[PlannedRequest], workers: int) -> list[list[Share]]:
+    """Every load group, in run order, dealt to ``workers`` processes."""
+    position = {id(r): i for i, r in enumerate(plan)}
+    return [split_group([position[id(r)] for r in group], key, workers)
+            for key, group in load_groups(plan)]
+
+
+async def run_share(share: Share, plan: Sequence[PlannedRequest], t0_ns: int,
+                    send_one: SendOne) -> None:
+    """Run this process's part of a group; open-loop dues are ``t0_ns`` + offset."""
+    requests = [plan[i] for i in share.requests]
+    if not requests:
+        return
+    if share.offsets_ns is not None:
+        dues = [t0_ns + offset for offset in share.offsets_ns]
+        await run_open_loop_at(requests, dues, share.max_in_flight, send_one, share.worker)
+    else:
+        await run_closed_loop(requests, len(share.slots), send_one, share.slots)

@@ -6,15 +6,20 @@ Layout under ``results_dir``::
     runs/<run_id>.parquet                                one row of run metadata
 
 Every file is written to a ``.tmp`` name and ``os.replace``d, so any ``*.parquet``
-present is complete and readable, whatever happens to the process.
+present is complete and readable, whatever happens to the process. On object storage
+(``results_dir=s3://bucket/prefix``, runner/storage.py) each file is one PUT, atomic.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import os
 import secrets
 import time
+from collections.abc import AsyncIterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from runner import storage
 from runner.errors import ResultsError
 from runner.records import REQUESTS_SCHEMA, RequestRow
 from runner.secrets import redact, secret_values
@@ -34,12 +40,18 @@ RUNS_SCHEMA = pa.schema([
     ("overrides", pa.list_(pa.string())), ("choices_json", pa.string()),
     ("experiment", pa.string()), ("sweep_job", pa.int64()), ("cells", pa.int64()),
     ("requests", pa.int64()), ("errors", pa.int64()), ("emulator_json", pa.string()),
-    ("resumes", pa.int64()),
+    ("resumes", pa.int64()), ("loop_lag_p99_ms", pa.float64()),
+    ("client_cpu_pct", pa.float64()), ("workers", pa.int64()),
 ])
 
 
-def atomic_write_table(table: pa.Table, path: Path) -> None:
-    """Write ``table`` to ``path`` via a temporary name and a rename."""
+def atomic_write_table(table: pa.Table | list[dict[str, Any]], path: Path) -> None:
+    """Write ``table`` (or request rows) to ``path`` via a temporary name and a rename."""
+    if isinstance(table, list):
+        table = pa.Table.from_pylist(table, schema=REQUESTS_SCHEMA)
+    if storage.is_remote(path):
+        storage.put_table(table, path)  # one PUT: an object appears whole or not at all
+        return
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         pq.write_table(table, tmp, compression="zstd")
@@ -51,6 +63,9 @@ def atomic_write_table(table: pa.Table, path: Path) -> None:
 
 def ensure_writable(results_dir: Path) -> None:
     """Fail before the first request if the results dir cannot take files."""
+    if storage.is_remote(results_dir):
+        storage.check_writable(results_dir)
+        return
     try:
         results_dir.mkdir(parents=True, exist_ok=True)
         probe = results_dir / f".latlab-write-probe-{os.getpid()}"
@@ -61,15 +76,34 @@ def ensure_writable(results_dir: Path) -> None:
                            f"{exc.strerror or exc}") from exc
 
 
+_ROW_FIELDS = [f.name for f in dataclasses.fields(RequestRow)]
+_background: ThreadPoolExecutor | None = None
+
+
+def _background_writer() -> ThreadPoolExecutor:
+    """One writer thread per process: encoding and writing Parquet off the event loop."""
+    global _background
+    if _background is None:
+        _background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="latlab-writer")
+    return _background
+
+
 class RequestWriter:
-    """Buffers rows and flushes them as small Parquet files (by count or by age)."""
+    """Buffers rows and flushes them as small Parquet files (by count or by age).
+
+    ``background=True`` (the runner's setting) writes full batches from a writer thread,
+    so the event loop that times requests is not blocked by Parquet encoding; ``flush()``
+    writes the rest and waits for every pending file.
+    """
 
     def __init__(self, results_dir: Path, run_id: str, batch_rows: int = 64,
-                 max_age_s: float = 2.0) -> None:
+                 max_age_s: float = 2.0, background: bool = False) -> None:
         self.folder = results_dir / "requests" / run_id
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.batch_rows, self.max_age_s = batch_rows, max_age_s
+        if not storage.is_remote(self.folder):
+            self.folder.mkdir(parents=True, exist_ok=True)
+        self.batch_rows, self.max_age_s, self.background = batch_rows, max_age_s, background
         self.buffer: list[RequestRow] = []
+        self.pending: list[Future[None]] = []
         self.oldest = time.monotonic()
         self.files = 0
         self.rows_written = 0
@@ -81,18 +115,45 @@ class RequestWriter:
             self.oldest = time.monotonic()
         self.buffer.append(row)
         if len(self.buffer) >= self.batch_rows or time.monotonic() - self.oldest > self.max_age_s:
-            self.flush()
+            self._write_batch(wait=not self.background)
 
     def flush(self) -> None:
-        if not self.buffer:
-            return
-        rows = [dataclasses.asdict(r) for r in self.buffer]
-        table = pa.Table.from_pylist(rows, schema=REQUESTS_SCHEMA)
-        name = f"part-{self.files:05d}-{os.getpid()}-{secrets.token_hex(3)}.parquet"
-        atomic_write_table(table, self.folder / name)
-        self.files += 1
-        self.rows_written += len(self.buffer)
-        self.buffer = []
+        self._write_batch(wait=True)
+
+    def flush_if_stale(self) -> None:
+        """Write the buffer if its oldest row waited ``max_age_s`` (slow streams, a lull)."""
+        if self.buffer and time.monotonic() - self.oldest > self.max_age_s:
+            self._write_batch(wait=not self.background)
+
+    @contextlib.asynccontextmanager
+    async def flushing(self) -> AsyncIterator[None]:
+        """While the block runs, no measured row waits in memory longer than ``max_age_s``."""
+        async def tick() -> None:
+            while True:
+                await asyncio.sleep(self.max_age_s / 2)
+                self.flush_if_stale()
+
+        task = asyncio.create_task(tick())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _write_batch(self, wait: bool) -> None:
+        if self.buffer:
+            rows = [{name: getattr(r, name) for name in _ROW_FIELDS} for r in self.buffer]
+            name = f"part-{self.files:05d}-{os.getpid()}-{secrets.token_hex(3)}.parquet"
+            self.pending.append(_background_writer().submit(
+                atomic_write_table, rows, self.folder / name))
+            self.files += 1
+            self.rows_written += len(self.buffer)
+            self.buffer = []
+        done = [f for f in self.pending if wait or f.done()]
+        self.pending = [f for f in self.pending if f not in done]
+        for future in done:
+            future.result()  # a failed write raises its ResultsError here
 
 
 @dataclass
@@ -117,10 +178,14 @@ class RunRecord:
     errors: int = 0
     emulator_json: str | None = None
     resumes: int = 0
+    loop_lag_p99_ms: float | None = None
+    client_cpu_pct: float | None = None
+    workers: int = 1
 
 
 def write_run_record(results_dir: Path, record: RunRecord) -> None:
     folder = results_dir / "runs"
-    folder.mkdir(parents=True, exist_ok=True)
+    if not storage.is_remote(folder):
+        folder.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pylist([dataclasses.asdict(record)], schema=RUNS_SCHEMA)
     atomic_write_table(table, folder / f"{record.run_id}.parquet")

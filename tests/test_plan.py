@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from runner.errors import ConfigError
 from runner.plan import Cell, cell_name, expand_cells, matrix_overrides, plan_requests
 from runner.schedule import load_groups
 
@@ -64,3 +67,23 @@ def test_concurrency_levels_run_as_groups() -> None:
     a, b = Cell("A", config(concurrency=4)), Cell("B", config(concurrency=1))
     groups = load_groups(plan_requests([a, b], "interleaved"))
     assert [(key[1], len(reqs)) for key, reqs in groups] == [(1, 3), (4, 3)]
+
+
+def test_matrix_exclude_drops_combinations_matching_every_named_axis() -> None:
+    def compose(overrides: list[str]) -> dict[str, Any]:
+        cfg = config()
+        values = dict(o.split("=") for o in overrides)
+        cfg["provider"]["name"], cfg["guardrail"]["name"] = values["provider"], values["guardrail"]
+        return cfg
+
+    base = config()
+    base["matrix"] = {"provider": ["anthropic", "bedrock"], "guardrail": ["none", "content_filter"]}
+    base["matrix_exclude"] = [{"provider": "anthropic", "guardrail": "content_filter"}]
+    names = [c.name.split("/")[0] + "+" + c.name.split("/")[3] for c in expand_cells(base, compose)]
+    assert names == ["anthropic+none", "bedrock+none", "bedrock+content_filter"]
+    base["matrix_exclude"] = [{"guardrail": ["none", "content_filter"]}]
+    with pytest.raises(ConfigError, match="excludes every combination"):
+        expand_cells(base, compose)
+    base["matrix_exclude"] = [{"model": "haiku-4-5"}]
+    with pytest.raises(ConfigError, match=r"matrix_exclude\[0\]\.model: not a matrix axis"):
+        expand_cells(base, compose)

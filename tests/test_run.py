@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
+from result_files import request_rows, run_rows, wait_for_request_files
 
 FAST = ["profile=fast", "workload.warmup=1", "workload.iterations=3"]
 
@@ -19,16 +19,6 @@ def latlab(*args: str, cwd: Path, env: dict[str, str] | None = None,
            timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "runner.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
-
-
-def request_rows(results: Path) -> list[dict[str, object]]:
-    files = sorted((results / "requests").glob("*/*.parquet"))
-    return [row for f in files for row in pq.read_table(f).to_pylist()]
-
-
-def run_rows(results: Path) -> list[dict[str, object]]:
-    return [r for f in sorted((results / "runs").glob("*.parquet"))
-            for r in pq.read_table(f).to_pylist()]
 
 
 def test_run_writes_rows_and_prints_grades(tmp_path: Path) -> None:
@@ -116,10 +106,11 @@ def test_own_experiments_dir(tmp_path: Path) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_killed_run_leaves_readable_parquet(tmp_path: Path, sig: signal.Signals) -> None:
     args = ["run", "workload.iterations=400", "workload.warmup=0", "workload.concurrency=8",
-            "profile.models.default.ttft_ms.median=50", "model=opus-4-6"]
+            "profile.models.opus.ttft_ms.median=50", "model=opus-4-6"]
     proc = subprocess.Popen([sys.executable, "-m", "runner.cli", *args], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    time.sleep(5)
+    wait_for_request_files(tmp_path / "results", timeout_s=30)  # the flush timer wrote rows
+    time.sleep(1)  # and more are in flight or buffered
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=30)
     rows = request_rows(tmp_path / "results")  # every file present must read
@@ -137,7 +128,7 @@ def test_interrupted_run_resumes_without_duplicates(tmp_path: Path) -> None:
             "profile=fast", "profile.models.default.ttft_ms.median=200"]
     proc = subprocess.Popen([sys.executable, "-m", "runner.cli", *args], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    time.sleep(3.5)
+    wait_for_request_files(tmp_path / "results", timeout_s=30)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130

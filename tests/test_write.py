@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -35,6 +36,19 @@ def test_rows_flush_in_batches_of_complete_files(tmp_path: Path) -> None:
     assert sum(t.num_rows for t in tables) == 7
     assert all(t.schema.equals(REQUESTS_SCHEMA) for t in tables)
     assert not list((tmp_path / "requests" / "r1").glob("*.tmp"))
+
+
+def test_a_lone_buffered_row_is_written_by_the_timer_without_new_rows(tmp_path: Path) -> None:
+    writer = RequestWriter(tmp_path, "r1", batch_rows=100, max_age_s=0.05)
+
+    async def one_row_then_a_lull() -> None:
+        async with writer.flushing():
+            writer.add(row(0))
+            await asyncio.sleep(0.3)  # no further rows arrive: a slow stream, a lull
+            files = list((tmp_path / "requests" / "r1").glob("*.parquet"))
+            assert len(files) == 1 and writer.rows_written == 1
+
+    asyncio.run(one_row_then_a_lull())
 
 
 def test_unwritable_results_dir_fails_before_the_first_request(tmp_path: Path) -> None:

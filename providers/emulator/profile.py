@@ -9,6 +9,13 @@ YAML layout (see ``conf/profile/*.yaml``)::
               output_tokens: 60}
       default: {...}             # last resort
     faults: {error_rate: 0.0, kinds: {overloaded: 1.0}}
+    bedrock:                     # optional: Bedrock routes only, added before the headers
+      overhead_ms: {haiku: {median: 700, sigma: 0.15}, default: {...}}  # or one {median, sigma}
+      server_share: 1.0          # share of the overhead inside Bedrock's reported latency
+    guardrail:                   # optional: requests that carry a guardrail (Bedrock routes)
+      overhead_ms: {median: 800, sigma: 0.2}
+      server_share: 0.96
+      intervene_rate: 0.0        # share of guarded requests the guardrail blocks
 """
 
 from __future__ import annotations
@@ -144,6 +151,87 @@ class FaultProfile:
         return kinds[-1][0]
 
 
+def _match_family(entries: Mapping[str, Any], model_id: str) -> Any:
+    """First key (other than ``default``) that is a substring of ``model_id``, else ``default``.
+
+    Raises KeyError when nothing matches and there is no ``default`` entry.
+    """
+    lowered = model_id.lower()
+    for key, entry in entries.items():
+        if key != DEFAULT_MODEL_KEY and key.lower() in lowered:
+            return entry
+    if DEFAULT_MODEL_KEY in entries:
+        return entries[DEFAULT_MODEL_KEY]
+    raise KeyError(model_id)
+
+
+def _share(value: Any, where: str) -> float:
+    share = float(value)
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"{where}: must be in [0, 1], got {value!r}")
+    return share
+
+
+def _layer_mapping(value: Any, where: str, keys: tuple[str, ...]) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}: expected a mapping, got {value!r}")
+    extra = set(value) - set(keys)
+    if extra:
+        raise ValueError(f"{where}: unknown keys {sorted(extra)}")
+    return value
+
+
+@dataclass(frozen=True)
+class BedrockLayer:
+    """Bedrock's own time per request, by model family, added before the response headers.
+
+    ``server_share`` of it is counted in the latency Bedrock reports (``invocationLatency``,
+    ``firstByteLatency``, Converse ``latencyMs``); the rest is time only the client sees.
+    """
+
+    overhead_ms: dict[str, Distribution] = field(default_factory=dict)
+    server_share: float = 1.0
+
+    @classmethod
+    def parse(cls, value: Any, where: str = "bedrock") -> BedrockLayer:
+        if value is None:
+            return cls()
+        data = _layer_mapping(value, where, ("overhead_ms", "server_share"))
+        overhead = data.get("overhead_ms") or {}
+        if isinstance(overhead, Mapping) and "median" not in overhead:
+            families = {str(k): Distribution.parse(v, f"{where}.overhead_ms.{k}")
+                        for k, v in overhead.items()}
+        else:
+            families = {DEFAULT_MODEL_KEY: Distribution.parse(overhead, f"{where}.overhead_ms")}
+        return cls(families, _share(data.get("server_share", 1.0), f"{where}.server_share"))
+
+    def overhead_for(self, model_id: str) -> Distribution:
+        """The overhead for ``model_id``'s family; none (0 ms) when no entry matches."""
+        try:
+            found: Distribution = _match_family(self.overhead_ms, model_id)
+        except KeyError:
+            return Distribution(0.0)
+        return found
+
+
+@dataclass(frozen=True)
+class GuardrailLayer:
+    """A guardrail's assessment time, added before the headers of guarded requests."""
+
+    overhead_ms: Distribution = field(default_factory=lambda: Distribution(0.0))
+    server_share: float = 1.0
+    intervene_rate: float = 0.0
+
+    @classmethod
+    def parse(cls, value: Any, where: str = "guardrail") -> GuardrailLayer:
+        if value is None:
+            return cls()
+        data = _layer_mapping(value, where, ("overhead_ms", "server_share", "intervene_rate"))
+        return cls(Distribution.parse(data.get("overhead_ms", 0.0), f"{where}.overhead_ms"),
+                   _share(data.get("server_share", 1.0), f"{where}.server_share"),
+                   _share(data.get("intervene_rate", 0.0), f"{where}.intervene_rate"))
+
+
 @dataclass
 class EmulatorProfile:
     """A named latency profile: per-model timings, a fault mix and the seed of all draws."""
@@ -152,6 +240,8 @@ class EmulatorProfile:
     seed: int
     models: dict[str, ModelProfile]
     faults: FaultProfile = field(default_factory=FaultProfile)
+    bedrock: BedrockLayer = field(default_factory=BedrockLayer)
+    guardrail: GuardrailLayer = field(default_factory=GuardrailLayer)
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -171,6 +261,8 @@ class EmulatorProfile:
             seed=int(data.get("seed", 0)),
             models={str(k): ModelProfile.parse(v, f"models.{k}") for k, v in models.items()},
             faults=FaultProfile.parse(data.get("faults")),
+            bedrock=BedrockLayer.parse(data.get("bedrock")),
+            guardrail=GuardrailLayer.parse(data.get("guardrail")),
         )
 
     @classmethod

@@ -533,6 +533,9 @@ def build_app(profile: EmulatorProfile) -> web.Application:
     app.router.add_get("/_latlab/stats", handle_stats)
     app.router.add_post("/_latlab/stats/reset", handle_stats_reset)
     app.router.add_get("/_latlab/health", handle_health)
+    from providers.emulator.bedrock_routes import add_bedrock_routes  # imports this module
+
+    add_bedrock_routes(app)  # Bedrock Runtime: /model/{modelId}/invoke, converse, …
     app.router.add_route("*", "/{tail:.*}", handle_not_found)
     return app
 

@@ -1,0 +1,221 @@
+"""How much load does latlab drive while its timings stay true?
+
+Starts the emulator in its own process(es) (``python -m providers.emulator`` with a fixed
+profile: TTFB 5 ms, TTFT 150 ms, ITL 10 ms, 50 tokens), runs ``latlab run`` against it at
+rising load (open loop at the rate that keeps N streams in flight) with 1 and 2 worker
+processes, and compares what latlab measured with the known truth: TTFT error =
+``ttft_ms`` − 150, inter-token error = |gap − 10| over every gap. The emulator's own send
+lag (``/_latlab/stats``) is reported beside it, so a late server is not blamed on the
+client. ``--peer`` checks for the emulator's OpenAI-compatible endpoint that a peer tool
+(GuideLLM) needs.
+
+    python bench/load.py --streams 50 100 200 300 400 --workers 1 2 --seconds 8
+    python bench/load.py --emulators 2 ...           # two emulator processes, one per cell
+    python bench/load.py --peer /work/peers-venv/bin/guidellm --streams 200
+
+Every level prints one row; a level "passes" when TTFT and inter-token error p99 are both
+within ``--max-error-ms`` (5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parents[1]
+TTFB_MS, TTFT_MS, ITL_MS, TOKENS = 5.0, 150.0, 10.0, 50
+PROFILE_ARGS = ["--ttfb-ms", str(TTFB_MS), "--ttft-ms", str(TTFT_MS), "--itl-ms", str(ITL_MS),
+                "--output-tokens", str(TOKENS)]
+STREAM_S = (TTFT_MS + (TOKENS - 1) * ITL_MS) / 1000
+
+
+@dataclass
+class Level:
+    """One measured load level."""
+
+    tool: str
+    workers: int
+    concurrency: int
+    requests: int
+    tokens_per_s: float
+    ttft_err_p50: float
+    ttft_err_p99: float
+    itl_err_p99: float | None
+    server_lag_p99: float
+    late_share: float | None
+    loop_lag_p99: float | None
+    cpu_pct: float | None
+    errors: int
+
+    def passes(self, limit_ms: float) -> bool:
+        return self.ttft_err_p99 <= limit_ms and (self.itl_err_p99 or 0.0) <= limit_ms
+
+
+@contextmanager
+def emulator() -> Iterator[str]:
+    """One emulator process; yields its base URL."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "providers.emulator", "--port", "0", *PROFILE_ARGS]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    try:
+        base = proc.stdout.readline().strip()
+        if not base.startswith("http://"):
+            raise RuntimeError(f"emulator did not start (first line: {base!r})")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        proc.stdout.close()
+
+
+def http(url: str, body: bytes | None = None) -> Any:
+    request = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
+    with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310 - 127.0.0.1 only
+        return json.loads(resp.read() or b"null")
+
+
+def reset_servers(bases: list[str]) -> None:
+    for base in bases:
+        http(f"{base}/_latlab/stats/reset", b"")
+
+
+def server_lag_p99(bases: list[str]) -> float:
+    return max(float(http(f"{base}/_latlab/stats")["lag_ms"]["p99"] or 0.0) for base in bases)
+
+
+def latlab_args(bases: list[str], workers: int, streams: int, seconds: float,
+                results: Path) -> list[str]:
+    """``latlab run`` overrides for one level: open loop at the rate that keeps ``streams``
+    streams in flight (arrivals evenly spread, so completions do not come in waves), for
+    ``seconds``, after one stream's length of warm-up (connections opened, not measured)."""
+    rate = streams / STREAM_S
+    per_cell = round(rate * seconds / len(bases))
+    warmup = math.ceil(streams / len(bases))
+    args = ["emulate=false", f"provider.base_url={bases[0]}", f"results_dir={results}",
+            f"workload.warmup={warmup}", f"workload.iterations={per_cell}",
+            f"workload.rate={rate:.3f}", "workload.max_in_flight=100000",
+            f"workload.workers={workers}", "workload.max_tokens=128",
+            "hydra/job_logging=none", "hydra/hydra_logging=none"]
+    if len(bases) > 1:
+        args.append(f"++matrix.provider.base_url=[{','.join(bases)}]")
+    return args
+
+
+ROW_SQL = f"""
+WITH r AS (SELECT * FROM read_parquet(?) WHERE NOT warmup),
+g AS (SELECT abs(unnest(itl_ms) - {ITL_MS}) AS e FROM r WHERE error_type IS NULL)
+SELECT count(*), sum(output_tokens) / ((max(epoch_ms(started_at) + total_ms)
+         - min(epoch_ms(started_at))) / 1000.0),
+       sum(total_ms) / (max(epoch_ms(started_at) + total_ms) - min(epoch_ms(started_at))),
+       quantile_cont(ttft_ms - {TTFT_MS}, 0.5), quantile_cont(ttft_ms - {TTFT_MS}, 0.99),
+       (SELECT quantile_cont(e, 0.99) FROM g), avg(client_late::INT),
+       count(*) FILTER (WHERE error_type IS NOT NULL)
+FROM r"""
+
+
+def measure_latlab(bases: list[str], workers: int, target: int, seconds: float) -> Level:
+    with tempfile.TemporaryDirectory() as tmp:
+        results = Path(tmp) / "results"
+        reset_servers(bases)
+        done = subprocess.run([sys.executable, "-m", "runner.cli", "run",
+                               *latlab_args(bases, workers, target, seconds, results)],
+                              cwd=tmp, capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            raise RuntimeError(f"latlab run failed: {done.stderr[-2000:]}")
+        lag = server_lag_p99(bases)
+        files = [str(p) for p in results.glob("requests/*/*.parquet")]
+        n, tps, streams, p50, p99, itl, late, errors = (
+            duckdb.execute(ROW_SQL, [files]).fetchone() or ())
+        run = duckdb.execute("SELECT loop_lag_p99_ms, client_cpu_pct FROM read_parquet(?)",
+                             [str(next(results.glob("runs/*.parquet")))]).fetchone() or ()
+    return Level("latlab", workers, round(streams), n, tps, p50, p99, itl, lag, late,
+                 run[0], run[1], errors)
+
+
+def has_chat_endpoint(base: str) -> bool:
+    body = json.dumps({"model": "m", "max_tokens": 5,
+                       "messages": [{"role": "user", "content": "hi"}]}).encode()
+    request = urllib.request.Request(f"{base}/v1/chat/completions", data=body,
+                                     headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - 127.0.0.1 only
+            return True
+    except OSError:
+        return False
+
+
+HEADER = (f"{'tool':<9}{'workers':>8}{'streams':>8}{'reqs':>7}{'tok/s':>9}{'ttft err':>9}"
+          f"{'ttft err':>9}{'itl err':>8}{'server':>8}{'late':>7}{'loop lag':>9}{'cpu':>6}"
+          f"{'err':>5}  pass\n{'':<41}{'p50 ms':>9}{'p99 ms':>9}{'p99 ms':>8}{'lag p99':>8}"
+          f"{'share':>7}{'p99 ms':>9}{'%':>6}\n")
+
+
+def fmt(value: float | None, width: int, digits: int = 2) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
+
+
+def line(level: Level, limit_ms: float) -> str:
+    return (f"{level.tool:<9}{level.workers:>8}{level.concurrency:>8}{level.requests:>7}"
+            f"{level.tokens_per_s:>9.0f}{fmt(level.ttft_err_p50, 9)}{fmt(level.ttft_err_p99, 9)}"
+            f"{fmt(level.itl_err_p99, 8)}{fmt(level.server_lag_p99, 8)}"
+            f"{fmt(level.late_share, 7)}{fmt(level.loop_lag_p99, 9)}{fmt(level.cpu_pct, 6, 0)}"
+            f"{level.errors:>5}  {'yes' if level.passes(limit_ms) else 'NO'}\n")
+
+
+def run_peer(args: argparse.Namespace, base: str, out: Any) -> None:
+    """The peer comparison needs the emulator's OpenAI endpoint; say plainly if it is absent.
+
+    Not automated yet: GuideLLM 0.8 (``guidellm run --backend kind=openai_http,...
+    --profile kind=concurrent,... --tokenizer kind=hf_auto,...``) against
+    ``/v1/chat/completions``, its TTFT percentiles compared with the same truth (150 ms).
+    """
+    if not has_chat_endpoint(base):
+        out.write("peer: the emulator has no /v1/chat/completions (OpenAI) endpoint: "
+                  "peer comparison not run\n")
+        return
+    out.write(f"peer: {base}/v1/chat/completions answers; run {args.peer} against it "
+              "by hand (docs/benchmarks.md, Load engine)\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--streams", type=int, nargs="+", default=[50, 100, 200, 300, 400],
+                        help="target streams in flight (open loop at streams / 0.64 s)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--seconds", type=float, default=8.0, help="streaming time per level")
+    parser.add_argument("--emulators", type=int, default=1, help="emulator processes")
+    parser.add_argument("--max-error-ms", type=float, default=5.0)
+    parser.add_argument("--peer", default=None, help="path of a guidellm executable")
+    parser.add_argument("--peer-only", action="store_true")
+    args = parser.parse_args()
+    out = sys.stdout
+    with ExitStack() as stack:
+        bases = [stack.enter_context(emulator()) for _ in range(args.emulators)]
+        out.write(f"emulators {' '.join(bases)}  profile: {' '.join(PROFILE_ARGS)}  "
+                  f"cores {os.cpu_count()}  {time.strftime('%Y-%m-%d %H:%M')}\n{HEADER}")
+        for workers in [] if args.peer_only else args.workers:
+            for target in args.streams:
+                level = measure_latlab(bases, workers, target, args.seconds)
+                out.write(line(level, args.max_error_ms))
+                out.flush()
+        if args.peer:
+            run_peer(args, bases[0], out)
+
+
+if __name__ == "__main__":
+    main()
