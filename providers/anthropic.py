@@ -97,6 +97,8 @@ def finish_measurement(m: Measurement, clock: StreamClock, conn: ConnectionTimin
     m.generation_ms = ms_between(clock.t_first_token, clock.t_last_token)
     m.itl_ms = clock.itl_ms()
     m.output_tps = output_tps(m.output_tokens, m.generation_ms)
+    if m.usage_source is None and m.output_tokens is not None:
+        m.usage_source = "api"
 
 
 def record_http_error(m: Measurement, status: int, body: bytes) -> None:
@@ -139,11 +141,18 @@ class AnthropicProvider:
         finish_measurement(measurement, clock, conn)
         return measurement
 
+    def url_for(self, spec: RequestSpec) -> str:
+        """Where ``spec`` is sent (Vertex puts the model and operation in the path)."""
+        return self.url
+
+    def body_for(self, spec: RequestSpec) -> dict[str, Any]:
+        return messages_body(spec)
+
     async def _exchange(self, spec: RequestSpec, clock: StreamClock, m: Measurement,
                         conn: ConnectionTiming) -> None:
         extensions = {"trace": httpcore_trace(conn)} if self.transport == "httpcore" else {}
         clock.t_start = now_ns()
-        async with self.client.stream("POST", self.url, json=messages_body(spec),
+        async with self.client.stream("POST", self.url_for(spec), json=self.body_for(spec),
                                       headers=self.headers, extensions=extensions) as response:
             clock.headers()
             m.status = response.status_code

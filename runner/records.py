@@ -42,6 +42,8 @@ class Measurement:
     retries: int = 0
     new_connection: bool | None = None
     guardrail_action: str | None = None
+    ttft_reasoning_ms: float | None = None
+    usage_source: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -99,6 +101,9 @@ class RequestRow:
     schema_version: int = SCHEMA_VERSION
     client_late: bool = False  # sent late or the client's loop lagged (workload.max_client_lag_ms)
     latency_from_scheduled_ms: float | None = None  # send_delay_ms + total_ms
+    ttft_reasoning_ms: float | None = None  # t_start → first reasoning delta (OpenAI-compatible)
+    usage_source: str | None = None  # "api": token counts from the API; "client": counted here
+    client_version: str | None = None  # version of the client library named in `client`
 
     @classmethod
     def build(cls, context: dict[str, Any], measurement: Measurement) -> RequestRow:
