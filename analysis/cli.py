@@ -77,7 +77,28 @@ def _add_grade(commands: Subcommands) -> None:
     grade.set_defaults(handler=cmd_grade)
 
 
+def cmd_tool_timings(args: argparse.Namespace) -> None:
+    from analysis.commands import tool_timings_command
+
+    print(tool_timings_command(args.results, args.run_ids or None, args.format,  # noqa: T201
+                               args.by))
+
+
+def _add_tool_timings(commands: Subcommands) -> None:
+    timings = commands.add_parser(
+        "tool-timings", help="agent sessions: model vs tool time (Bash, CLI, MCP, file)",
+        description="Time in model calls vs each tool category of agent sessions, counts and "
+        "shares: per provider (mean per session), per session, the session-level delta "
+        "across providers, or HTTP calls per session by endpoint. Default: the latest run.")
+    timings.add_argument("run_ids", nargs="*", metavar="RUN_ID")
+    timings.add_argument("--by", choices=("provider", "session", "delta", "endpoints"),
+                         default="provider", help="one row per ... (default: provider)")
+    add_output_options(timings)
+    timings.set_defaults(handler=cmd_tool_timings)
+
+
 def register_analysis_commands(commands: Subcommands) -> None:
     """Add every analysis subcommand to ``latlab``'s parser."""
     _add_sql(commands)
     _add_grade(commands)
+    _add_tool_timings(commands)

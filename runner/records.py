@@ -99,6 +99,8 @@ class RequestRow:
     schema_version: int = SCHEMA_VERSION
     client_late: bool = False  # sent late or the client's loop lagged (workload.max_client_lag_ms)
     latency_from_scheduled_ms: float | None = None  # send_delay_ms + total_ms
+    session_id: str | None = None  # agent sessions: the session this model call belongs to
+    span_id: str | None = None  # agent sessions: the model_call span (spans.span_id)
 
     @classmethod
     def build(cls, context: dict[str, Any], measurement: Measurement) -> RequestRow:

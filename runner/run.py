@@ -34,6 +34,7 @@ from runner.progress import live_progress, warn_if_client_bound
 from runner.prompts import load_prompts
 from runner.resume import Done, check_same_config, finished_requests, load_run_record
 from runner.schedule import run_plan
+from runner.session import SessionTimer, check_session_cells, has_sessions
 from runner.workers import WorkerJob, drive_workers, workers_for
 from runner.write import RequestWriter, RunRecord, ensure_writable, write_run_record
 
@@ -134,6 +135,7 @@ def plan_cells(cfg: dict[str, Any], context: RunContext) -> list[Cell]:
         raise ConfigError(f"matrix: two cells are identical ({sorted(duplicates)[0]})")
     for cell in cells:
         validate(cell.config)
+    check_session_cells(cells)
     return cells
 
 
@@ -168,12 +170,15 @@ async def _drive(cells: list[Cell], endpoints: dict[str, Endpoint], record: RunR
     runtimes = build_runtimes(cells, endpoints)
     timer = RequestTimer(record.run_id, runtimes, writer, stats)
     monitor = timer.monitor = LagMonitor(cpu_clock=time.thread_time)  # not the emulator's
+    sessions = SessionTimer(timer, endpoints) if has_sessions(cells) else None  # runner/session.py
     try:
         async with live_progress(stats, label), monitor.running(), writer.flushing():
-            await run_plan(plan, timer.send_one)
+            await run_plan(plan, sessions.send_one if sessions else timer.send_one)
     finally:
         stats.load = monitor.summary()
         await close_providers(runtimes)
+        if sessions is not None:
+            sessions.close()
 
 
 def run_experiment(cfg: dict[str, Any], context: RunContext) -> RunSummary:

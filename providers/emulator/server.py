@@ -481,12 +481,23 @@ async def _handle_messages(
         result = await _disconnect(request, plan)
     elif plan.fault == "stall":
         result = await _stall(request, plan, stats)
+    elif (scripted := _scripted(body)) is not None:  # agent sessions: providers/emulator/scripts.py
+        from providers.emulator.scripts import respond
+
+        result = await respond(request, plan, scripted, plan.input_tokens)
     elif plan.stream:
         result = await _stream(request, plan, stats)
     else:
         result = await _non_stream(request, plan, stats)
     assert isinstance(result, web.StreamResponse)
     return result
+
+
+def _scripted(body: JSONDict) -> Any:
+    """A scripted agent turn when the request is part of a latlab task session, else None."""
+    from providers.emulator.scripts import scripted_reply
+
+    return scripted_reply(body)
 
 
 async def handle_count_tokens(request: web.Request) -> web.StreamResponse:
