@@ -1,0 +1,96 @@
+"""Real Claude Code sessions on the emulator: the CLI from npm, headless, through latlab's
+recording proxy, with hook-timed tool calls. Slow (a Node.js CLI per session)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from result_files import request_rows
+
+from runner.claude_code import (
+    LOCAL_INSTALL,
+    claude_binary,
+    hook_command,
+    read_hook_events,
+    tool_spans,
+)
+from runner.spans import SpanRecorder
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def claude() -> str:
+    """The CLI: already installed, or installed now from npm (skip only without node/npm)."""
+    found = claude_binary()
+    if found is not None:
+        return found
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("Node.js/npm not installed: cannot install the Claude Code CLI")
+    LOCAL_INSTALL.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["npm", "install", "--prefix", str(LOCAL_INSTALL), "--no-audit", "--no-fund",
+                    "@anthropic-ai/claude-code"], check=True, capture_output=True, timeout=900)
+    found = claude_binary()
+    assert found is not None, "npm install did not provide the claude CLI"
+    return found
+
+
+def span_rows(results: Path) -> list[dict[str, Any]]:
+    return [r for f in sorted((results / "spans").glob("*/*.parquet"))
+            for r in pq.read_table(f).to_pylist()]
+
+
+def test_claude_code_session_on_the_emulator(claude: str, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "runner.cli", "run", "workload=claude_code", "profile=fast",
+         "workload.task=medium"], cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr
+    spans = span_rows(tmp_path / "results")
+    (session,) = [s for s in spans if s["kind"] == "session"]
+    attributes = json.loads(session["attributes"])
+    assert session["status"] == "ok", (session["error_message"], attributes)
+    assert attributes["cli_subtype"] == "success" and attributes["cli_duration_ms"] > 0
+    # every tool call of the script ran, in Claude Code, and was timed by the hooks
+    tools = [s for s in spans if s["kind"] == "tool_call"]
+    assert [s["name"] for s in sorted(tools, key=lambda s: s["started_at"])] == [
+        "Write", "Write", "Bash", "mcp__latlab__file_stats", "Edit", "Bash", "Read"]
+    assert all(s["status"] == "ok" and s["duration_ms"] > 0 for s in tools)
+    # every proxied call is a span; every Messages call a model_call with a requests row
+    http = [s for s in spans if s["kind"] == "http_call"]
+    models = [s for s in spans if s["kind"] == "model_call"]
+    assert Counter(s["endpoint"] for s in http)["/v1/messages"] == len(models)
+    main_loop = [m for m in models if json.loads(m["attributes"])["tools_offered"] > 0]
+    assert len(main_loop) == 6  # five scripted tool turns and the closing turn
+    assert all(m["status"] == "ok" and m["ttft_ms"] > 0 and m["request_id"] for m in models)
+    rows = request_rows(tmp_path / "results")
+    assert sorted(r["span_id"] for r in rows) == sorted(m["span_id"] for m in models)
+
+
+def test_hooks_pair_by_tool_use_id(tmp_path: Path) -> None:
+    recorder = SpanRecorder(None, "run", "session")
+    root = recorder.start("session", "t", "other")
+    pre = {"hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_use_id": "a",
+           "tool_input": {"command": "git status"}}
+    post = {**pre, "hook_event_name": "PostToolUseFailure", "error": "Exit code 1"}
+    other = {"hook_event_name": "PreToolUse", "tool_name": "Read", "tool_use_id": "b"}
+    (span,) = tool_spans(recorder, root, [(1_000_000_000, pre), (1_500_000_000, other),
+                                           (3_000_000_000, post)])
+    assert (span.name, span.category, span.duration_ms) == ("Bash", "cli", 2000.0)
+    assert span.status == "error" and span.error_message == "Exit code 1"
+
+
+def test_hook_command_saves_the_event_under_its_start_time(tmp_path: Path) -> None:
+    before = time.time_ns()
+    subprocess.run(["sh", "-c", hook_command(tmp_path)], input='{"tool_use_id": "x"}',
+                   text=True, check=True)
+    ((t_ns, event),) = read_hook_events(tmp_path)
+    assert event == {"tool_use_id": "x"} and before <= t_ns <= time.time_ns()
