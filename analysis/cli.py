@@ -97,8 +97,49 @@ def _add_tool_timings(commands: Subcommands) -> None:
     timings.set_defaults(handler=cmd_tool_timings)
 
 
+def cmd_statusline(args: argparse.Namespace) -> None:
+    import os
+    import sys
+
+    from analysis.statusline import statusline_command
+
+    text = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
+    print(statusline_command(args.results, text, args.format, os.environ))  # noqa: T201
+
+
+def _add_statusline(commands: Subcommands) -> None:
+    line = commands.add_parser(
+        "statusline", help="one-line session summary for Claude Code's statusline",
+        description="Print [D]/[BR]/[VX] provider tag, model, elapsed, Bash/CLI/MCP tool time "
+        "and last TTFT of the current agent session (Claude Code's statusline JSON on stdin "
+        "names it; else the latest session in the results).")
+    add_output_options(line)
+    line.set_defaults(handler=cmd_statusline)
+
+
+def cmd_otlp_export(args: argparse.Namespace) -> None:
+    from analysis.otlp import export_command
+
+    print(export_command(args.results, args.run_ids or None, args.endpoint))  # noqa: T201
+
+
+def _add_otlp_export(commands: Subcommands) -> None:
+    export = commands.add_parser(
+        "otlp-export", help="send spans and request rows to an OTLP/HTTP collector",
+        description="Export the runs' spans (and request rows without a span) as OTLP/HTTP "
+        "JSON traces with GenAI semantic-convention attributes. Default: the latest run.")
+    export.add_argument("run_ids", nargs="*", metavar="RUN_ID")
+    export.add_argument("--endpoint", default="http://127.0.0.1:4318",
+                        help="OTLP/HTTP base URL (default: http://127.0.0.1:4318)")
+    export.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
+                        help="results directory (default: ./results)")
+    export.set_defaults(handler=cmd_otlp_export)
+
+
 def register_analysis_commands(commands: Subcommands) -> None:
     """Add every analysis subcommand to ``latlab``'s parser."""
     _add_sql(commands)
     _add_grade(commands)
     _add_tool_timings(commands)
+    _add_statusline(commands)
+    _add_otlp_export(commands)
