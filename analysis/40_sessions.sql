@@ -73,9 +73,15 @@ FROM session_times
 GROUP BY run_id, provider, driver, task, model;
 
 -- session_deltas: across providers, the session-level difference for the same task, driver
--- and run (the seed study's table): for every pair of providers (a < b by name),
--- b − a of the mean total, model and tool time per session, and b's total over a's.
+-- and run (the seed study's table): for every pair of providers, b − a of the mean total,
+-- model and tool time per session, and b's total over a's. Direct providers come first as
+-- `a` (the baseline), then Bedrock/Vertex ones; ties by name.
 CREATE VIEW session_deltas AS
+WITH ranked AS (
+    SELECT *, CASE WHEN provider ILIKE '%bedrock%' OR provider ILIKE '%vertex%' THEN 1
+                   ELSE 0 END AS indirect
+    FROM tool_timings
+)
 SELECT a.run_id, a.driver, a.task,
        a.provider AS provider_a, b.provider AS provider_b,
        a.sessions AS sessions_a, b.sessions AS sessions_b,
@@ -84,9 +90,9 @@ SELECT a.run_id, a.driver, a.task,
        b.model_mean_ms - a.model_mean_ms AS model_delta_ms,
        b.tool_mean_ms - a.tool_mean_ms AS tool_delta_ms,
        b.total_mean_ms / nullif(a.total_mean_ms, 0) AS total_ratio
-FROM tool_timings a JOIN tool_timings b
+FROM ranked a JOIN ranked b
   ON a.run_id = b.run_id AND a.driver = b.driver AND a.task = b.task
- AND a.provider < b.provider;
+ AND (a.indirect < b.indirect OR (a.indirect = b.indirect AND a.provider < b.provider));
 
 -- http_calls_by_endpoint: calls per session by endpoint (messages, count_tokens, telemetry,
 -- MCP, …): count, errors, time (sum and median), median TTFB and bytes, per session.

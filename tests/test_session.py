@@ -120,3 +120,17 @@ def test_unknown_task_is_a_config_error(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("latlab: error: workload.task:")
     assert not (tmp_path / "results" / "spans").exists()
+
+
+def test_cross_provider_delta_shows_bedrocks_layer_in_model_time(tmp_path: Path) -> None:
+    """Default profile: Bedrock adds ≈ 700 ms (575–850 ms p10–p90) to each Haiku call; the
+    simple task makes 3 model calls, so model time grows by ≈ 2.1 s and tool time does not."""
+    done = latlab("run", "workload=session", "++matrix.provider=[anthropic,bedrock]",
+                  "emulate=true", "workload.iterations=1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = latlab("tool-timings", "--by", "delta", "--format", "json", cwd=tmp_path)
+    (delta,) = json.loads(out.stdout)
+    assert (delta["provider_a"], delta["provider_b"], delta["task"]) == (
+        "anthropic", "bedrock", "simple")
+    assert 3 * 450 < delta["model_delta_ms"] < 3 * 1100
+    assert abs(delta["tool_delta_ms"]) < delta["model_delta_ms"] / 2

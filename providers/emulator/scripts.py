@@ -168,3 +168,54 @@ async def _write_events(resp: web.StreamResponse, events: list[tuple[str, JSONDi
             await sleep_until(times[k])
             k += 1
         await resp.write(wire.sse_event(name, data))
+
+
+async def respond_bedrock(request: web.Request, bp: Any, reply: ScriptedReply) -> Any:
+    """The scripted reply on Bedrock InvokeModel[WithResponseStream] (Bedrock's timing layers
+    included): Anthropic events in ``chunk`` frames, or the whole message as the body."""
+    from providers.emulator import bedrock_wire as bwire
+    from providers.emulator.bedrock_routes import write_frame
+    from providers.emulator.server import STATE_KEY, _send_headers_at, sleep_until
+
+    p, stats = bp.plan, request.app[STATE_KEY].stats
+    events = stream_events(reply)
+    n = max(sum(1 for e in events if e[2]), 1)
+    times = token_times(p.token_at[0], p.token_at[-1], len(p.token_at), n)
+    if not bp.op.stream:
+        message = wire.message(p.message_id, p.model, reply.content, reply.stop_reason,
+                               p.input_tokens, n)
+        headers = bwire.invoke_headers(p.request_id, bp.server_ms(times[-1]), p.input_tokens, n)
+        await sleep_until(times[-1])
+        return web.Response(body=bwire.invoke_body(message, bp.guardrail_action),
+                            headers={**headers, **bp.headers()})
+    resp = web.StreamResponse(status=200, headers={
+        **bwire.stream_headers(p.request_id, True), **bp.headers()})
+    resp.enable_chunked_encoding()
+    try:
+        await _send_headers_at(request, resp, p.ttfb_at, stats)
+        for frame in _bedrock_frames(bp, reply, events, times):
+            await write_frame(resp, stats, frame)
+        await resp.write_eof()
+    except ConnectionError:
+        pass
+    return resp
+
+
+def _bedrock_frames(bp: Any, reply: ScriptedReply, events: list[tuple[str, JSONDict, bool]],
+                    times: list[int]) -> list[tuple[str, bytes, int]]:
+    from providers.emulator import bedrock_wire as bwire
+
+    p = bp.plan
+    start = wire.message_start(p.message_id, p.model, p.input_tokens)
+    frames = [("message_start", bwire.chunk_frame(start), p.ttfb_at)]
+    at, k = p.ttfb_at, 0
+    for name, data, token in events:
+        if token:
+            at, k = times[k], k + 1
+        frames.append((name, bwire.chunk_frame(data), at))
+    metrics = bwire.invocation_metrics(p.input_tokens, k, bp.server_ms(at), bp.first_byte_ms)
+    delta = wire.message_delta(reply.stop_reason, p.input_tokens, k)
+    return frames + [
+        ("message_delta", bwire.chunk_frame(delta), at),
+        ("message_stop", bwire.chunk_frame(bwire.final_message_stop(metrics, bp.guardrail_action)),
+         at)]
