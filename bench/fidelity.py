@@ -267,9 +267,10 @@ def summarize(config: str, n: int, rows: list[Measurement], wall: float, cpu: fl
     )
 
 
-def start_server() -> tuple[subprocess.Popen[str], str]:
+def start_server(profile: str = "default") -> tuple[subprocess.Popen[str], str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "providers.emulator", "--port", "0", *PROFILE_ARGS]
+    cmd = [sys.executable, "-m", "providers.emulator", "--port", "0", "--profile", profile,
+           *PROFILE_ARGS]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     base = proc.stdout.readline().strip()

@@ -543,10 +543,13 @@ async def read_frames(response: httpx.Response, events: StreamEvents, clock: Str
     """Stamp each chunk on arrival, then decode its frames; flag a stream that never ended."""
     reader = FrameReader(events)
     async for chunk in response.aiter_raw():
+        if events.finished:
+            continue  # read the body's end too, so the pool can reuse the connection
         reader.feed(chunk, now_ns())
         if events.finished:
-            break
-    clock.done()
+            clock.done()
+    if clock.t_done is None:
+        clock.done()
     events.close()
 
 
