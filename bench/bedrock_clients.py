@@ -30,17 +30,17 @@ import httpx
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from emulator_process import emulator_process  # noqa: E402
 from fidelity import (  # noqa: E402
     HEADER,
     MIN_REQUESTS,
+    PROFILE_ARGS,
     ROOT,
     LevelResult,
     closed_loop,
     legend,
     row,
     server_stats,
-    start_server,
-    stop_server,
     summarize,
 )
 
@@ -83,9 +83,8 @@ async def run_level(config: str, api: str, base: str, n: int, per_worker: int) -
 
 
 def run_all(levels: list[int], rounds: int, configs: list[str], api: str) -> list[LevelResult]:
-    proc, base = start_server(profile="fast")  # fast: no Bedrock overhead layer
     results: list[LevelResult] = []
-    try:
+    with emulator_process(["--profile", "fast", *PROFILE_ARGS]) as base:  # fast: no Bedrock layer
         sys.stdout.write(legend(base) + f"api: {api}\n" + HEADER)
         for i, n in enumerate(levels):
             per_worker = max(rounds, math.ceil(MIN_REQUESTS / n))
@@ -95,8 +94,6 @@ def run_all(levels: list[int], rounds: int, configs: list[str], api: str) -> lis
                     results.append(runner.run(run_level(config, api, base, n, per_worker)))
                 sys.stdout.write(row(results[-1]))
                 sys.stdout.flush()
-    finally:
-        stop_server(proc)
     return results
 
 
