@@ -16,7 +16,14 @@ Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def _print(text: str) -> None:
-    print(text)  # noqa: T201
+    import os
+    import sys
+
+    try:
+        print(text)  # noqa: T201
+        sys.stdout.flush()
+    except BrokenPipeError:  # `latlab export cells | head`: the reader is gone, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def cmd_budget(args: argparse.Namespace) -> None:
@@ -82,3 +89,84 @@ def register_view_commands(commands: Subcommands) -> None:
     """Add budget, compare, export, check, advise and report."""
     _add_budget(commands)
     _add_compare(commands)
+    _add_check(commands)
+    _add_export(commands)
+    _add_advise(commands)
+
+
+def cmd_check(args: argparse.Namespace) -> None:
+    from analysis.check import check_command
+    from analysis.cli import load_slo
+
+    mode = "emulator" if args.emulator else "real" if args.real else "auto"
+    _print(check_command(args.providers, args.format, args.n, args.model, mode,
+                         args.keep, load_slo(args.slo), args.overrides or ()))
+
+
+def _add_check(commands: Subcommands) -> None:
+    p = commands.add_parser(
+        "check", help="quick probe: a few requests per provider, printed at once",
+        description="Send one (or -n) requests to each named provider through latlab's "
+        "provider code and print TTFB, TTFT, total, tokens/s, the request id and the grade "
+        "the cell would get. A provider without credentials is probed on the embedded "
+        "emulator (column emulated); --real refuses that, --emulator forces it.")
+    p.add_argument("providers", nargs="*", metavar="PROVIDER",
+                   help="provider config names: anthropic, bedrock, emulator")
+    p.add_argument("-n", type=int, default=1, help="requests per provider (1-20, default 1)")
+    p.add_argument("--model", default="haiku-4-5", help="model config name (haiku-4-5)")
+    p.add_argument("--slo", default="default", help="SLO name in conf/slo or a YAML path")
+    modes = p.add_mutually_exclusive_group()
+    modes.add_argument("--real", action="store_true", help="real APIs only: no credentials "
+                       "is an error")
+    modes.add_argument("--emulator", action="store_true", help="every provider on the emulator")
+    p.add_argument("--keep", type=Path, metavar="DIR",
+                   help="write the probe's rows under DIR (default: a temporary directory)")
+    p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
+                   help="an extra config override, e.g. --set provider.region=eu-west-1")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                   help="output format (default: table)")
+    p.set_defaults(handler=cmd_check)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from analysis.export import export_command
+
+    _print(export_command(args.view, args.results, args.run, args.format, args.output))
+
+
+def _add_export(commands: Subcommands) -> None:
+    p = commands.add_parser(
+        "export", help="export any view as CSV or JSON",
+        description="Print (or write with --output) every row of one view or table of "
+        "analysis/*.sql: requests, runs, cells, grades, budget, budget_phases, budget_delta, "
+        "comparison, advice, …")
+    p.add_argument("view", help="the view's name, e.g. cells")
+    p.add_argument("--run", action="append", metavar="RUN_ID",
+                   help="only this run (repeatable; a unique prefix is enough)")
+    p.add_argument("--output", "-o", type=Path, metavar="FILE", help="write to FILE")
+    add_output_options(p)
+    p.set_defaults(handler=cmd_export, format="csv")
+    for action in p._actions:
+        if action.dest == "format":
+            action.default, action.help = "csv", "output format (default: csv)"
+
+
+def cmd_advise(args: argparse.Namespace) -> None:
+    from analysis.advise import advise_command
+    from analysis.cli import load_slo
+
+    _print(advise_command(args.results, args.run_ids or None, args.format, load_slo(args.slo)))
+
+
+def _add_advise(commands: Subcommands) -> None:
+    p = commands.add_parser(
+        "advise", help="what to change, with the evidence",
+        description="Rules over the measured views (view advice): large uncached prompts "
+        "with high TTFT -> prompt caching; Opus on short tasks -> a smaller model; an "
+        "indirect provider's overhead dominating -> route to the direct API; many new "
+        "connections -> reuse clients; slow non-streamed calls -> stream; timeouts -> raise "
+        "the timeout. Each row names the cell and the figures. Default: the latest run.")
+    p.add_argument("run_ids", nargs="*", metavar="RUN_ID")
+    p.add_argument("--slo", default="default", help="SLO name in conf/slo or a YAML path")
+    add_output_options(p)
+    p.set_defaults(handler=cmd_advise)
