@@ -140,6 +140,9 @@ def register_analysis_commands(commands: Subcommands) -> None:
     """Add every analysis subcommand to ``latlab``'s parser."""
     _add_sql(commands)
     _add_grade(commands)
+    from analysis.cli_views import register_view_commands
+
+    register_view_commands(commands)
     _add_tool_timings(commands)
     _add_statusline(commands)
     _add_otlp_export(commands)

@@ -1,0 +1,88 @@
+"""Bootstrap confidence interval of the difference of two medians, exact and cheap.
+
+A bootstrap resample of ``n`` values from a sample is ``F_n⁻¹(U₁) … F_n⁻¹(U_n)`` with
+``U`` uniform on (0, 1] and ``F_n⁻¹(u) = x₍⌈n·u⌉₎`` (the sorted sample, 1-based). Since
+``F_n⁻¹`` is monotone, the resample's median is ``F_n⁻¹`` of the median of the ``U``'s, and
+the order statistics of ``n`` uniforms have known laws: ``U₍m₎ ~ Beta(m, n − m + 1)`` and,
+given it, ``U₍m+1₎ = U₍m₎ + (1 − U₍m₎)·Beta(1, n − m)``. So one replicate needs one or two
+beta draws and one or two sorted positions, not ``n`` random picks: the same distribution
+as resampling, at a cost independent of ``n``. DuckDB has no beta variates, so the draws
+happen here (stdlib ``random``, seeded) and the sorted values at those positions come from
+SQL (``analysis/compare.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+REPLICATES = 2000
+LEVEL = 0.95
+
+# positions (0-based, in the sorted sample) -> the values there
+Fetch = Callable[[Sequence[int]], dict[int, float]]
+
+
+def median_positions(n: int, rng: random.Random, replicates: int) -> list[tuple[int, int]]:
+    """Per replicate, the two sorted positions whose mean is the resample's median
+    (equal positions when ``n`` is odd)."""
+    m = (n + 1) // 2
+    out: list[tuple[int, int]] = []
+    for _ in range(replicates):
+        u1 = rng.betavariate(m, n - m + 1)
+        if n % 2:
+            k = _position(u1, n)
+            out.append((k, k))
+        else:
+            u2 = u1 + (1.0 - u1) * rng.betavariate(1, n - m)
+            out.append((_position(u1, n), _position(u2, n)))
+    return out
+
+
+def _position(u: float, n: int) -> int:
+    return min(max(math.ceil(n * u) - 1, 0), n - 1)
+
+
+def bootstrap_medians(n: int, fetch: Fetch, rng: random.Random,
+                      replicates: int = REPLICATES) -> list[float]:
+    """``replicates`` bootstrap medians of a sample of size ``n`` read through ``fetch``."""
+    pairs = median_positions(n, rng, replicates)
+    values = fetch(sorted({k for pair in pairs for k in pair}))
+    return [(values[a] + values[b]) / 2 for a, b in pairs]
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear interpolation between order statistics (as DuckDB's quantile_cont)."""
+    h = (len(sorted_values) - 1) * q
+    lo = math.floor(h)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (h - lo) * (sorted_values[hi] - sorted_values[lo])
+
+
+@dataclass(frozen=True)
+class Interval:
+    low: float
+    high: float
+
+    @property
+    def half_width(self) -> float:
+        return (self.high - self.low) / 2
+
+
+def median_difference_ci(baseline: list[float], other: list[float],
+                         level: float = LEVEL) -> Interval:
+    """Percentile interval of (other − baseline) over paired replicates."""
+    diffs = sorted(o - b for b, o in zip(baseline, other, strict=True))
+    tail = (1 - level) / 2
+    return Interval(percentile(diffs, tail), percentile(diffs, 1 - tail))
+
+
+def needed_per_cell(n_baseline: int, n: int, ci: Interval, target: float) -> int | None:
+    """Requests per cell (both cells alike) for the interval's half width to shrink to
+    ``target``: the half width scales with sqrt(1/n₁ + 1/n₂). None if already narrow enough."""
+    if target <= 0 or ci.half_width <= target:
+        return None
+    n_equal = 2 / (1 / n_baseline + 1 / n)
+    return math.ceil(n_equal * (ci.half_width / target) ** 2)
