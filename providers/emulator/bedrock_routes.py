@@ -427,7 +427,7 @@ async def handle(request: web.Request, op: Operation, t0_ns: int) -> web.StreamR
     except KeyError:
         return error_response("ValidationException", request_id,
                               "The provided model identifier is invalid.")
-    if bp.plan.fault is None and not op.converse:  # agent sessions: providers/emulator/scripts.py
+    if bp.plan.fault is None and not op.converse and body.get("tools"):  # agent sessions
         from providers.emulator.scripts import respond_bedrock, scripted_reply
 
         scripted = scripted_reply(body)

@@ -76,6 +76,8 @@ def _blocks(step: list[JSONDict], offered: list[str], workdir: str) -> list[JSON
 def scripted_reply(body: Mapping[str, Any]) -> ScriptedReply | None:
     """The scripted answer to ``body``, or None when the request is not a scripted session."""
     offered = [str(t.get("name")) for t in body.get("tools") or [] if isinstance(t, dict)]
+    if not offered:
+        return None
     messages = body.get("messages") or []
     firsts = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
     marker = TASK_MARKER.search(_text_of(firsts[0].get("content"))) if firsts else None

@@ -465,7 +465,7 @@ async def _handle_messages(
         result = await _disconnect(request, plan)
     elif plan.fault == "stall":
         result = await _stall(request, plan, stats)
-    elif (scripted := _scripted(body)) is not None:  # agent sessions: providers/emulator/scripts.py
+    elif body.get("tools") and (scripted := _scripted(body)) is not None:  # agent sessions
         from providers.emulator.scripts import respond
 
         result = await respond(request, plan, scripted, plan.input_tokens)
