@@ -20,7 +20,8 @@ import os
 import shutil
 import sys
 import tempfile
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -148,6 +149,7 @@ class ClaudeCodeSession:
         self.spans: SpanRecorder = owner.recorder(planned, "claude_code")
         self.endpoint = owner.endpoints[planned.cell.name]
         self.last_ttft: float | None = None
+        self.turns = 0
 
     async def run(self) -> None:
         root = self.spans.start("session", self.task.name, "other")
@@ -196,26 +198,50 @@ class ClaudeCodeSession:
     def _record(self, root: Span, calls: list[ProxiedCall],
                 hooks: list[tuple[int, dict[str, Any]]], stream: dict[str, Any],
                 code: int) -> None:
+        parent_at = self._turn_spans(root, calls)
         for call in calls:
-            self._call_spans(root, call)
-        for span in tool_spans(self.spans, root, hooks):
+            self._call_spans(parent_at(call.started_at), call)
+        for span in tool_spans(self.spans, parent_at, hooks):
             self.spans.end(span)
         result = stream.get("result") or {}
         keys = ("subtype", "duration_ms", "duration_api_ms", "num_turns", "total_cost_usd",
                 "ttft_ms", "stop_reason", "session_id")
         root.attributes.update({f"cli_{k}": result[k] for k in keys if k in result})
         root.attributes["cli_exit_code"] = code
-        root.turn = result.get("num_turns")
+        root.turn = self.turns
         root.model = (stream.get("init") or {}).get("model")
         if code != 0 or result.get("is_error") or not result:
             root.fail(str(result.get("subtype") or "cli_error"),
                       str(result.get("result") or getattr(self, "stderr", ""))[:300])
 
+    def _turn_spans(self, root: Span, calls: list[ProxiedCall]) -> Callable[[datetime], Span]:
+        """One turn per main-loop model call (one that offers tools), lasting until the next
+        one (the last: until the session ends); returns "the turn running at this instant"."""
+        mains = sorted((c for c in calls if c.is_model_call and c.tool_count),
+                       key=lambda c: c.t0_ns)
+        end = root.started_at + timedelta(milliseconds=root.duration_ms or 0.0)
+        turns: list[Span] = []
+        for i, call in enumerate(mains):
+            until = mains[i + 1].started_at if i + 1 < len(mains) else end
+            turn = self.spans.start("turn", f"turn {i + 1}", "other", root, turn=i + 1,
+                                    started_at=call.started_at)
+            turn.duration_ms = max((until - call.started_at).total_seconds() * 1000, 0.0)
+            if call.error_type is not None:
+                turn.fail(call.error_type, call.error_message)
+            turns.append(self.spans.end(turn))
+        self.turns = len(turns)
+
+        def parent_at(at: datetime) -> Span:
+            running = [t for t in turns if t.started_at <= at]
+            return running[-1] if running else root
+
+        return parent_at
+
     def _call_spans(self, root: Span, call: ProxiedCall) -> None:
         parent = root
         if call.is_model_call:
             parent = self.spans.start("model_call", call.model or "?", "model", root,
-                                      started_at=call.started_at, model=call.model,
+                                      started_at=call.started_at, model=call.model, turn=root.turn,
                                       streaming=call.streaming)
             self._fill(parent, call)
             parent.attributes["tools_offered"] = call.tool_count
@@ -224,7 +250,7 @@ class ClaudeCodeSession:
             if call.ttft_ms is not None:
                 self.last_ttft = call.ttft_ms
         span = self.spans.start("http_call", f"{call.method} {call.endpoint}", "http", parent,
-                                started_at=call.started_at, method=call.method,
+                                started_at=call.started_at, method=call.method, turn=root.turn,
                                 endpoint=call.endpoint, host=call.host, model=call.model,
                                 streaming=call.streaming, request_bytes=call.request_bytes,
                                 response_bytes=call.response_bytes)
@@ -260,7 +286,7 @@ def proxied_measurement(call: ProxiedCall) -> Measurement:
         error_message=call.error_message, request_id=call.request_id)
 
 
-def tool_spans(spans: SpanRecorder, root: Span,
+def tool_spans(spans: SpanRecorder, parent_at: Callable[[datetime], Span],
                hooks: list[tuple[int, dict[str, Any]]]) -> list[Span]:
     """Pair PreToolUse with PostToolUse/PostToolUseFailure by ``tool_use_id``."""
     starts: dict[str, tuple[int, dict[str, Any]]] = {}
@@ -270,7 +296,9 @@ def tool_spans(spans: SpanRecorder, root: Span,
         if event.get("hook_event_name") == "PreToolUse":
             starts[use_id] = (t_ns, event)
         elif use_id in starts:
-            out.append(_tool_span(spans, root, starts.pop(use_id), (t_ns, event)))
+            pre = starts.pop(use_id)
+            parent = parent_at(datetime.fromtimestamp(pre[0] / 1e9, UTC))
+            out.append(_tool_span(spans, parent, pre, (t_ns, event)))
     return out
 
 
@@ -280,7 +308,7 @@ def _tool_span(spans: SpanRecorder, root: Span, pre: tuple[int, dict[str, Any]],
     tool_input = pre[1].get("tool_input") or {}
     command = str(tool_input.get("command", "")) if name == "Bash" else None
     span = spans.start("tool_call", name, category_for_tool(name, command), root,
-                       started_at=datetime.fromtimestamp(pre[0] / 1e9, UTC),
+                       started_at=datetime.fromtimestamp(pre[0] / 1e9, UTC), turn=root.turn,
                        tool_use_id=pre[1].get("tool_use_id"),
                        tool_input_bytes=len(json.dumps(tool_input)),
                        tool_output_bytes=len(json.dumps(post[1].get("tool_response", ""))),

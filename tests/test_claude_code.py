@@ -73,6 +73,12 @@ def test_claude_code_session_on_the_emulator(claude: str, tmp_path: Path) -> Non
     assert all(m["status"] == "ok" and m["ttft_ms"] > 0 and m["request_id"] for m in models)
     rows = request_rows(tmp_path / "results")
     assert sorted(r["span_id"] for r in rows) == sorted(m["span_id"] for m in models)
+    # one turn per main-loop call; each tool call hangs under the turn whose call asked for it
+    turns = {s["span_id"]: s for s in spans if s["kind"] == "turn"}
+    assert len(turns) == 6 and session["turn"] == 6
+    assert [turns[t["parent_id"]]["turn"] for t in sorted(tools, key=lambda s: s["started_at"])
+            ] == [1, 1, 2, 3, 4, 5, 5]
+    assert all(turns[m["parent_id"]]["turn"] == m["turn"] for m in main_loop)
 
 
 def test_hooks_pair_by_tool_use_id(tmp_path: Path) -> None:
@@ -82,8 +88,8 @@ def test_hooks_pair_by_tool_use_id(tmp_path: Path) -> None:
            "tool_input": {"command": "git status"}}
     post = {**pre, "hook_event_name": "PostToolUseFailure", "error": "Exit code 1"}
     other = {"hook_event_name": "PreToolUse", "tool_name": "Read", "tool_use_id": "b"}
-    (span,) = tool_spans(recorder, root, [(1_000_000_000, pre), (1_500_000_000, other),
-                                           (3_000_000_000, post)])
+    (span,) = tool_spans(recorder, lambda at: root, [
+        (1_000_000_000, pre), (1_500_000_000, other), (3_000_000_000, post)])
     assert (span.name, span.category, span.duration_ms) == ("Bash", "cli", 2000.0)
     assert span.status == "error" and span.error_message == "Exit code 1"
 
