@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from providers import DUMMY_KEY
 from runner.cost import cost_usd
 from runner.errors import ConfigError
-from runner.proxy import ProxiedCall, RecordingProxy
+from runner.proxy import ProxiedCall, RecordingProxy, Signer
 from runner.records import Measurement, RequestRow
 from runner.spans import Span, SpanRecorder, category_for_tool
 from runner.tasks import Task, load_task
@@ -57,9 +57,9 @@ def claude_binary() -> str | None:
 
 
 def require_claude(cfg: dict[str, Any]) -> str:
-    if cfg["provider"]["kind"] != "anthropic":
-        raise ConfigError(f"provider.kind: workload=claude_code drives the Anthropic API only "
-                          f"here, not {cfg['provider']['kind']!r}")
+    if cfg["provider"]["kind"] not in ("anthropic", "bedrock"):
+        raise ConfigError(f"provider.kind: workload=claude_code drives the Anthropic API or "
+                          f"Bedrock, not {cfg['provider']['kind']!r}")
     binary = claude_binary()
     if binary is None:
         raise ConfigError(f"workload.kind: claude_code needs the Claude Code CLI: {INSTALL_HINT}")
@@ -87,10 +87,17 @@ def write_mcp_config(folder: Path) -> Path:
     return path
 
 
-def cli_env(config_dir: Path, proxy_url: str, api_key: str, emulated: bool) -> dict[str, str]:
+def cli_env(config_dir: Path, proxy_url: str, api_key: str, emulated: bool,
+            bedrock_region: str | None = None) -> dict[str, str]:
+    """The CLI's environment: the caller's minus credentials, pointed at the proxy. Bedrock:
+    Claude Code skips auth and the proxy signs upstream (the CLI never sees AWS keys)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(DROPPED_ENV)}
-    env.update(IS_SANDBOX="1", ANTHROPIC_BASE_URL=proxy_url, ANTHROPIC_API_KEY=api_key,
-               CLAUDE_CONFIG_DIR=str(config_dir), DISABLE_AUTOUPDATER="1")
+    env.update(IS_SANDBOX="1", CLAUDE_CONFIG_DIR=str(config_dir), DISABLE_AUTOUPDATER="1")
+    if bedrock_region is None:
+        env.update(ANTHROPIC_BASE_URL=proxy_url, ANTHROPIC_API_KEY=api_key)
+    else:
+        env.update(CLAUDE_CODE_USE_BEDROCK="1", ANTHROPIC_BEDROCK_BASE_URL=proxy_url,
+                   CLAUDE_CODE_SKIP_BEDROCK_AUTH="1", AWS_REGION=bedrock_region)
     if emulated:  # offline: no traffic that would bypass the base URL
         env.update(CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", DISABLE_TELEMETRY="1",
                    DISABLE_ERROR_REPORTING="1")
@@ -172,12 +179,24 @@ class ClaudeCodeSession:
         model = str(self.cfg["workload"].get("claude_model") or "") or None
         command = cli_command(binary, self.task, workdir, folder, log_dir,
                               int(self.cfg["workload"].get("max_turns", 20)), model)
-        async with RecordingProxy(self.endpoint.base_url) as proxy:
+        region, signer = self._bedrock()
+        async with RecordingProxy(self.endpoint.base_url, signer=signer) as proxy:
             env = cli_env(config_dir, proxy.base_url, self.endpoint.api_key or DUMMY_KEY,
-                          self.endpoint.emulated)
+                          self.endpoint.emulated, region)
             code, out = await self._execute(command, workdir, env)
             root.finish()
             self._record(root, proxy.calls, read_hook_events(log_dir), parse_stream(out), code)
+
+    def _bedrock(self) -> tuple[str | None, Signer | None]:
+        """Bedrock cells: the region and a SigV4 signer for the proxy (None, None otherwise)."""
+        provider = self.cfg["provider"]
+        if provider["kind"] != "bedrock":
+            return None, None
+        from providers.bedrock import DUMMY_CREDENTIALS, RequestSigner, region_of
+
+        signer = RequestSigner(self.endpoint.credentials or DUMMY_CREDENTIALS,
+                               region_of(provider), self.endpoint.api_key, "aiohttp")
+        return region_of(provider), signer.sign
 
     async def _execute(self, command: list[str], workdir: Path,
                        env: dict[str, str]) -> tuple[int, bytes]:

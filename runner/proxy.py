@@ -10,18 +10,24 @@ the last byte written back), so it is what the agent waited minus the loopback h
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import urlparse
+from typing import Any, cast
+from urllib.parse import unquote, urlparse
 
 import aiohttp
 from aiohttp import web
+from botocore.eventstream import EventStreamBuffer
 
 from providers.sse import SseDecoder
+
+# (url, body, headers) -> (url, headers with the upstream's auth): e.g. SigV4 for Bedrock
+Signer = Callable[[str, bytes, dict[str, str]], tuple[str, dict[str, str]]]
 
 HOP_HEADERS = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
                          "te", "trailers", "transfer-encoding", "upgrade", "host",
@@ -62,6 +68,7 @@ class ProxiedCall:
     error_message: str | None = None
     tool_count: int = 0
     decoder: SseDecoder = field(default_factory=SseDecoder, repr=False)
+    frames: EventStreamBuffer | None = field(default=None, repr=False)  # Bedrock streams
 
     @property
     def is_model_call(self) -> bool:
@@ -82,13 +89,37 @@ class ProxiedCall:
             self.streaming = bool(data.get("stream", False))
             self.tool_count = len(data.get("tools") or [])
 
+    def read_bedrock_path(self, path: str) -> None:
+        """Bedrock: the model id is in the path; ``…-stream`` operations stream event frames."""
+        if path.startswith("/model/"):
+            self.model = unquote(path.split("/")[2])
+            self.streaming = path.endswith("-stream")
+            if self.streaming:
+                self.frames = EventStreamBuffer()
+
     def feed(self, chunk: bytes, now_ns: int) -> None:
         """Stream bytes as they pass: stamp the first content delta, keep usage."""
         self.response_bytes += len(chunk)
         if not self.streaming:
             return
+        if self.frames is not None:
+            self._feed_frames(chunk, now_ns)
+            return
         for event in self.decoder.feed(chunk):
             self._event(event.event, event.data, now_ns)
+
+    def _feed_frames(self, chunk: bytes, now_ns: int) -> None:
+        """AWS event-stream frames; ``chunk`` events carry Anthropic events (base64)."""
+        assert self.frames is not None
+        self.frames.add_data(chunk)
+        for message in self.frames:
+            headers = cast(dict[str, Any], message.headers)  # botocore-stubs say int
+            if headers.get(":message-type") == "exception":
+                self.error_type = str(headers.get(":exception-type"))
+            elif headers.get(":event-type") == "chunk":
+                inner = base64.b64decode(json.loads(message.payload)["bytes"])
+                event = json.loads(inner)
+                self._event(str(event.get("type")), inner.decode(), now_ns)
 
     def _event(self, name: str, data_text: str, now_ns: int) -> None:
         if name == "content_block_delta" and self.ttft_ms is None:
@@ -129,8 +160,9 @@ class ProxiedCall:
 class RecordingProxy:
     """``async with RecordingProxy(upstream) as proxy:`` → ``proxy.base_url``, ``proxy.calls``."""
 
-    def __init__(self, upstream: str, host: str = "127.0.0.1") -> None:
-        self.upstream, self.host = upstream.rstrip("/"), host
+    def __init__(self, upstream: str, host: str = "127.0.0.1",
+                 signer: Signer | None = None) -> None:
+        self.upstream, self.host, self.signer = upstream.rstrip("/"), host, signer
         self.calls: list[ProxiedCall] = []
         self.base_url = ""
         self._runner: web.AppRunner | None = None
@@ -161,6 +193,7 @@ class RecordingProxy:
         self.calls.append(call)
         body = await request.read()
         call.read_request(body)
+        call.read_bedrock_path(request.path)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
         try:
             return await self._forward(request, call, body, headers)
@@ -175,7 +208,11 @@ class RecordingProxy:
     async def _forward(self, request: web.Request, call: ProxiedCall, body: bytes,
                        headers: dict[str, str]) -> web.StreamResponse:
         assert self._client is not None
-        url = self.upstream + request.rel_url.path_qs
+        url = self.upstream + request.rel_url.raw_path_qs
+        if self.signer is not None:  # the client skipped auth; sign for the upstream here
+            headers = {k: v for k, v in headers.items()
+                       if k.lower() != "authorization" and not k.lower().startswith("x-amz-")}
+            url, headers = self.signer(url, body, headers)
         async with self._client.request(request.method, url, data=body, headers=headers,
                                         allow_redirects=False) as upstream:
             call.ttfb_ms = call.since(time.perf_counter_ns())

@@ -100,3 +100,25 @@ def test_hook_command_saves_the_event_under_its_start_time(tmp_path: Path) -> No
                    text=True, check=True)
     ((t_ns, event),) = read_hook_events(tmp_path)
     assert event == {"tool_use_id": "x"} and before <= t_ns <= time.time_ns()
+
+
+def test_claude_code_on_bedrock_is_signed_by_the_proxy(claude: str, tmp_path: Path) -> None:
+    """Claude Code in Bedrock mode skips auth; the proxy signs with SigV4 (the emulator's
+    Bedrock routes reject unsigned requests) and reads TTFT from the event-stream frames."""
+    done = subprocess.run(
+        [sys.executable, "-m", "runner.cli", "run", "workload=claude_code", "profile=fast",
+         "provider=bedrock", "emulate=true"], cwd=tmp_path, capture_output=True, text=True,
+        timeout=400)
+    assert done.returncode == 0, done.stderr
+    spans = span_rows(tmp_path / "results")
+    (session,) = [s for s in spans if s["kind"] == "session"]
+    assert session["status"] == "ok", session["error_message"]
+    models = [s for s in spans if s["kind"] == "model_call"]
+    assert len(models) == 3 and all(m["name"].startswith("us.anthropic.") for m in models)
+    http = {s["parent_id"]: s for s in spans if s["kind"] == "http_call"}
+    for model in models:
+        call = http[model["span_id"]]
+        assert call["endpoint"] == "/model/{modelId}/invoke-with-response-stream"
+        assert call["http_status"] == 200 and 0 < call["ttft_ms"] <= call["duration_ms"]
+        assert call["output_tokens"] > 0 and call["request_id"]
+    assert sorted(s["name"] for s in spans if s["kind"] == "tool_call") == ["Bash", "Write"]
