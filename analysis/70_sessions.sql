@@ -109,3 +109,24 @@ SELECT run_id, session_id, any_value(provider) AS provider, any_value(task) AS t
        list(DISTINCT model) FILTER (WHERE model IS NOT NULL) AS models
 FROM spans WHERE kind = 'http_call'
 GROUP BY run_id, session_id, method, endpoint;
+
+-- cli_vs_proxy: Claude Code sessions, the CLI's own figures beside what latlab measured:
+-- cli_duration_ms (the CLI's wall clock) vs total_ms (the process, start-up included),
+-- cli_duration_api_ms (its time in API calls) vs proxy_model_ms (sum of proxied Messages
+-- calls, upstream time at the proxy): api_overhead_ms = the difference, the CLI's client-side
+-- time per session around its API calls (plus the loopback hop); cli_ttft_ms vs the proxy's.
+CREATE VIEW cli_vs_proxy AS
+SELECT t.run_id, t.session_id, t.provider, t.task, t.model_calls,
+       t.total_ms, TRY_CAST(json_extract(s.attributes, '$.cli_duration_ms') AS DOUBLE)
+           AS cli_duration_ms,
+       t.model_ms AS proxy_model_ms,
+       TRY_CAST(json_extract(s.attributes, '$.cli_duration_api_ms') AS DOUBLE)
+           AS cli_duration_api_ms,
+       TRY_CAST(json_extract(s.attributes, '$.cli_duration_api_ms') AS DOUBLE) - t.model_ms
+           AS api_overhead_ms,
+       TRY_CAST(json_extract(s.attributes, '$.cli_ttft_ms') AS DOUBLE) AS cli_ttft_ms,
+       t.ttft_mean_ms AS proxy_ttft_mean_ms,
+       TRY_CAST(json_extract(s.attributes, '$.cli_num_turns') AS BIGINT) AS cli_num_turns,
+       TRY_CAST(json_extract(s.attributes, '$.cli_total_cost_usd') AS DOUBLE) AS cli_cost_usd
+FROM session_times t JOIN spans s ON s.session_id = t.session_id AND s.kind = 'session'
+WHERE t.driver = 'claude_code';

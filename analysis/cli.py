@@ -89,9 +89,10 @@ def _add_tool_timings(commands: Subcommands) -> None:
         "tool-timings", help="agent sessions: model vs tool time (Bash, CLI, MCP, file)",
         description="Time in model calls vs each tool category of agent sessions, counts and "
         "shares: per provider (mean per session), per session, the session-level delta "
-        "across providers, or HTTP calls per session by endpoint. Default: the latest run.")
+        "across providers, HTTP calls per session by endpoint, or Claude Code's own figures "
+        "beside the proxy's (cli). Default: the latest run.")
     timings.add_argument("run_ids", nargs="*", metavar="RUN_ID")
-    timings.add_argument("--by", choices=("provider", "session", "delta", "endpoints"),
+    timings.add_argument("--by", choices=("provider", "session", "delta", "endpoints", "cli"),
                          default="provider", help="one row per ... (default: provider)")
     add_output_options(timings)
     timings.set_defaults(handler=cmd_tool_timings)

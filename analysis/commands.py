@@ -107,6 +107,7 @@ TOOL_TIMING_VIEWS = {
     "delta": ("SELECT run_id, driver, task, provider_a, provider_b, sessions_a, sessions_b, "
               "total_a_ms, total_b_ms, total_delta_ms, model_delta_ms, tool_delta_ms, "
               "total_ratio FROM session_deltas ORDER BY run_id, task, provider_a, provider_b"),
+    "cli": ("SELECT * FROM cli_vs_proxy ORDER BY run_id, session_id"),
     "endpoints": ("SELECT run_id, session_id, provider, task, method, endpoint, calls, errors, "
                   "total_ms, total_p50_ms, ttfb_p50_ms, request_bytes, response_bytes, models "
                   "FROM http_calls_by_endpoint ORDER BY run_id, session_id, calls DESC"),

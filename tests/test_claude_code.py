@@ -79,6 +79,13 @@ def test_claude_code_session_on_the_emulator(claude: str, tmp_path: Path) -> Non
     assert [turns[t["parent_id"]]["turn"] for t in sorted(tools, key=lambda s: s["started_at"])
             ] == [1, 1, 2, 3, 4, 5, 5]
     assert all(turns[m["parent_id"]]["turn"] == m["turn"] for m in main_loop)
+    # the CLI's own account beside the proxy's: it spends at least the proxied time in API calls
+    cli = subprocess.run([sys.executable, "-m", "runner.cli", "tool-timings", "--by", "cli",
+                          "--format", "json"], cwd=tmp_path, capture_output=True, text=True)
+    (row,) = json.loads(cli.stdout)
+    assert row["model_calls"] == len(models) and row["cli_duration_api_ms"] > 0
+    assert row["cli_duration_api_ms"] > 0.9 * row["proxy_model_ms"]
+    assert row["cli_duration_ms"] < row["total_ms"]
 
 
 def test_hooks_pair_by_tool_use_id(tmp_path: Path) -> None:
