@@ -130,3 +130,24 @@ SELECT t.run_id, t.session_id, t.provider, t.task, t.model_calls,
        TRY_CAST(json_extract(s.attributes, '$.cli_total_cost_usd') AS DOUBLE) AS cli_cost_usd
 FROM session_times t JOIN spans s ON s.session_id = t.session_id AND s.kind = 'session'
 WHERE t.driver = 'claude_code';
+
+-- http_calls: every HTTP call latlab made or proxied, one row each: the http_call spans of
+-- agent sessions, and every request row that has no span of its own (plain request runs: one
+-- row = one call; endpoint from the provider's API: Messages, or Bedrock's
+-- /model/{modelId}/<operation>). host and bytes are known for spans only; a row's retries
+-- (requests.retries) were calls too, but only the final one is timed.
+CREATE VIEW http_calls AS
+SELECT run_id, session_id, span_id, 'span' AS source, started_at, method, endpoint, host,
+       http_status AS status, ttfb_ms, duration_ms AS total_ms, request_bytes,
+       response_bytes, request_id, model, error_type
+FROM spans WHERE kind = 'http_call'
+UNION ALL BY NAME
+SELECT run_id, session_id, span_id, 'requests' AS source, started_at, 'POST' AS method,
+       CASE WHEN api IN ('invoke', 'invoke_stream', 'converse', 'converse_stream')
+            THEN '/model/{modelId}/' || replace(api, '_stream', '')
+                 || CASE WHEN stream AND api LIKE 'invoke%' THEN '-with-response-stream'
+                         WHEN stream THEN '-stream' ELSE '' END
+            ELSE '/v1/messages' END AS endpoint,
+       NULL AS host, status, ttfb_ms, total_ms, NULL AS request_bytes, NULL AS response_bytes,
+       request_id, model_id AS model, error_type
+FROM requests WHERE span_id IS NULL;

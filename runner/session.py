@@ -101,10 +101,9 @@ def endpoint_template(cfg: Mapping[str, Any]) -> str:
     """The API path of the cell's model call, with the model id as a placeholder."""
     provider = cfg["provider"]
     if provider["kind"] == "bedrock":
-        stream = "stream" if cfg["workload"]["stream"] else ""
-        op = "invoke-with-response-stream" if stream else "invoke"
-        if str(provider.get("api", "")).startswith("converse"):
-            op = "converse-stream" if stream else "converse"
+        from providers.bedrock import operation
+
+        op = operation(str(provider.get("api", "invoke_stream")), bool(cfg["workload"]["stream"]))
         return f"/model/{{modelId}}/{op}"
     return "/v1/messages"
 

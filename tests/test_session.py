@@ -85,6 +85,16 @@ def test_tool_timings_add_up(tmp_path: Path) -> None:
                                   cwd=tmp_path).stdout)
     assert [(e["method"], e["endpoint"], e["calls"]) for e in endpoints] == [
         ("POST", "/v1/messages", 3)]
+    # every HTTP call, sessions' spans and plain request rows alike, in one view
+    plain = latlab("run", "profile=fast", "workload.iterations=2", "workload.warmup=0",
+                   "provider=bedrock", "emulate=true", cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    calls = latlab("sql", "SELECT source, endpoint, count(*) AS n FROM http_calls "
+                   "GROUP BY ALL ORDER BY source", "--format", "json", cwd=tmp_path)
+    assert json.loads(calls.stdout) == [
+        {"source": "requests", "endpoint": "/model/{modelId}/invoke-with-response-stream",
+         "n": 2},
+        {"source": "span", "endpoint": "/v1/messages", "n": 3}]
 
 
 def test_failing_upstream_gives_error_spans_not_a_crash(tmp_path: Path) -> None:
