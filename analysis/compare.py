@@ -36,11 +36,10 @@ AXES = ("provider", "model", "prompt", "guardrail", "stream")
 COLUMNS = ["cell", "baseline", "other", "metric", "n_baseline", "n", "baseline_p50", "p50",
            "delta_p50", "ratio_p50", "ci95_low", "ci95_high", "verdict", "needed_per_cell"]
 
-POSITIONS_SQL = """
-SELECT k, value FROM (
-    SELECT value, row_number() OVER (ORDER BY value) - 1 AS k
-    FROM metric_samples WHERE run_id = $run AND cell = $cell AND metric = $metric
-) WHERE list_contains($ks, k)
+SAMPLES_SQL = """
+SELECT run_id, cell, metric, list(value ORDER BY value)
+FROM metric_samples WHERE list_contains($runs, run_id) AND list_contains($metrics, metric)
+GROUP BY ALL
 """
 
 
@@ -64,22 +63,39 @@ def verdict(metric: str, ci: Interval, n_baseline: int, n: int) -> str:
     return "slower" if worse else "faster"
 
 
-def _fetcher(con: duckdb.DuckDBPyConnection, run: str, cell: str, metric: str) -> Any:
-    def fetch(ks: Sequence[int]) -> dict[int, float]:
-        params = {"run": run, "cell": cell, "metric": metric, "ks": list(ks)}
-        return {int(k): float(v) for k, v in con.execute(POSITIONS_SQL, params).fetchall()}
-    return fetch
+Samples = dict[tuple[str, str, str], list[float]]
 
 
-def assess(con: duckdb.DuckDBPyConnection, row: dict[str, Any], opts: CompareOptions
+def sorted_samples(con: duckdb.DuckDBPyConnection, runs: list[str], metrics: Sequence[str]
+                   ) -> Samples:
+    """Every (run, cell, metric) group's values, sorted by DuckDB, in one query."""
+    rows = con.execute(SAMPLES_SQL, {"runs": runs, "metrics": list(metrics)}).fetchall()
+    return {(r, c, m): values for r, c, m, values in rows}
+
+
+class Medians:
+    """Bootstrap medians per (run, cell, metric) group, drawn once per group and seeded by
+    the group, so a group compared twice gets the same replicates."""
+
+    def __init__(self, samples: Samples, opts: CompareOptions) -> None:
+        self.samples, self.opts = samples, opts
+        self.cache: dict[tuple[str, str, str], list[float]] = {}
+
+    def __call__(self, key: tuple[str, str, str]) -> list[float]:
+        if key not in self.cache:
+            values = self.samples[key]
+            rng = random.Random("/".join((str(self.opts.seed), *key)))
+            self.cache[key] = bootstrap_medians(
+                len(values), lambda ks: {k: float(values[k]) for k in ks}, rng,
+                self.opts.replicates)
+        return self.cache[key]
+
+
+def assess(medians: Medians, row: dict[str, Any], opts: CompareOptions
            ) -> tuple[Interval, str, int | None]:
     """Bootstrap one comparison row: its interval, verdict and requests needed."""
-    rng = random.Random(f"{opts.seed}/{row['baseline_run']}/{row['baseline_cell']}/"
-                        f"{row['run_id']}/{row['cell']}/{row['metric']}")
-    base = bootstrap_medians(row["n_baseline"], _fetcher(
-        con, row["baseline_run"], row["baseline_cell"], row["metric"]), rng, opts.replicates)
-    other = bootstrap_medians(row["n"], _fetcher(
-        con, row["run_id"], row["cell"], row["metric"]), rng, opts.replicates)
+    base = medians((row["baseline_run"], row["baseline_cell"], row["metric"]))
+    other = medians((row["run_id"], row["cell"], row["metric"]))
     ci = median_difference_ci(base, other)
     word = verdict(row["metric"], ci, row["n_baseline"], row["n"])
     target = opts.detect * abs(row["baseline_p50"])
@@ -112,10 +128,12 @@ def comparison_rows(con: duckdb.DuckDBPyConnection, kind: str, opts: CompareOpti
         "ORDER BY cell, baseline_cell, run_id, list_position($metrics, metric)",
         {"kind": kind, "metrics": list(opts.metrics)})
     names = [d[0] for d in cur.description or []]
+    rows = [dict(zip(names, values, strict=True)) for values in cur.fetchall()]
+    runs = sorted({r["run_id"] for r in rows} | {r["baseline_run"] for r in rows})
+    medians = Medians(sorted_samples(con, runs, opts.metrics) if rows else {}, opts)
     out = []
-    for values in cur.fetchall():
-        row = dict(zip(names, values, strict=True))
-        ci, word, needed = assess(con, row, opts)
+    for row in rows:
+        ci, word, needed = assess(medians, row, opts)
         out.append((shared_key(row), *_sides(row), row["metric"], row["n_baseline"], row["n"],
                     row["baseline_p50"], row["p50"], row["delta_p50"], row["ratio_p50"],
                     ci.low, ci.high, word, needed))
