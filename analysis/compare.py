@@ -21,8 +21,8 @@ import duckdb
 from analysis.bootstrap import (
     REPLICATES,
     Interval,
-    bootstrap_medians,
     median_difference_ci,
+    median_positions,
     needed_per_cell,
 )
 from analysis.query import check_format, open_results, render
@@ -36,10 +36,19 @@ AXES = ("provider", "model", "prompt", "guardrail", "stream")
 COLUMNS = ["cell", "baseline", "other", "metric", "n_baseline", "n", "baseline_p50", "p50",
            "delta_p50", "ratio_p50", "ci95_low", "ci95_high", "verdict", "needed_per_cell"]
 
-SAMPLES_SQL = """
-SELECT run_id, cell, metric, list(value ORDER BY value)
+COUNTS_SQL = """
+SELECT run_id, cell, metric, count(value) AS n
 FROM metric_samples WHERE list_contains($runs, run_id) AND list_contains($metrics, metric)
 GROUP BY ALL
+"""
+# DuckDB sorts each group and picks the drawn positions (1-based in list_select)
+PICK_SQL = """
+SELECT w.run_id, w.cell, w.metric, w.ks, list_select(s.sorted, w.ks)
+FROM wanted_positions AS w
+JOIN (SELECT run_id, cell, metric, list(value ORDER BY value) AS sorted
+      FROM metric_samples
+      WHERE list_contains($runs, run_id) AND list_contains($metrics, metric)
+      GROUP BY ALL) AS s USING (run_id, cell, metric)
 """
 
 
@@ -63,39 +72,41 @@ def verdict(metric: str, ci: Interval, n_baseline: int, n: int) -> str:
     return "slower" if worse else "faster"
 
 
-Samples = dict[tuple[str, str, str], list[float]]
+Key = tuple[str, str, str]  # run_id, cell, metric
 
 
-def sorted_samples(con: duckdb.DuckDBPyConnection, runs: list[str], metrics: Sequence[str]
-                   ) -> Samples:
-    """Every (run, cell, metric) group's values, sorted by DuckDB, in one query."""
-    rows = con.execute(SAMPLES_SQL, {"runs": runs, "metrics": list(metrics)}).fetchall()
-    return {(r, c, m): values for r, c, m, values in rows}
+def bootstrap_groups(con: duckdb.DuckDBPyConnection, keys: set[Key], opts: CompareOptions
+                     ) -> dict[Key, list[float]]:
+    """Bootstrap medians for every (run, cell, metric) group, each seeded by its key."""
+    import pyarrow as pa
+
+    runs = sorted({k[0] for k in keys})
+    params = {"runs": runs, "metrics": list(opts.metrics)}
+    sizes = {(r, c, m): int(n) for r, c, m, n in con.execute(COUNTS_SQL, params).fetchall()
+             if (r, c, m) in keys}
+    draws = {key: median_positions(n, random.Random("/".join((str(opts.seed), *key))),
+                                   opts.replicates) for key, n in sizes.items() if n}
+    wanted = {key: sorted({k + 1 for pair in pairs for k in pair})
+              for key, pairs in draws.items()}
+    con.register("wanted_positions", pa.table({
+        "run_id": [k[0] for k in wanted], "cell": [k[1] for k in wanted],
+        "metric": [k[2] for k in wanted], "ks": list(wanted.values())}))
+    try:
+        picked = con.execute(PICK_SQL, params).fetchall()
+    finally:
+        con.unregister("wanted_positions")
+    out: dict[Key, list[float]] = {}
+    for run, cell, metric, ks, values in picked:
+        at = {k - 1: float(v) for k, v in zip(ks, values, strict=True)}
+        out[(run, cell, metric)] = [(at[a] + at[b]) / 2 for a, b in draws[(run, cell, metric)]]
+    return out
 
 
-class Medians:
-    """Bootstrap medians per (run, cell, metric) group, drawn once per group and seeded by
-    the group, so a group compared twice gets the same replicates."""
-
-    def __init__(self, samples: Samples, opts: CompareOptions) -> None:
-        self.samples, self.opts = samples, opts
-        self.cache: dict[tuple[str, str, str], list[float]] = {}
-
-    def __call__(self, key: tuple[str, str, str]) -> list[float]:
-        if key not in self.cache:
-            values = self.samples[key]
-            rng = random.Random("/".join((str(self.opts.seed), *key)))
-            self.cache[key] = bootstrap_medians(
-                len(values), lambda ks: {k: float(values[k]) for k in ks}, rng,
-                self.opts.replicates)
-        return self.cache[key]
-
-
-def assess(medians: Medians, row: dict[str, Any], opts: CompareOptions
+def assess(medians: dict[Key, list[float]], row: dict[str, Any], opts: CompareOptions
            ) -> tuple[Interval, str, int | None]:
     """Bootstrap one comparison row: its interval, verdict and requests needed."""
-    base = medians((row["baseline_run"], row["baseline_cell"], row["metric"]))
-    other = medians((row["run_id"], row["cell"], row["metric"]))
+    base = medians[(row["baseline_run"], row["baseline_cell"], row["metric"])]
+    other = medians[(row["run_id"], row["cell"], row["metric"])]
     ci = median_difference_ci(base, other)
     word = verdict(row["metric"], ci, row["n_baseline"], row["n"])
     target = opts.detect * abs(row["baseline_p50"])
@@ -129,8 +140,9 @@ def comparison_rows(con: duckdb.DuckDBPyConnection, kind: str, opts: CompareOpti
         {"kind": kind, "metrics": list(opts.metrics)})
     names = [d[0] for d in cur.description or []]
     rows = [dict(zip(names, values, strict=True)) for values in cur.fetchall()]
-    runs = sorted({r["run_id"] for r in rows} | {r["baseline_run"] for r in rows})
-    medians = Medians(sorted_samples(con, runs, opts.metrics) if rows else {}, opts)
+    keys = {(r["run_id"], r["cell"], r["metric"]) for r in rows}
+    keys |= {(r["baseline_run"], r["baseline_cell"], r["metric"]) for r in rows}
+    medians = bootstrap_groups(con, keys, opts) if rows else {}
     out = []
     for row in rows:
         ci, word, needed = assess(medians, row, opts)
