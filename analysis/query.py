@@ -173,6 +173,7 @@ def _create_sources(
         ("requests", request_files, REQUESTS_SCHEMA),
         ("runs", run_files, RUNS_SCHEMA),
     ):
+        con.from_arrow(schema.empty_table()).create(f"latlab_{name}_columns")
         if files:
             con.execute(f"SET VARIABLE latlab_{name[:-1]}_files = ?", [files])
         else:  # read_parquet cannot read zero files: an empty typed table stands in

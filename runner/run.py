@@ -34,6 +34,7 @@ from runner.progress import live_progress, warn_if_client_bound
 from runner.prompts import load_prompts
 from runner.resume import Done, check_same_config, finished_requests, load_run_record
 from runner.schedule import run_plan
+from runner.timing import new_event_loop
 from runner.workers import WorkerJob, drive_workers, workers_for
 from runner.write import RequestWriter, RunRecord, ensure_writable, write_run_record
 
@@ -145,16 +146,6 @@ def run_record(cfg: Mapping[str, Any], run_id: str, context: RunContext) -> RunR
         config_yaml=yaml.safe_dump(dict(cfg), sort_keys=False), overrides=context.overrides,
         choices_json=json.dumps(context.choices), experiment=context.choices.get("experiment"),
         sweep_job=context.sweep_job)
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop where available (measured faster and steadier: docs/benchmarks.md)."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    return loop
 
 
 async def _drive(cells: list[Cell], endpoints: dict[str, Endpoint], record: RunRecord,

@@ -16,12 +16,14 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 
 from providers.emulator import anthropic_wire as wire
 from providers.emulator.profile import FAULT_KINDS, EmulatorProfile
+from runner import timing
 
 # Sleep to this far before a deadline, then spin: covers asyncio's timer overshoot (up to
 # ~1.2 ms measured here; uvloop's ~0.6 ms), so the spin, not the timer, decides the send instant.
@@ -34,25 +36,7 @@ HTTP_FAULTS: dict[str, int] = {"rate_limited": 429, "overloaded": 529, "server_e
 _REASONS = {529: "Overloaded"}
 
 JSONDict = dict[str, Any]
-
-
-async def sleep_until(deadline_ns: int) -> None:
-    """Sleep until ``time.perf_counter_ns() >= deadline_ns``: timer sleep, then spin."""
-    remaining_ns = deadline_ns - time.perf_counter_ns()
-    if remaining_ns > SPIN_MARGIN_NS:
-        await asyncio.sleep((remaining_ns - SPIN_MARGIN_NS) / 1e9)
-    while time.perf_counter_ns() < deadline_ns:
-        await asyncio.sleep(0)
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """A uvloop loop when uvloop is importable, else the default asyncio loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    return loop
+sleep_until = partial(timing.sleep_until, spin_margin_ns=SPIN_MARGIN_NS)
 
 
 # ---------------------------------------------------------------------------- lag statistics
