@@ -79,9 +79,11 @@ timeouts AS (
     SELECT 'raise_timeout' AS rule, run_id, cell,
            'raise the client timeout (workload.timeout_s) or shorten the output (max_tokens)'
                AS advice,
-           format('{} of {} requests timed out (after up to {:.0f} ms)',
-                  count(*) FILTER (WHERE error_type = 'timeout'), count(*),
-                  max(total_ms) FILTER (WHERE error_type = 'timeout')) AS evidence
+           format('{} of {} requests timed out', count(*) FILTER (WHERE error_type = 'timeout'),
+                  count(*))
+           || coalesce(format(' (after up to {:.0f} ms)',
+                              max(total_ms) FILTER (WHERE error_type = 'timeout')), '')
+               AS evidence
     FROM measured
     GROUP BY run_id, cell
     HAVING count(*) FILTER (WHERE error_type = 'timeout') > 0

@@ -7,8 +7,14 @@ the order statistics of ``n`` uniforms have known laws: ``U₍m₎ ~ Beta(m, n �
 given it, ``U₍m+1₎ = U₍m₎ + (1 − U₍m₎)·Beta(1, n − m)``. So one replicate needs one or two
 beta draws and one or two sorted positions, not ``n`` random picks: the same distribution
 as resampling, at a cost independent of ``n``. DuckDB has no beta variates, so the draws
-happen here (stdlib ``random``, seeded) and the sorted values at those positions come from
-SQL (``analysis/compare.py``).
+happen here (stdlib ``random``, seeded) and DuckDB sorts each group and picks the values
+at those positions (``analysis/compare.py``).
+
+Draws: n ≤ SMALL_N, the n uniforms themselves (exact); above, ``Beta(m, n − m + 1)`` from
+its normal approximation (for a median the law is symmetric around 1/2 and its excess
+kurtosis is −6/(n + 3)): the drawn position's distribution is within 0.003 of the exact one
+(largest CDF difference) at n = 49 and closer above (tests/test_compare.py). Python's
+``betavariate`` would be exact but costs two gamma draws: ~10x slower.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from dataclasses import dataclass
 
 REPLICATES = 2000
 LEVEL = 0.95
+SMALL_N = 48  # up to this size, draw the n uniforms themselves; above, a normal law
 
 # positions (0-based, in the sorted sample) -> the values there
 Fetch = Callable[[Sequence[int]], dict[int, float]]
@@ -31,14 +38,23 @@ def median_positions(n: int, rng: random.Random, replicates: int) -> list[tuple[
     m = (n + 1) // 2
     out: list[tuple[int, int]] = []
     for _ in range(replicates):
-        u1 = rng.betavariate(m, n - m + 1)
-        if n % 2:
-            k = _position(u1, n)
-            out.append((k, k))
-        else:
-            u2 = u1 + (1.0 - u1) * rng.betavariate(1, n - m)
-            out.append((_position(u1, n), _position(u2, n)))
+        u1, u2 = _middle_uniforms(n, m, rng)
+        out.append((_position(u1, n), _position(u2, n)))
     return out
+
+
+def _middle_uniforms(n: int, m: int, rng: random.Random) -> tuple[float, float]:
+    """The m-th and, for even n, (m+1)-th smallest of n uniforms (odd n: the m-th twice)."""
+    if n <= SMALL_N:
+        u = sorted([rng.random() for _ in range(n)])
+        return u[m - 1], u[m - 1 if n % 2 else m]
+    a, b = m, n - m + 1
+    u1 = rng.gauss(a / (a + b), math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1))))
+    u1 = min(max(u1, 0.0), 1.0)
+    if n % 2:
+        return u1, u1
+    # Beta(1, b) by inversion: 1 − V^(1/b)
+    return u1, u1 + (1.0 - u1) * (1.0 - (1.0 - rng.random()) ** (1.0 / (n - m)))
 
 
 def _position(u: float, n: int) -> int:

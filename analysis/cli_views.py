@@ -92,6 +92,7 @@ def register_view_commands(commands: Subcommands) -> None:
     _add_check(commands)
     _add_export(commands)
     _add_advise(commands)
+    _add_report(commands)
 
 
 def cmd_check(args: argparse.Namespace) -> None:
@@ -170,3 +171,28 @@ def _add_advise(commands: Subcommands) -> None:
     p.add_argument("--slo", default="default", help="SLO name in conf/slo or a YAML path")
     add_output_options(p)
     p.set_defaults(handler=cmd_advise)
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from analysis.cli import load_slo
+    from analysis.report import report_command
+
+    _print(report_command(args.results, args.run_ids or None, args.latest, args.html,
+                          args.markdown, load_slo(args.slo)))
+
+
+def _add_report(commands: Subcommands) -> None:
+    p = commands.add_parser(
+        "report", help="Markdown and self-contained HTML report with plots",
+        description="A report over the views: run metadata, grades, the budget, comparisons "
+        "(95%% bootstrap CIs), advice; the HTML file adds plots drawn as inline SVG (TTFT "
+        "ECDF per cell, box plots of TTFT, total and tokens/s, the budget as stacked bars, "
+        "TTFT over time). Prints the Markdown unless --markdown FILE. Default: the latest run.")
+    p.add_argument("run_ids", nargs="*", metavar="RUN_ID")
+    p.add_argument("--latest", type=int, metavar="N", help="the N most recent runs")
+    p.add_argument("--html", type=Path, metavar="FILE", help="write the HTML report to FILE")
+    p.add_argument("--markdown", type=Path, metavar="FILE", help="write the Markdown to FILE")
+    p.add_argument("--slo", default="default", help="SLO name in conf/slo or a YAML path")
+    p.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
+                   help="results directory (default: ./results)")
+    p.set_defaults(handler=cmd_report)

@@ -21,8 +21,8 @@ import duckdb
 from analysis.bootstrap import (
     REPLICATES,
     Interval,
-    bootstrap_medians,
     median_difference_ci,
+    median_positions,
     needed_per_cell,
 )
 from analysis.query import check_format, open_results, render
@@ -36,11 +36,19 @@ AXES = ("provider", "model", "prompt", "guardrail", "stream")
 COLUMNS = ["cell", "baseline", "other", "metric", "n_baseline", "n", "baseline_p50", "p50",
            "delta_p50", "ratio_p50", "ci95_low", "ci95_high", "verdict", "needed_per_cell"]
 
-POSITIONS_SQL = """
-SELECT k, value FROM (
-    SELECT value, row_number() OVER (ORDER BY value) - 1 AS k
-    FROM metric_samples WHERE run_id = $run AND cell = $cell AND metric = $metric
-) WHERE list_contains($ks, k)
+COUNTS_SQL = """
+SELECT run_id, cell, metric, count(value) AS n
+FROM metric_samples WHERE list_contains($runs, run_id) AND list_contains($metrics, metric)
+GROUP BY ALL
+"""
+# DuckDB sorts each group and picks the drawn positions (1-based in list_select)
+PICK_SQL = """
+SELECT w.run_id, w.cell, w.metric, w.ks, list_select(s.sorted, w.ks)
+FROM wanted_positions AS w
+JOIN (SELECT run_id, cell, metric, list(value ORDER BY value) AS sorted
+      FROM metric_samples
+      WHERE list_contains($runs, run_id) AND list_contains($metrics, metric)
+      GROUP BY ALL) AS s USING (run_id, cell, metric)
 """
 
 
@@ -64,22 +72,41 @@ def verdict(metric: str, ci: Interval, n_baseline: int, n: int) -> str:
     return "slower" if worse else "faster"
 
 
-def _fetcher(con: duckdb.DuckDBPyConnection, run: str, cell: str, metric: str) -> Any:
-    def fetch(ks: Sequence[int]) -> dict[int, float]:
-        params = {"run": run, "cell": cell, "metric": metric, "ks": list(ks)}
-        return {int(k): float(v) for k, v in con.execute(POSITIONS_SQL, params).fetchall()}
-    return fetch
+Key = tuple[str, str, str]  # run_id, cell, metric
 
 
-def assess(con: duckdb.DuckDBPyConnection, row: dict[str, Any], opts: CompareOptions
+def bootstrap_groups(con: duckdb.DuckDBPyConnection, keys: set[Key], opts: CompareOptions
+                     ) -> dict[Key, list[float]]:
+    """Bootstrap medians for every (run, cell, metric) group, each seeded by its key."""
+    import pyarrow as pa
+
+    runs = sorted({k[0] for k in keys})
+    params = {"runs": runs, "metrics": list(opts.metrics)}
+    sizes = {(r, c, m): int(n) for r, c, m, n in con.execute(COUNTS_SQL, params).fetchall()
+             if (r, c, m) in keys}
+    draws = {key: median_positions(n, random.Random("/".join((str(opts.seed), *key))),
+                                   opts.replicates) for key, n in sizes.items() if n}
+    wanted = {key: sorted({k + 1 for pair in pairs for k in pair})
+              for key, pairs in draws.items()}
+    con.register("wanted_positions", pa.table({
+        "run_id": [k[0] for k in wanted], "cell": [k[1] for k in wanted],
+        "metric": [k[2] for k in wanted], "ks": list(wanted.values())}))
+    try:
+        picked = con.execute(PICK_SQL, params).fetchall()
+    finally:
+        con.unregister("wanted_positions")
+    out: dict[Key, list[float]] = {}
+    for run, cell, metric, ks, values in picked:
+        at = {k - 1: float(v) for k, v in zip(ks, values, strict=True)}
+        out[(run, cell, metric)] = [(at[a] + at[b]) / 2 for a, b in draws[(run, cell, metric)]]
+    return out
+
+
+def assess(medians: dict[Key, list[float]], row: dict[str, Any], opts: CompareOptions
            ) -> tuple[Interval, str, int | None]:
     """Bootstrap one comparison row: its interval, verdict and requests needed."""
-    rng = random.Random(f"{opts.seed}/{row['baseline_run']}/{row['baseline_cell']}/"
-                        f"{row['run_id']}/{row['cell']}/{row['metric']}")
-    base = bootstrap_medians(row["n_baseline"], _fetcher(
-        con, row["baseline_run"], row["baseline_cell"], row["metric"]), rng, opts.replicates)
-    other = bootstrap_medians(row["n"], _fetcher(
-        con, row["run_id"], row["cell"], row["metric"]), rng, opts.replicates)
+    base = medians[(row["baseline_run"], row["baseline_cell"], row["metric"])]
+    other = medians[(row["run_id"], row["cell"], row["metric"])]
     ci = median_difference_ci(base, other)
     word = verdict(row["metric"], ci, row["n_baseline"], row["n"])
     target = opts.detect * abs(row["baseline_p50"])
@@ -112,10 +139,13 @@ def comparison_rows(con: duckdb.DuckDBPyConnection, kind: str, opts: CompareOpti
         "ORDER BY cell, baseline_cell, run_id, list_position($metrics, metric)",
         {"kind": kind, "metrics": list(opts.metrics)})
     names = [d[0] for d in cur.description or []]
+    rows = [dict(zip(names, values, strict=True)) for values in cur.fetchall()]
+    keys = {(r["run_id"], r["cell"], r["metric"]) for r in rows}
+    keys |= {(r["baseline_run"], r["baseline_cell"], r["metric"]) for r in rows}
+    medians = bootstrap_groups(con, keys, opts) if rows else {}
     out = []
-    for values in cur.fetchall():
-        row = dict(zip(names, values, strict=True))
-        ci, word, needed = assess(con, row, opts)
+    for row in rows:
+        ci, word, needed = assess(medians, row, opts)
         out.append((shared_key(row), *_sides(row), row["metric"], row["n_baseline"], row["n"],
                     row["baseline_p50"], row["p50"], row["delta_p50"], row["ratio_p50"],
                     ci.low, ci.high, word, needed))
