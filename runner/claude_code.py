@@ -183,6 +183,7 @@ class ClaudeCodeSession:
         async with RecordingProxy(self.endpoint.base_url, signer=signer) as proxy:
             env = cli_env(config_dir, proxy.base_url, self.endpoint.api_key or DUMMY_KEY,
                           self.endpoint.emulated, region)
+            env["CLAUDE_CODE_MAX_RETRIES"] = str(int(self.cfg["workload"]["retries"]))
             code, out = await self._execute(command, workdir, env)
             root.finish()
             self._record(root, proxy.calls, read_hook_events(log_dir), parse_stream(out), code)
