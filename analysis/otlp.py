@@ -1,15 +1,18 @@
-"""OpenTelemetry export: spans (and request rows) as OTLP/HTTP JSON traces, with the GenAI
-semantic-convention attribute names, so Jaeger, Tempo or Langfuse can show latlab's traces.
+"""OpenTelemetry export: spans (and request rows) as OTLP/HTTP JSON traces, and request
+metrics as GenAI client histograms, with the GenAI semantic-convention names, so Jaeger,
+Tempo, Langfuse or Prometheus (via a collector) can show latlab's data.
 
 One trace per agent session (trace id = the session id); a plain request row becomes a
-``chat {model}`` span of a trace per run and cell. POSTed to ``<endpoint>/v1/traces``.
+``chat {model}`` span of a trace per run and cell. POSTed to ``<endpoint>/v1/traces``;
+metrics (``gen_ai.client.operation.duration``, ``…time_to_first_chunk``,
+``gen_ai.client.token.usage``) to ``<endpoint>/v1/metrics``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -132,34 +135,97 @@ def _rows(con: Any, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
-def collect(results_dir: Path, run_ids: list[str] | None) -> list[dict[str, Any]]:
-    """Every span of the runs, and every request row that has no span of its own."""
+def collect(results_dir: Path,
+            run_ids: list[str] | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """OTLP spans: every span of the runs and every request row without a span of its own;
+    and every request row (for the metrics)."""
     con = open_results(results_dir, run_ids)
     try:
         selected = "SELECT run_id FROM requests UNION SELECT run_id FROM spans"
         ids = [r[0] for r in con.execute(selected).fetchall()] if run_ids else None
         params = {"ids": ids or latest_run_ids(con, 1)}
         spans = _rows(con, "SELECT * FROM spans WHERE list_contains($ids, run_id)", params)
-        rows = _rows(con, "SELECT * FROM requests WHERE list_contains($ids, run_id) "
-                     "AND span_id IS NULL", params)
+        rows = _rows(con, "SELECT * FROM requests WHERE list_contains($ids, run_id)", params)
     finally:
         con.close()
-    return [otlp_span(s) for s in spans] + [request_span(r) for r in rows]
+    plain = [request_span(r) for r in rows if r["span_id"] is None]
+    return [otlp_span(s) for s in spans] + plain, rows
+
+
+# Bucket boundaries the GenAI semantic conventions recommend.
+DURATION_BOUNDS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
+                   40.96, 81.92]
+TOKEN_BOUNDS = [float(4 ** i) for i in range(14)]  # 1, 4, 16, … 67108864
+Metric = tuple[str, str, list[float], Callable[[dict[str, Any]], Any], dict[str, str]]
+METRICS: tuple[Metric, ...] = (  # name, unit, bounds, (row -> value or None), extra attributes
+    ("gen_ai.client.operation.duration", "s", DURATION_BOUNDS,
+     lambda r: r["total_ms"] / 1000 if r["total_ms"] is not None else None, {}),
+    ("gen_ai.client.operation.time_to_first_chunk", "s", DURATION_BOUNDS,
+     lambda r: r["ttft_ms"] / 1000 if r["ttft_ms"] is not None and r["stream"] else None, {}),
+    ("gen_ai.client.token.usage", "{token}", TOKEN_BOUNDS,
+     lambda r: r["input_tokens"], {"gen_ai.token.type": "input"}),
+    ("gen_ai.client.token.usage", "{token}", TOKEN_BOUNDS,
+     lambda r: r["output_tokens"], {"gen_ai.token.type": "output"}),
+)
+
+
+def _point(values: list[float], bounds: list[float], attributes: dict[str, Any],
+           start: str, end: str) -> dict[str, Any]:
+    counts = [0] * (len(bounds) + 1)
+    for v in values:
+        counts[next((i for i, b in enumerate(bounds) if v <= b), len(bounds))] += 1
+    return {"attributes": _attributes(attributes), "startTimeUnixNano": start,
+            "timeUnixNano": end, "count": str(len(values)), "sum": sum(values),
+            "min": min(values), "max": max(values), "bucketCounts": [str(c) for c in counts],
+            "explicitBounds": bounds}
+
+
+def metrics_payload(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """GenAI client histograms over request rows (measured, not warm-up), one data point
+    per provider × model × error type, delta temporality over the rows' time span."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        if not r["warmup"]:
+            groups.setdefault((r["provider"], r["model_id"], r["error_type"]), []).append(r)
+    metrics: dict[tuple[str, str], dict[str, Any]] = {}
+    for (provider, model, error), members in sorted(groups.items(), key=str):
+        start = _nanos(min(r["started_at"] for r in members), 0)[0]
+        end = _nanos(max(r["started_at"] for r in members), 0)[0]
+        base = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": genai_provider(provider),
+                "gen_ai.request.model": model, "latlab.provider": provider, "error.type": error}
+        for name, unit, bounds, value, extra in METRICS:
+            values = [float(v) for v in (value(r) for r in members) if v is not None]
+            if values:
+                metric = metrics.setdefault((name, unit), {
+                    "name": name, "unit": unit,
+                    "histogram": {"aggregationTemporality": 1, "dataPoints": []}})
+                metric["histogram"]["dataPoints"].append(
+                    _point(values, bounds, {**base, **extra}, start, end))
+    resource = {"attributes": _attributes({"service.name": "latlab"})}
+    scope = {"scope": {"name": "latlab"}, "metrics": list(metrics.values())}
+    return {"resourceMetrics": [{"resource": resource, "scopeMetrics": [scope]}]}
+
+
+def _post(client: httpx.Client, url: str, body: dict[str, Any]) -> None:
+    try:
+        response = client.post(url, content=json.dumps(body),
+                               headers={"content-type": "application/json"})
+    except httpx.HTTPError as exc:
+        raise LatlabError(f"--endpoint: cannot export to {url}: {exc}") from exc
+    if response.status_code >= 300:
+        raise LatlabError(f"--endpoint: {url} answered {response.status_code}: "
+                          f"{response.text[:200]}")
 
 
 def export_command(results_dir: Path, run_ids: list[str] | None, endpoint: str) -> str:
-    """POST the runs' spans to ``endpoint``/v1/traces in batches; returns a summary line."""
-    spans = collect(results_dir, run_ids)
-    url = endpoint.rstrip("/") + "/v1/traces"
+    """POST the runs' spans to ``endpoint``/v1/traces (in batches) and the request metrics
+    to ``endpoint``/v1/metrics; returns a summary line."""
+    spans, rows = collect(results_dir, run_ids)
+    base = endpoint.rstrip("/")
     with httpx.Client(timeout=30.0) as client:
         for i in range(0, len(spans), BATCH):
-            body = json.dumps(payload(spans[i:i + BATCH]))
-            try:
-                response = client.post(url, content=body,
-                                       headers={"content-type": "application/json"})
-            except httpx.HTTPError as exc:
-                raise LatlabError(f"--endpoint: cannot export to {url}: {exc}") from exc
-            if response.status_code >= 300:
-                raise LatlabError(f"--endpoint: {url} answered {response.status_code}: "
-                                  f"{response.text[:200]}")
-    return f"exported {len(spans)} spans to {url}"
+            _post(client, base + "/v1/traces", payload(spans[i:i + BATCH]))
+        if rows:
+            _post(client, base + "/v1/metrics", metrics_payload(rows))
+    return (f"exported {len(spans)} spans to {base}/v1/traces and metrics of {len(rows)} "
+            f"requests to {base}/v1/metrics")

@@ -28,6 +28,20 @@ WHERE $cli_id IS NULL OR t.session_id = $cli_id
    OR json_extract_string(s.attributes, '$.cli_session_id') = $cli_id
 ORDER BY t.started_at DESC LIMIT 1
 """
+# A session still running (latlab proxy): no session span yet, only its calls' spans.
+LIVE_SQL = """
+SELECT session_id, any_value(provider), any_value(model) FILTER (WHERE kind = 'model_call'),
+       max(epoch_ms(started_at) + coalesce(duration_ms, 0)) - min(epoch_ms(started_at)),
+       sum(duration_ms) FILTER (WHERE kind = 'tool_call' AND category = 'bash'),
+       sum(duration_ms) FILTER (WHERE kind = 'tool_call' AND category = 'cli'),
+       sum(duration_ms) FILTER (WHERE kind = 'tool_call' AND category = 'mcp'),
+       sum(duration_ms) FILTER (WHERE kind = 'tool_call' AND category = 'file'),
+       sum(duration_ms) FILTER (WHERE kind = 'tool_call'),
+       sum(duration_ms) FILTER (WHERE kind = 'model_call'),
+       arg_max(ttft_ms, started_at) FILTER (WHERE kind = 'model_call' AND ttft_ms IS NOT NULL),
+       any_value(name) FILTER (WHERE kind = 'model_call')
+FROM spans WHERE session_id = $cli_id GROUP BY session_id
+"""
 COLUMNS = ["session_id", "provider", "model", "total_ms", "bash_ms", "cli_ms", "mcp_ms",
            "file_ms", "tool_ms", "model_ms", "last_ttft_ms", "call_model"]
 
@@ -77,6 +91,8 @@ def statusline_command(results_dir: Path, stdin_text: str, fmt: str,
     con = open_results(results_dir)
     try:
         found = con.execute(SESSION_SQL, {"cli_id": cli_id}).fetchall()
+        if not found and cli_id is not None:  # a session still running behind latlab proxy
+            found = con.execute(LIVE_SQL, {"cli_id": cli_id}).fetchall()
         if not found and cli_id is not None:
             found = con.execute(SESSION_SQL, {"cli_id": None}).fetchall()
     finally:

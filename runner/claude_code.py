@@ -183,6 +183,7 @@ class ClaudeCodeSession:
         async with RecordingProxy(self.endpoint.base_url, signer=signer) as proxy:
             env = cli_env(config_dir, proxy.base_url, self.endpoint.api_key or DUMMY_KEY,
                           self.endpoint.emulated, region)
+            env["CLAUDE_CODE_MAX_RETRIES"] = str(int(self.cfg["workload"]["retries"]))
             code, out = await self._execute(command, workdir, env)
             root.finish()
             self._record(root, proxy.calls, read_hook_events(log_dir), parse_stream(out), code)
@@ -257,32 +258,10 @@ class ClaudeCodeSession:
         return parent_at
 
     def _call_spans(self, root: Span, call: ProxiedCall) -> None:
-        parent = root
-        if call.is_model_call:
-            parent = self.spans.start("model_call", call.model or "?", "model", root,
-                                      started_at=call.started_at, model=call.model, turn=root.turn,
-                                      streaming=call.streaming)
-            self._fill(parent, call)
-            parent.attributes["tools_offered"] = call.tool_count
-            self.spans.end(parent)
-            self._write_row(parent, call)
-            if call.ttft_ms is not None:
-                self.last_ttft = call.ttft_ms
-        span = self.spans.start("http_call", f"{call.method} {call.endpoint}", "http", parent,
-                                started_at=call.started_at, method=call.method, turn=root.turn,
-                                endpoint=call.endpoint, host=call.host, model=call.model,
-                                streaming=call.streaming, request_bytes=call.request_bytes,
-                                response_bytes=call.response_bytes)
-        self._fill(span, call)
-        self.spans.end(span)
-
-    @staticmethod
-    def _fill(span: Span, call: ProxiedCall) -> None:
-        span.duration_ms, span.ttfb_ms, span.ttft_ms = call.total_ms, call.ttfb_ms, call.ttft_ms
-        span.http_status, span.request_id = call.status, call.request_id
-        span.input_tokens, span.output_tokens = call.input_tokens, call.output_tokens
-        if call.error_type is not None:
-            span.fail(call.error_type, call.error_message)
+        model_span = record_call(self.spans, root, call)
+        if model_span is not None:
+            self._write_row(model_span, call)
+            self.last_ttft = call.ttft_ms if call.ttft_ms is not None else self.last_ttft
 
     def _write_row(self, span: Span, call: ProxiedCall) -> None:
         timer = self.owner.timer
@@ -294,6 +273,35 @@ class ClaudeCodeSession:
                        cost_usd=cost_usd(m, runtime.prices), session_id=self.spans.session_id,
                        span_id=span.span_id, prompt_label=f"{self.task.name}/claude_code")
         timer.writer.add(RequestRow.build(context, m))
+
+
+def record_call(spans: SpanRecorder, parent: Span, call: ProxiedCall) -> Span | None:
+    """Spans of one proxied call: ``http_call``, under a ``model_call`` for Messages/Invoke
+    calls (returned, so its ``requests`` row can link to it)."""
+    model_span = None
+    if call.is_model_call:
+        model_span = spans.start("model_call", call.model or "?", "model", parent,
+                                 started_at=call.started_at, model=call.model, turn=parent.turn,
+                                 streaming=call.streaming)
+        _fill(model_span, call)
+        model_span.attributes["tools_offered"] = call.tool_count
+        spans.end(model_span)
+    span = spans.start("http_call", f"{call.method} {call.endpoint}", "http",
+                       model_span or parent, started_at=call.started_at, method=call.method,
+                       turn=parent.turn, endpoint=call.endpoint, host=call.host,
+                       model=call.model, streaming=call.streaming,
+                       request_bytes=call.request_bytes, response_bytes=call.response_bytes)
+    _fill(span, call)
+    spans.end(span)
+    return model_span
+
+
+def _fill(span: Span, call: ProxiedCall) -> None:
+    span.duration_ms, span.ttfb_ms, span.ttft_ms = call.total_ms, call.ttfb_ms, call.ttft_ms
+    span.http_status, span.request_id = call.status, call.request_id
+    span.input_tokens, span.output_tokens = call.input_tokens, call.output_tokens
+    if call.error_type is not None:
+        span.fail(call.error_type, call.error_message)
 
 
 def proxied_measurement(call: ProxiedCall) -> Measurement:

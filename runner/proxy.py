@@ -67,6 +67,7 @@ class ProxiedCall:
     error_type: str | None = None
     error_message: str | None = None
     tool_count: int = 0
+    client_session: str | None = None  # Claude Code's X-Claude-Code-Session-Id header
     decoder: SseDecoder = field(default_factory=SseDecoder, repr=False)
     frames: EventStreamBuffer | None = field(default=None, repr=False)  # Bedrock streams
 
@@ -160,9 +161,10 @@ class ProxiedCall:
 class RecordingProxy:
     """``async with RecordingProxy(upstream) as proxy:`` → ``proxy.base_url``, ``proxy.calls``."""
 
-    def __init__(self, upstream: str, host: str = "127.0.0.1",
-                 signer: Signer | None = None) -> None:
+    def __init__(self, upstream: str, host: str = "127.0.0.1", signer: Signer | None = None,
+                 port: int = 0, on_call: Callable[[ProxiedCall], None] | None = None) -> None:
         self.upstream, self.host, self.signer = upstream.rstrip("/"), host, signer
+        self.port, self.on_call = port, on_call
         self.calls: list[ProxiedCall] = []
         self.base_url = ""
         self._runner: web.AppRunner | None = None
@@ -175,7 +177,7 @@ class RecordingProxy:
         app.router.add_route("*", "/{tail:.*}", self.handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, 0)
+        site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         self.base_url = f"http://{self.host}:{self._runner.addresses[0][1]}"
         return self
@@ -194,6 +196,7 @@ class RecordingProxy:
         body = await request.read()
         call.read_request(body)
         call.read_bedrock_path(request.path)
+        call.client_session = request.headers.get("x-claude-code-session-id")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
         try:
             return await self._forward(request, call, body, headers)
@@ -204,6 +207,9 @@ class RecordingProxy:
                 {"type": "error", "error": {"type": "api_error",
                                             "message": f"latlab proxy: upstream: {exc}"}},
                 status=502)
+        finally:
+            if self.on_call is not None:
+                self.on_call(call)
 
     async def _forward(self, request: web.Request, call: ProxiedCall, body: bytes,
                        headers: dict[str, str]) -> web.StreamResponse:

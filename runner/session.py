@@ -175,7 +175,8 @@ class BuiltinSession:
         if measurement.error_type is not None:
             turn_span.fail(measurement.error_type, measurement.error_message)
             return False
-        messages.append({"role": "assistant", "content": capture.content})
+        messages.append({"role": "assistant", "content": [  # the API refuses empty text blocks
+            b for b in capture.content if b.get("type") and b != {"type": "text", "text": ""}]})
         uses = capture.tool_uses()
         if not uses:
             return True

@@ -129,3 +129,17 @@ def test_claude_code_on_bedrock_is_signed_by_the_proxy(claude: str, tmp_path: Pa
         assert call["http_status"] == 200 and 0 < call["ttft_ms"] <= call["duration_ms"]
         assert call["output_tokens"] > 0 and call["request_id"]
     assert sorted(s["name"] for s in spans if s["kind"] == "tool_call") == ["Bash", "Write"]
+
+
+def test_claude_code_against_a_failing_upstream_ends_with_error_spans(claude: str,
+                                                                      tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "runner.cli", "run", "workload=claude_code", "profile=fast",
+         "profile.faults.error_rate=1.0", "workload.retries=0"], cwd=tmp_path,
+        capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr
+    spans = span_rows(tmp_path / "results")
+    (session,) = [s for s in spans if s["kind"] == "session"]
+    assert session["status"] == "error"
+    models = [s for s in spans if s["kind"] == "model_call"]
+    assert models and all(m["status"] == "error" and m["http_status"] == 529 for m in models)

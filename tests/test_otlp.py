@@ -66,8 +66,10 @@ def test_export_sends_session_traces_with_genai_attributes(
     done = latlab("otlp-export", "--endpoint", url, cwd=session_run)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("exported 12 spans")
-    ((path, ctype, body),) = received
+    ((path, ctype, body), (metrics_path, _, metrics)) = received
     assert path == "/v1/traces" and ctype == "application/json"
+    assert metrics_path == "/v1/metrics"
+    check_metrics(metrics["resourceMetrics"][0]["scopeMetrics"][0]["metrics"])
     spans = body["resourceSpans"][0]["scopeSpans"][0]["spans"]
     by_name: dict[str, list[dict[str, Any]]] = {}
     for span in spans:
@@ -112,3 +114,35 @@ def test_status_line_format_and_tags() -> None:
     assert status_line(row, None) == "[BR] m · 12.3s · bash 2.1s · cli 0ms · mcp 40ms · TTFT 612ms"
     assert provider_tag("anthropic") == "[D]" and provider_tag("vertex-eu") == "[VX]"
     assert provider_tag("anthropic", {"CLAUDE_CODE_USE_VERTEX": "1"}) == "[VX]"
+
+
+def check_metrics(metrics: list[dict[str, Any]]) -> None:
+    """The three model calls of the session as GenAI client histograms."""
+    by_name = {m["name"]: m for m in metrics}
+    assert set(by_name) == {"gen_ai.client.operation.duration",
+                            "gen_ai.client.operation.time_to_first_chunk",
+                            "gen_ai.client.token.usage"}
+    (duration,) = by_name["gen_ai.client.operation.duration"]["histogram"]["dataPoints"]
+    assert by_name["gen_ai.client.operation.duration"]["unit"] == "s"
+    assert duration["count"] == "3" and sum(int(c) for c in duration["bucketCounts"]) == 3
+    assert len(duration["bucketCounts"]) == len(duration["explicitBounds"]) + 1
+    assert 0 < duration["min"] <= duration["max"] < 1 and duration["sum"] >= duration["max"]
+    assert attrs(duration)["gen_ai.request.model"].startswith("claude-haiku-4-5")
+    tokens = by_name["gen_ai.client.token.usage"]["histogram"]["dataPoints"]
+    assert sorted(attrs(p)["gen_ai.token.type"] for p in tokens) == ["input", "output"]
+
+
+def test_metric_buckets() -> None:
+    from datetime import UTC, datetime
+
+    from analysis.otlp import metrics_payload
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [{"warmup": False, "provider": "bedrock", "model_id": "m", "error_type": None,
+             "started_at": at, "total_ms": ms, "ttft_ms": None, "stream": False,
+             "input_tokens": None, "output_tokens": None} for ms in (5.0, 15.0, 15.0, 99_000.0)]
+    rows.append({**rows[0], "warmup": True})
+    (metric,) = metrics_payload(rows)["resourceMetrics"][0]["scopeMetrics"][0]["metrics"]
+    (point,) = metric["histogram"]["dataPoints"]
+    assert point["bucketCounts"][:2] == ["1", "2"] and point["bucketCounts"][-1] == "1"
+    assert attrs(point)["gen_ai.provider.name"] == "aws.bedrock" and point["count"] == "4"
