@@ -34,6 +34,7 @@ from runner.progress import live_progress, warn_if_client_bound
 from runner.prompts import load_prompts
 from runner.resume import Done, check_same_config, finished_requests, load_run_record
 from runner.schedule import run_plan
+from runner.tasks import build_task, check_extras
 from runner.workers import WorkerJob, drive_workers, workers_for
 from runner.write import RequestWriter, RunRecord, ensure_writable, write_run_record
 
@@ -72,6 +73,7 @@ def validate(cfg: Mapping[str, Any]) -> None:
     checks.check_model_for_provider(cfg, model_id_keys())
     checks.check_guardrail(cfg, guardrail_kinds())
     load_prompts(cfg["prompt"])
+    build_task(cfg)
     secret_paths = checks.find_secrets(cfg)
     if secret_paths:
         raise ConfigError(f"{secret_paths[0]}: looks like a credential; secrets come only "
@@ -181,6 +183,8 @@ def run_experiment(cfg: dict[str, Any], context: RunContext) -> RunSummary:
     validate(cfg)
     checks.check_overrides_for_secrets(context.overrides)
     cells = plan_cells(cfg, context)
+    for cell in cells:
+        check_extras(cell.config)
     results_dir = Path(cfg["results_dir"])
     ensure_writable(results_dir)
     record, done = start_record(cfg, context, results_dir)

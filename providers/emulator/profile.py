@@ -18,6 +18,7 @@ YAML layout (see ``conf/profile/*.yaml``)::
       intervene_rate: 0.0        # share of guarded requests the guardrail blocks
     capacity: {slots: 8, max_queue: 32, reject: overloaded}  # optional: capacity.py
     prompt_cache: {ttl_s: 300, prefill_ms_per_1k_tokens: 25}  # optional: prompt_cache.py
+    replies: [{contains: "small or large", text: "small"}]   # optional: replies.py
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import yaml
 
 from providers.emulator.capacity import CapacityProfile
 from providers.emulator.prompt_cache import CacheProfile
+from providers.emulator.replies import ReplyRule, parse_replies
 
 FAULT_KINDS: tuple[str, ...] = (
     "rate_limited",  # HTTP 429 rate_limit_error + retry-after: 1
@@ -249,6 +251,7 @@ class EmulatorProfile:
     guardrail: GuardrailLayer = field(default_factory=GuardrailLayer)
     capacity: CapacityProfile = field(default_factory=CapacityProfile)
     prompt_cache: CacheProfile = field(default_factory=CacheProfile)
+    replies: tuple[ReplyRule, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -272,6 +275,7 @@ class EmulatorProfile:
             guardrail=GuardrailLayer.parse(data.get("guardrail")),
             capacity=CapacityProfile.parse(data.get("capacity")),
             prompt_cache=CacheProfile.parse(data.get("prompt_cache")),
+            replies=parse_replies(data.get("replies")),
         )
 
     @classmethod

@@ -24,6 +24,7 @@ from providers.emulator import anthropic_wire as wire
 from providers.emulator.capacity import Admission, Capacity
 from providers.emulator.profile import FAULT_KINDS, EmulatorProfile
 from providers.emulator.prompt_cache import PromptCache
+from providers.emulator.replies import reply_tokens
 
 # Sleep to this far before a deadline, then spin: covers asyncio's timer overshoot (up to
 # ~1.2 ms measured here; uvloop's ~0.6 ms), so the spin, not the timer, decides the send instant.
@@ -179,6 +180,13 @@ class RequestPlan:
     token_at: tuple[int, ...]
     cache: tuple[int, int, int] = (0, 0, 0)  # cache_write, cache_read, cache_write_1h tokens
     queue_ms: float = 0.0  # time waiting for a capacity slot, before ttfb_at's clock started
+    texts: tuple[str, ...] | None = None  # a scripted reply's tokens (profile ``replies``)
+
+    def token(self, index: int) -> str:
+        return self.texts[index] if self.texts is not None else wire.token_text(index)
+
+    def output_text(self) -> str:
+        return "".join(self.token(i) for i in range(self.n_tokens))
 
     @property
     def deltas_to_send(self) -> int:
@@ -242,7 +250,9 @@ class EmulatorState:
         extra = self.profile.prompt_cache.ttft_extra_ms(input_tokens + cached.write, cached.read)
         ttft_ms = max(mp.ttft_ms.sample(rng) + extra, ttfb_ms)
         max_tokens = int(body["max_tokens"])
-        n = min(max_tokens, mp.output_tokens)
+        texts = reply_tokens(self.profile.replies, body)
+        length = len(texts) if texts is not None else mp.output_tokens
+        n = min(max_tokens, length)
         offsets = [ttft_ms]
         for _ in range(n - 1):
             offsets.append(offsets[-1] + mp.itl_ms.sample(rng))
@@ -255,13 +265,14 @@ class EmulatorState:
             stream=bool(body.get("stream", False)),
             input_tokens=input_tokens,
             n_tokens=n,
-            stop_reason="max_tokens" if max_tokens < mp.output_tokens else "end_turn",
+            stop_reason="max_tokens" if max_tokens < length else "end_turn",
             fault=fault,
             t0_ns=t0_ns,
             ttfb_at=start + round(ttfb_ms * 1e6),
             token_at=tuple(start + round(off * 1e6) for off in offsets),
             cache=(cached.write, cached.read, cached.write_1h),
             queue_ms=queue_ns / 1e6,
+            texts=texts,
         )
 
 
@@ -415,7 +426,7 @@ async def _stream_body(resp: web.StreamResponse, plan: RequestPlan, stats: Serve
     await _emit(resp, stats, "content_block_start", wire.content_block_start_text(0), at)
     await _emit(resp, stats, "ping", wire.ping(), at)
     for i in range(plan.deltas_to_send):
-        delta = wire.text_delta(wire.token_text(i), 0)
+        delta = wire.text_delta(plan.token(i), 0)
         await _emit(resp, stats, "content_block_delta", delta, plan.token_at[i])
     at = plan.last_sent_at
     if plan.fault == "stream_error":
@@ -452,7 +463,7 @@ async def _non_stream(request: web.Request, plan: RequestPlan, stats: ServerStat
     if plan.fault == "stream_error":  # mid-generation overload surfaces as an HTTP 529
         resp = error_response(529, plan.request_id, headers=plan.headers())
         return await _send_at(request, resp, plan.last_sent_at, stats)
-    text = wire.output_text(plan.n_tokens)
+    text = plan.output_text()
     msg = wire.text_message(
         plan.message_id, plan.model, text, plan.stop_reason, plan.input_tokens, plan.n_tokens,
         plan.cache,
