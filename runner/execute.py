@@ -210,7 +210,7 @@ def build_runtimes(cells: list[Cell], endpoints: Mapping[str, Endpoint]) -> dict
                             cell.config["model"]["name"])
         runtimes[cell.name] = CellRuntime(cell, providers[key + endpoint.base_url], specs,
                                           prompts, endpoint.emulated, prices,
-                                          build_task(cell.config))
+                                          build_task(cell.config, prepare=True))
     return runtimes
 
 

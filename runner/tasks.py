@@ -275,8 +275,9 @@ def check_extras(cfg: Mapping[str, Any]) -> None:
                           "pip install -e '.[semantic]'")
 
 
-def build_task(cfg: Mapping[str, Any]) -> Task | None:
-    """The cell's task, or None for single requests; ConfigError naming a bad key."""
+def build_task(cfg: Mapping[str, Any], prepare: bool = False) -> Task | None:
+    """The cell's task, or None for single requests; ConfigError naming a bad key.
+    ``prepare``: also load what the task needs before its first request (embeddings)."""
     task_cfg = cfg.get("task") or {}
     kind = str(task_cfg.get("kind", "none"))
     if kind == "none":
@@ -289,4 +290,9 @@ def build_task(cfg: Mapping[str, Any]) -> Task | None:
                           f"({', '.join(MODES[kind])})")
     models = {key: task_model(cfg, str(task_cfg[key])) for key in MODEL_KEYS.get(kind, ())}
     cell_model = task_model(cfg, str(cfg["model"]["name"]))
-    return Task(kind, mode, dict(task_cfg), models, cell_model)
+    task = Task(kind, mode, dict(task_cfg), models, cell_model)
+    if prepare and kind == "semantic_cache":
+        from runner.semantic_cache import prepare as load_embedding
+
+        load_embedding(task)
+    return task
