@@ -57,21 +57,21 @@ SELECT run_id, cell,
 FROM measured_ok
 GROUP BY run_id, cell;
 
--- tasks: one row per multi-call task (rows with a task_id; runner/tasks.py). ok: the task
+-- batches: one row per multi-call batch (rows with a batch_id; runner/batches.py). ok: the batch
 -- got its answer (fallback: its last attempt succeeded; other kinds: every call did).
 -- calls: rows (client-cache hits included); provider_calls: requests actually sent.
-CREATE VIEW tasks AS
-SELECT run_id, cell, task_id,
-       any_value(task_kind) AS task_kind,
-       any_value(task_mode) AS task_mode,
+CREATE VIEW batches AS
+SELECT run_id, cell, batch_id,
+       any_value(batch_kind) AS batch_kind,
+       any_value(batch_mode) AS batch_mode,
        any_value(iteration) AS iteration,
        bool_or(warmup) AS warmup,
        any_value(prompt_label) AS prompt_label,
        count(*) AS calls,
-       count(*) FILTER (WHERE coalesce(task_role, '') <> 'cache') AS provider_calls,
-       max(task_wall_ms) AS wall_ms,
-       CASE WHEN any_value(task_kind) = 'fallback'
-            THEN arg_max(error_type IS NULL, task_step)
+       count(*) FILTER (WHERE coalesce(batch_role, '') <> 'cache') AS provider_calls,
+       max(batch_wall_ms) AS wall_ms,
+       CASE WHEN any_value(batch_kind) = 'fallback'
+            THEN arg_max(error_type IS NULL, batch_step)
             ELSE bool_and(error_type IS NULL) END AS ok,
        coalesce(sum(input_tokens), 0) + coalesce(sum(cache_read_tokens), 0)
            + coalesce(sum(cache_write_tokens), 0) AS input_tokens,
@@ -82,19 +82,19 @@ SELECT run_id, cell, task_id,
        any_value(client_cache) AS client_cache,
        bool_and(client_cache_correct) AS client_cache_correct
 FROM requests
-WHERE task_id IS NOT NULL
-GROUP BY run_id, cell, task_id;
+WHERE batch_id IS NOT NULL
+GROUP BY run_id, cell, batch_id;
 
--- task_cells: one row per (run_id, cell) of a task experiment, over non-warm-up tasks.
--- success_rate: share of tasks ok; wall_*: task wall time; calls/tokens/cost: per task.
--- Routing: small_share (tasks routed small), routing_accuracy (route = label).
+-- batch_cells: one row per (run_id, cell) of a batch experiment, over non-warm-up batches.
+-- success_rate: share of batches ok; wall_*: batch wall time; calls/tokens/cost: per batch.
+-- Routing: small_share (batches routed small), routing_accuracy (route = label).
 -- Client cache: hit_rate, wall_hit_p50_ms / wall_miss_p50_ms, wrong_hit_rate (share of hits
 -- whose cached answer was for another label).
-CREATE VIEW task_cells AS
+CREATE VIEW batch_cells AS
 SELECT run_id, cell,
-       any_value(task_kind) AS task_kind,
-       any_value(task_mode) AS task_mode,
-       count(*) AS tasks,
+       any_value(batch_kind) AS batch_kind,
+       any_value(batch_mode) AS batch_mode,
+       count(*) AS batches,
        avg(ok::INT) AS success_rate,
        quantile_cont(wall_ms, 0.50) AS wall_p50_ms,
        quantile_cont(wall_ms, 0.99) AS wall_p99_ms,
@@ -103,7 +103,7 @@ SELECT run_id, cell,
        avg(provider_calls) AS provider_calls_mean,
        avg(input_tokens) AS input_tokens_mean,
        avg(output_tokens) AS output_tokens_mean,
-       avg(cost_usd) AS cost_per_task_usd,
+       avg(cost_usd) AS cost_per_batch_usd,
        avg((route = 'small')::INT) AS small_share,
        avg(route_correct::INT) AS routing_accuracy,
        avg((client_cache = 'hit')::INT) AS hit_rate,
@@ -111,6 +111,6 @@ SELECT run_id, cell,
        quantile_cont(wall_ms, 0.50) FILTER (WHERE client_cache = 'miss') AS wall_miss_p50_ms,
        avg((NOT client_cache_correct)::INT) FILTER (WHERE client_cache = 'hit')
            AS wrong_hit_rate
-FROM tasks
+FROM batches
 WHERE NOT warmup
 GROUP BY run_id, cell;

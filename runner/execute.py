@@ -17,13 +17,13 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from providers import Endpoint, kind_for
+from runner.batches import Batch, build_batch
 from runner.cost import cost_usd, prices_for
 from runner.lag import ClientLoad, LagMonitor, is_late
 from runner.plan import Cell, PlannedRequest
 from runner.prompts import Prompt, load_prompts, synthetic_text
 from runner.provider_protocol import Provider, RequestSpec
 from runner.records import Measurement, RequestRow
-from runner.tasks import Task, build_task
 from runner.timing import now_ns
 from runner.write import RequestWriter
 
@@ -61,7 +61,7 @@ class CellRuntime:
     prompts: list[Prompt]
     emulated: bool
     prices: Mapping[str, float] = field(default_factory=dict)
-    task: Task | None = None  # multi-call task (runner/tasks.py); None: one request each
+    batch: Batch | None = None  # multi-call batch (runner/batches.py); None: one request each
 
     def pick(self, iteration: int) -> tuple[int, RequestSpec]:
         """Iteration i sends prompt i mod n."""
@@ -139,8 +139,8 @@ class RequestTimer:
 
     async def send_one(self, planned: PlannedRequest, worker: int, scheduled_ns: int) -> None:
         runtime = self.runtimes[planned.cell.name]
-        if runtime.task is not None:
-            await runtime.task.run(self, planned, worker, scheduled_ns)
+        if runtime.batch is not None:
+            await runtime.batch.run(self, planned, worker, scheduled_ns)
             return
         sent_ns, started_at = now_ns(), datetime.now(UTC)
         retries = int(planned.cell.workload["retries"])
@@ -210,7 +210,7 @@ def build_runtimes(cells: list[Cell], endpoints: Mapping[str, Endpoint]) -> dict
                             cell.config["model"]["name"])
         runtimes[cell.name] = CellRuntime(cell, providers[key + endpoint.base_url], specs,
                                           prompts, endpoint.emulated, prices,
-                                          build_task(cell.config, prepare=True))
+                                          build_batch(cell.config, prepare=True))
     return runtimes
 
 

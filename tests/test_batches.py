@@ -1,4 +1,4 @@
-"""Tasks: config checks, the routing verdict, the client-side cache, scripted replies."""
+"""Batches: config checks, the routing verdict, the client-side cache, scripted replies."""
 
 from __future__ import annotations
 
@@ -10,35 +10,35 @@ import pytest
 from providers.emulator import start_emulator
 from providers.emulator.profile import EmulatorProfile
 from providers.emulator.replies import parse_replies, reply_tokens
+from runner.batches import build_batch, route_of
 from runner.errors import ConfigError
 from runner.semantic_cache import ClientCache, Entry, normalise
-from runner.tasks import build_task, route_of
 
 BASE: dict[str, Any] = {"provider": {"name": "emulator", "kind": "anthropic"},
                         "model": {"name": "sonnet-4-5"}, "pricing": {}}
 
 
-def cfg(**task: Any) -> dict[str, Any]:
-    return {**BASE, "task": {"name": "t", **task}}
+def cfg(**batch: Any) -> dict[str, Any]:
+    return {**BASE, "batch": {"name": "t", **batch}}
 
 
-def test_no_task_is_none_and_a_task_resolves_its_models() -> None:
-    assert build_task(cfg(kind="none")) is None
-    task = build_task(cfg(kind="fallback", mode="retry", fallback_model="haiku-4-5"))
-    assert task is not None and task.models["fallback_model"].model_id.startswith(
+def test_no_batch_is_none_and_a_batch_resolves_its_models() -> None:
+    assert build_batch(cfg(kind="none")) is None
+    batch = build_batch(cfg(kind="fallback", mode="retry", fallback_model="haiku-4-5"))
+    assert batch is not None and batch.models["fallback_model"].model_id.startswith(
         "claude-haiku-4-5")
-    assert task.cell_model.name == "sonnet-4-5"
+    assert batch.cell_model.name == "sonnet-4-5"
 
 
-@pytest.mark.parametrize(("task", "message"), [
-    ({"kind": "juggle"}, "task.kind: unknown kind 'juggle'"),
-    ({"kind": "parallel", "mode": "sideways"}, "task.mode: 'sideways' is not a mode of parallel"),
+@pytest.mark.parametrize(("batch", "message"), [
+    ({"kind": "juggle"}, "batch.kind: unknown kind 'juggle'"),
+    ({"kind": "parallel", "mode": "sideways"}, "batch.mode: 'sideways' is not a mode of parallel"),
     ({"kind": "routing", "mode": "routed", "small_model": "tiny-1", "large_model": "opus-4-6"},
-     "task: unknown model 'tiny-1'"),
+     "batch: unknown model 'tiny-1'"),
 ])
-def test_bad_task_config_is_a_clear_error(task: dict[str, Any], message: str) -> None:
+def test_bad_batch_config_is_a_clear_error(batch: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        build_task(cfg(**task))
+        build_batch(cfg(**batch))
 
 
 @pytest.mark.parametrize(("answer", "route"), [
