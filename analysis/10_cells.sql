@@ -72,7 +72,16 @@ stats AS (
                FILTER (WHERE output_tokens > 1) AS tpot_mean_ms,
            -- normalized latency: end-to-end time per output token
            avg(total_ms / output_tokens)
-               FILTER (WHERE output_tokens > 0) AS norm_latency_mean_ms
+               FILTER (WHERE output_tokens > 0) AS norm_latency_mean_ms,
+           quantile_cont((total_ms - ttft_ms) / (output_tokens - 1), 0.50)
+               FILTER (WHERE output_tokens > 1) AS tpot_p50_ms,
+           quantile_cont((total_ms - ttft_ms) / (output_tokens - 1), 0.99)
+               FILTER (WHERE output_tokens > 1) AS tpot_p99_ms,
+           quantile_cont(total_ms / output_tokens, 0.50)
+               FILTER (WHERE output_tokens > 0) AS norm_latency_p50_ms,
+           -- output tokens/s of the whole request: output tokens / total time
+           avg(1000.0 * output_tokens / total_ms)
+               FILTER (WHERE total_ms > 0) AS e2e_tps_mean
     FROM measured_ok
     GROUP BY run_id, cell
 ),
@@ -82,16 +91,37 @@ itl AS (
            avg(gap_ms) AS itl_mean_ms,
            quantile_cont(gap_ms, 0.50) AS itl_p50_ms,
            quantile_cont(gap_ms, 0.90) AS itl_p90_ms,
-           quantile_cont(gap_ms, 0.99) AS itl_p99_ms
+           quantile_cont(gap_ms, 0.99) AS itl_p99_ms,
+           min(gap_ms) AS itl_min_ms,
+           max(gap_ms) AS itl_max_ms,
+           stddev_samp(gap_ms) AS itl_stddev_ms,
+           quantile_cont(gap_ms, 0.95) AS itl_p95_ms
     FROM gaps
     GROUP BY run_id, cell
+),
+good AS (
+    -- goodput: a request is good if it succeeded, its TTFT is within grade A's TTFT P99
+    -- ceiling and (where measurable) its output tokens/s reach grade A's floor
+    SELECT m.run_id, m.cell,
+           count(*) FILTER (WHERE m.error_type IS NULL
+                            AND m.ttft_ms <= a.ttft_p99_ms
+                            AND (m.output_tps IS NULL OR m.output_tps >= a.output_tps_mean))
+               AS good
+    FROM measured AS m
+    CROSS JOIN (SELECT * FROM slo_thresholds WHERE grade = 'A') AS a
+    GROUP BY m.run_id, m.cell
 )
 SELECT counts.*,
-       stats.* EXCLUDE (run_id, cell, itl_request_mean_ms, tpot_mean_ms, norm_latency_mean_ms),
+       stats.* EXCLUDE (run_id, cell, itl_request_mean_ms, tpot_mean_ms, norm_latency_mean_ms,
+                        tpot_p50_ms, tpot_p99_ms, norm_latency_p50_ms, e2e_tps_mean),
        itl.* EXCLUDE (run_id, cell),
        stats.itl_request_mean_ms,
        stats.tpot_mean_ms,
-       stats.norm_latency_mean_ms
+       stats.norm_latency_mean_ms,
+       stats.tpot_p50_ms, stats.tpot_p99_ms, stats.norm_latency_p50_ms, stats.e2e_tps_mean,
+       coalesce(good.good, 0) AS good,
+       coalesce(good.good, 0) / counts.n AS goodput
 FROM counts
 LEFT JOIN stats USING (run_id, cell)
-LEFT JOIN itl USING (run_id, cell);
+LEFT JOIN itl USING (run_id, cell)
+LEFT JOIN good USING (run_id, cell);

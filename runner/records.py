@@ -100,6 +100,8 @@ class RequestRow:
     schema_version: int = SCHEMA_VERSION
     client_late: bool = False  # sent late or the client's loop lagged (workload.max_client_lag_ms)
     latency_from_scheduled_ms: float | None = None  # send_delay_ms + total_ms
+    session_id: str | None = None  # agent sessions: the session this model call belongs to
+    span_id: str | None = None  # agent sessions: the model_call span (spans.span_id)
     batch_id: str | None = None  # multi-call batches (runner/batches.py): shared by its rows
     batch_kind: str | None = None  # parallel | routing | fallback | agent | semantic_cache
     batch_mode: str | None = None  # the variant compared (sequential, concurrent, routed, ...)

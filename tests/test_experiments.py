@@ -151,6 +151,17 @@ def check_semantic_cache(con: duckdb.DuckDBPyConnection, rows: list[dict[str, An
     assert all(r["cost_usd"] == 0 and r["batch_role"] == "cache" for r in hits)
 
 
+def check_agent_sessions(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
+    rel = con.sql("SELECT provider, status, model_calls, tool_calls, model_ms, tool_ms "
+                  "FROM session_times")
+    sessions = rel.fetchall()
+    assert sorted(s[0] for s in sessions) == ["anthropic", "bedrock"]
+    for _, status, model_calls, tool_calls, model_ms, tool_ms in sessions:
+        # the "simple" task: two scripted tool calls, then the final answer
+        assert (status, model_calls, tool_calls) == ("ok", 3, 2)
+        assert model_ms > 0 and tool_ms > 0
+
+
 EXPERIMENTS: dict[str, tuple[list[str], Check]] = {
     "quickstart": ([FAST, "workload.iterations=2"], check_quickstart),
     "streaming": ([FAST, "workload.iterations=3", "workload.concurrency=1"], check_streaming),
@@ -171,6 +182,8 @@ EXPERIMENTS: dict[str, tuple[list[str], Check]] = {
     "agent_topology": (["workload.iterations=2", "batch.specialist_max_tokens=16"],
                        check_agent_topology),
     "semantic_cache": ([FAST, "++matrix.batch.mode=[exact]"], check_semantic_cache),
+    "agent_sessions": ([FAST, "workload.iterations=1", "++matrix.workload.task=[simple]"],
+                       check_agent_sessions),
     "bedrock_overhead": ([FAST, "workload.iterations=3", "++matrix.model=[haiku-4-5]",
                           "++profile.bedrock={overhead_ms:{median:60}}"], check_bedrock_overhead),
 }

@@ -26,7 +26,8 @@ from providers.emulator.profile import (
     FaultProfile,
     ModelProfile,
 )
-from providers.emulator.server import STATE_KEY, build_app, new_event_loop, start_site
+from providers.emulator.server import STATE_KEY, build_app, start_site
+from runner.timing import new_event_loop
 
 __all__ = [
     "FAULT_KINDS",

@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -25,6 +26,7 @@ from providers.emulator.capacity import Admission, Capacity
 from providers.emulator.profile import FAULT_KINDS, EmulatorProfile
 from providers.emulator.prompt_cache import PromptCache
 from providers.emulator.replies import reply_tokens
+from runner import timing
 
 # Sleep to this far before a deadline, then spin: covers asyncio's timer overshoot (up to
 # ~1.2 ms measured here; uvloop's ~0.6 ms), so the spin, not the timer, decides the send instant.
@@ -38,25 +40,7 @@ CACHE_LOST_FAULTS = frozenset({*HTTP_FAULTS, "disconnect", "stall"})  # no first
 _REASONS = {529: "Overloaded"}
 
 JSONDict = dict[str, Any]
-
-
-async def sleep_until(deadline_ns: int) -> None:
-    """Sleep until ``time.perf_counter_ns() >= deadline_ns``: timer sleep, then spin."""
-    remaining_ns = deadline_ns - time.perf_counter_ns()
-    if remaining_ns > SPIN_MARGIN_NS:
-        await asyncio.sleep((remaining_ns - SPIN_MARGIN_NS) / 1e9)
-    while time.perf_counter_ns() < deadline_ns:
-        await asyncio.sleep(0)
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """A uvloop loop when uvloop is importable, else the default asyncio loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    return loop
+sleep_until = partial(timing.sleep_until, spin_margin_ns=SPIN_MARGIN_NS)
 
 
 # ---------------------------------------------------------------------------- lag statistics
@@ -529,12 +513,23 @@ async def _admitted(request: web.Request, state: EmulatorState, body: JSONDict,
         result = await _disconnect(request, plan)
     elif plan.fault == "stall":
         result = await _stall(request, plan, stats)
+    elif body.get("tools") and (scripted := _scripted(body)) is not None:  # agent sessions
+        from providers.emulator.scripts import respond
+
+        result = await respond(request, plan, scripted, plan.input_tokens)
     elif plan.stream:
         result = await _stream(request, plan, stats)
     else:
         result = await _non_stream(request, plan, stats)
     assert isinstance(result, web.StreamResponse)
     return result
+
+
+def _scripted(body: JSONDict) -> Any:
+    """A scripted agent turn when the request is part of a latlab task session, else None."""
+    from providers.emulator.scripts import scripted_reply
+
+    return scripted_reply(body)
 
 
 async def handle_count_tokens(request: web.Request) -> web.StreamResponse:
