@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from result_files import request_rows
 
 from providers.emulator import start_emulator
 from providers.emulator.profile import EmulatorProfile
@@ -89,3 +93,17 @@ def test_scripted_reply_on_the_wire() -> None:
     message = resp.json()
     assert message["content"][0]["text"] == " sunny and warm"
     assert message["usage"]["output_tokens"] == 3 and message["stop_reason"] == "end_turn"
+
+
+def test_a_primary_attempt_over_the_latency_budget_falls_back(tmp_path: Path) -> None:
+    """budget_s 10 ms: every Sonnet attempt (≈ 60 ms) times out and Haiku answers."""
+    done = subprocess.run(
+        [sys.executable, "-m", "runner.cli", "run", "experiment=fallback", "profile=fast",
+         "workload.warmup=0", "workload.iterations=3", "workload.concurrency=1",
+         "++matrix.batch.mode=[fallback]", "batch.budget_s=0.01"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = sorted(request_rows(tmp_path / "results"), key=lambda r: (r["batch_id"],
+                                                                     r["batch_step"]))
+    assert [(r["batch_role"], r["model"], r["error_type"]) for r in rows] == [
+        ("primary", "sonnet-4-5", "timeout"), ("fallback", "haiku-4-5", None)] * 3
