@@ -17,17 +17,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import aiohttp
+from emulator_process import emulator_process
 
-ROOT = Path(__file__).resolve().parents[1]
 PROFILE_ARGS = ["--ttfb-ms", "5", "--ttft-ms", "50", "--itl-ms", "10", "--output-tokens", "50"]
 TTFT_MS = 50.0
 HEADERS = {"x-api-key": "bench", "anthropic-version": "2023-06-01"}
@@ -76,19 +73,6 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-def start_server() -> tuple[subprocess.Popen[str], str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "providers.emulator", "--port", "0", *PROFILE_ARGS]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    base = proc.stdout.readline().strip()
-    if not base.startswith("http://"):
-        proc.kill()
-        proc.wait()
-        raise RuntimeError(f"emulator did not start (first line: {base!r})")
-    return proc, base
-
-
 def row(n: int, stats: Any, errors: list[float]) -> str:
     lag = stats["lag_ms"]
     by_event = stats["lag_ms_by_event"]
@@ -102,9 +86,8 @@ def row(n: int, stats: Any, errors: list[float]) -> str:
 
 
 async def main_async(levels: list[tuple[int, int]]) -> None:
-    proc, base = start_server()
     out = sys.stdout
-    try:
+    with emulator_process(PROFILE_ARGS) as base:
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
             out.write(f"emulator {base}  profile: {' '.join(PROFILE_ARGS)}\n")
@@ -118,11 +101,6 @@ async def main_async(levels: list[tuple[int, int]]) -> None:
                 stats, errors = await run_level(session, base, n, rounds)
                 out.write(row(n, stats, errors))
                 out.flush()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 def main() -> None:

@@ -33,9 +33,7 @@ import argparse
 import asyncio
 import json
 import math
-import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -45,8 +43,8 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httpx
+from emulator_process import ROOT, emulator_process
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from providers.anthropic import AnthropicProvider  # noqa: E402
@@ -267,30 +265,6 @@ def summarize(config: str, n: int, rows: list[Measurement], wall: float, cpu: fl
     )
 
 
-def start_server() -> tuple[subprocess.Popen[str], str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "providers.emulator", "--port", "0", *PROFILE_ARGS]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    base = proc.stdout.readline().strip()
-    if not base.startswith("http://"):
-        proc.kill()
-        proc.wait()
-        raise RuntimeError(f"emulator did not start (first line: {base!r})")
-    return proc, base
-
-
-def stop_server(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    if proc.stdout is not None:
-        proc.stdout.close()
-
-
 HEADER = (
     f"{'config':<16} {'N':>4} {'reqs':>5} {'err':>3} {'new':>3} {'lag50':>6} {'lag99':>6}"
     f" {'ttft50':>7} {'ttft99':>7} {'gap1':>6} {'gap50':>6} {'gap99':>6}"
@@ -355,10 +329,9 @@ def goal_lines(results: list[LevelResult]) -> str:
 
 
 def run_all(levels: list[int], rounds: int, configs: list[str]) -> list[LevelResult]:
-    proc, base = start_server()
     out = sys.stdout
     results: list[LevelResult] = []
-    try:
+    with emulator_process(["--profile", "default", *PROFILE_ARGS]) as base:
         out.write(legend(base) + HEADER)
         out.flush()
         for i, n in enumerate(levels):
@@ -370,8 +343,6 @@ def run_all(levels: list[int], rounds: int, configs: list[str]) -> list[LevelRes
                 results.append(result)
                 out.write(row(result))
                 out.flush()
-    finally:
-        stop_server(proc)
     out.write(excess_table(results) + goal_lines(results))
     return results
 

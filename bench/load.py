@@ -28,15 +28,14 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
+from emulator_process import emulator_process
 
-ROOT = Path(__file__).resolve().parents[1]
 TTFB_MS, TTFT_MS, ITL_MS, TOKENS = 5.0, 150.0, 10.0, 50
 PROFILE_ARGS = ["--ttfb-ms", str(TTFB_MS), "--ttft-ms", str(TTFT_MS), "--itl-ms", str(ITL_MS),
                 "--output-tokens", str(TOKENS)]
@@ -65,22 +64,9 @@ class Level:
         return self.ttft_err_p99 <= limit_ms and (self.itl_err_p99 or 0.0) <= limit_ms
 
 
-@contextmanager
-def emulator() -> Iterator[str]:
+def emulator() -> AbstractContextManager[str]:
     """One emulator process; yields its base URL."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "providers.emulator", "--port", "0", *PROFILE_ARGS]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    try:
-        base = proc.stdout.readline().strip()
-        if not base.startswith("http://"):
-            raise RuntimeError(f"emulator did not start (first line: {base!r})")
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        proc.stdout.close()
+    return emulator_process(PROFILE_ARGS)
 
 
 def http(url: str, body: bytes | None = None) -> Any:

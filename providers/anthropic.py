@@ -8,19 +8,24 @@ Anthropic events (Vertex).
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import httpx
 
-from providers.failures import classify_failure, describe, error_type_for_status
-from providers.http import ConnectionTiming, current_connection, httpcore_trace
+from providers.capture import current_capture
+from providers.failures import error_type_for_status
+from providers.http import (
+    ConnectionTiming,
+    httpcore_trace,
+    timed_exchange,
+)
 from providers.sse import SseDecoder
 from runner.provider_protocol import RequestSpec
 from runner.records import Measurement
-from runner.timing import StreamClock, ms_between, now_ns, output_tps
+from runner.timing import StreamClock, now_ns
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -35,10 +40,16 @@ class AnthropicStream:
     finished: bool = False
 
     def feed(self, chunk: bytes, arrival_ns: int) -> None:
+        capture = current_capture.get()
+        if capture is not None:
+            capture.response_bytes += len(chunk)
         for event in self.decoder.feed(chunk):
             self.handle(event.event, json.loads(event.data), arrival_ns)
 
     def handle(self, name: str, data: dict[str, Any], arrival_ns: int) -> None:
+        capture = current_capture.get()
+        if capture is not None:  # an agent loop wants the content (providers/capture.py)
+            capture.event(name, data)
         if name == "content_block_delta":
             self.clock.token(arrival_ns)
         elif name == "message_start":
@@ -88,19 +99,6 @@ def messages_body(spec: RequestSpec) -> dict[str, Any]:
     return body
 
 
-def finish_measurement(m: Measurement, clock: StreamClock, conn: ConnectionTiming) -> None:
-    """Derive the phase durations from the clock's instants (definitions: runner.timing)."""
-    m.connect_ms, m.tls_ms, m.new_connection = conn.connect_ms, conn.tls_ms, conn.new_connection
-    m.ttfb_ms = ms_between(clock.t_start, clock.t_headers)
-    m.total_ms = ms_between(clock.t_start, clock.t_done)
-    m.ttft_ms = ms_between(clock.t_start, clock.t_first_token)
-    m.generation_ms = ms_between(clock.t_first_token, clock.t_last_token)
-    m.itl_ms = clock.itl_ms()
-    m.output_tps = output_tps(m.output_tokens, m.generation_ms)
-    if m.usage_source is None and m.output_tokens is not None:
-        m.usage_source = "api"
-
-
 def record_http_error(m: Measurement, status: int, body: bytes) -> None:
     """Fill the error fields from a non-2xx response and its JSON envelope."""
     m.error_type = error_type_for_status(status)
@@ -125,21 +123,7 @@ class AnthropicProvider:
         self.transport = transport
 
     async def send(self, spec: RequestSpec) -> Measurement:
-        measurement, clock, conn = Measurement(), StreamClock(), ConnectionTiming()
-        token = current_connection.set(conn)
-        try:
-            async with asyncio.timeout(spec.timeout_s):
-                await self._exchange(spec, clock, measurement, conn)
-        except Exception as exc:  # noqa: BLE001 - inside a sweep every failure is a row
-            measurement.error_type = classify_failure(exc, measurement.status,
-                                                      clock.t_headers is not None)
-            measurement.error_message = describe(exc)
-        finally:
-            current_connection.reset(token)
-        if clock.t_done is None:
-            clock.done()
-        finish_measurement(measurement, clock, conn)
-        return measurement
+        return await timed_exchange(partial(self._exchange, spec), spec.timeout_s)
 
     def url_for(self, spec: RequestSpec) -> str:
         """Where ``spec`` is sent (Vertex puts the model and operation in the path)."""
@@ -186,6 +170,11 @@ class AnthropicProvider:
 
 def read_message(message: dict[str, Any], clock: StreamClock, m: Measurement) -> None:
     """A non-streamed message: the first token arrives with the whole body."""
+    capture = current_capture.get()
+    if capture is not None:
+        capture.message(message)
     apply_usage(m, message.get("usage") or {})
     m.stop_reason = message.get("stop_reason")
+    m.text = "".join(str(b.get("text", "")) for b in message.get("content") or []
+                     if isinstance(b, dict) and b.get("type") == "text")
     clock.t_first_token = clock.t_last_token = clock.t_done

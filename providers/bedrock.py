@@ -31,6 +31,7 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, cast
 from urllib.parse import quote, urlparse
 
@@ -53,9 +54,15 @@ from botocore.exceptions import (
 )
 
 from providers import Endpoint
-from providers.anthropic import AnthropicStream, apply_usage, finish_measurement, read_message
-from providers.failures import classify_failure, describe, error_type_for_status
-from providers.http import ConnectionTiming, current_connection, httpcore_trace, make_http_client
+from providers.anthropic import AnthropicStream, apply_usage, read_message
+from providers.failures import describe, error_type_for_status
+from providers.http import (
+    ConnectionTiming,
+    finish_measurement,
+    httpcore_trace,
+    make_http_client,
+    timed_exchange,
+)
 from runner.errors import ConfigError, CredentialsError
 from runner.provider_protocol import Provider, RequestSpec
 from runner.records import Measurement
@@ -495,21 +502,7 @@ class BedrockProvider:
         return url, body, signed
 
     async def send(self, spec: RequestSpec) -> Measurement:
-        measurement, clock, conn = Measurement(), StreamClock(), ConnectionTiming()
-        token = current_connection.set(conn)
-        try:
-            async with asyncio.timeout(spec.timeout_s):
-                await self._exchange(spec, clock, measurement, conn)
-        except Exception as exc:  # noqa: BLE001 - inside a sweep every failure is a row
-            measurement.error_type = classify_failure(exc, measurement.status,
-                                                      clock.t_headers is not None)
-            measurement.error_message = describe(exc)
-        finally:
-            current_connection.reset(token)
-        if clock.t_done is None:
-            clock.done()
-        finish_measurement(measurement, clock, conn)
-        return measurement
+        return await timed_exchange(partial(self._exchange, spec), spec.timeout_s)
 
     async def _exchange(self, spec: RequestSpec, clock: StreamClock, m: Measurement,
                         conn: ConnectionTiming) -> None:
@@ -547,10 +540,13 @@ async def read_frames(response: httpx.Response, events: StreamEvents, clock: Str
     """Stamp each chunk on arrival, then decode its frames; flag a stream that never ended."""
     reader = FrameReader(events)
     async for chunk in response.aiter_raw():
+        if events.finished:
+            continue  # read the body's end too, so the pool can reuse the connection
         reader.feed(chunk, now_ns())
         if events.finished:
-            break
-    clock.done()
+            clock.done()
+    if clock.t_done is None:
+        clock.done()
     events.close()
 
 

@@ -15,10 +15,11 @@ opened the connection.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import sys
 import types
-from collections.abc import Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -27,7 +28,9 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from runner.timing import now_ns
+from providers.failures import classify_failure, describe
+from runner.records import Measurement
+from runner.timing import StreamClock, ms_between, now_ns, output_tps
 
 
 @dataclass
@@ -156,3 +159,38 @@ def httpcore_trace(timing: ConnectionTiming) -> Any:
                 timing.tls_ms = elapsed
 
     return trace
+
+
+Exchange = Callable[[StreamClock, Measurement, ConnectionTiming], Awaitable[None]]
+
+
+def finish_measurement(m: Measurement, clock: StreamClock, conn: ConnectionTiming) -> None:
+    """Derive the phase durations from the clock's instants (definitions: runner.timing)."""
+    m.connect_ms, m.tls_ms, m.new_connection = conn.connect_ms, conn.tls_ms, conn.new_connection
+    m.ttfb_ms = ms_between(clock.t_start, clock.t_headers)
+    m.total_ms = ms_between(clock.t_start, clock.t_done)
+    m.ttft_ms = ms_between(clock.t_start, clock.t_first_token)
+    m.generation_ms = ms_between(clock.t_first_token, clock.t_last_token)
+    m.itl_ms = clock.itl_ms()
+    m.output_tps = output_tps(m.output_tokens, m.generation_ms)
+    if m.usage_source is None and m.output_tokens is not None:
+        m.usage_source = "api"
+
+
+async def timed_exchange(exchange: Exchange, timeout_s: float) -> Measurement:
+    """Run one request exchange under a timeout; every failure becomes the row's error."""
+    measurement, clock, conn = Measurement(), StreamClock(), ConnectionTiming()
+    token = current_connection.set(conn)
+    try:
+        async with asyncio.timeout(timeout_s):
+            await exchange(clock, measurement, conn)
+    except Exception as exc:  # noqa: BLE001 - inside a sweep every failure is a row
+        measurement.error_type = classify_failure(exc, measurement.status,
+                                                  clock.t_headers is not None)
+        measurement.error_message = describe(exc)
+    finally:
+        current_connection.reset(token)
+    if clock.t_done is None:
+        clock.done()
+    finish_measurement(measurement, clock, conn)
+    return measurement

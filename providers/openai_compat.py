@@ -23,9 +23,8 @@ from typing import Any
 
 import httpx
 
-from providers.anthropic import finish_measurement
 from providers.failures import classify_failure, describe, error_type_for_status
-from providers.http import ConnectionTiming, current_connection, httpcore_trace
+from providers.http import ConnectionTiming, current_connection, finish_measurement, httpcore_trace
 from providers.sse import SseDecoder
 from runner.provider_protocol import RequestSpec
 from runner.records import Measurement

@@ -18,9 +18,8 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from providers.anthropic import finish_measurement
 from providers.failures import classify_failure, describe, error_type_for_status
-from providers.http import ConnectionTiming
+from providers.http import ConnectionTiming, finish_measurement
 from providers.openai_compat import REASONING_KEYS, chat_messages, finish_chat
 from runner.provider_protocol import RequestSpec
 from runner.records import Measurement

@@ -42,7 +42,7 @@ from runner.lag import ClientLoad, LagMonitor
 from runner.plan import Cell, PlannedRequest
 from runner.progress import live_progress
 from runner.schedule import Share, run_share, split_plan
-from runner.timing import now_ns
+from runner.timing import new_event_loop, now_ns
 from runner.write import RequestWriter
 
 START_MARGIN_NS = 50_000_000  # open loop: t0 this far ahead, so every process is ready
@@ -88,15 +88,6 @@ def workers_for(cells: Sequence[Cell]) -> int:
 def perf_ns_at(wall_ns: int) -> int:
     """This process's ``perf_counter_ns`` at the wall-clock instant ``wall_ns``."""
     return now_ns() + (wall_ns - time.time_ns())
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    return loop
 
 
 # ---------------------------------------------------------------- worker process

@@ -388,3 +388,25 @@ def test_sql_command(results: Path) -> None:
     out = sql_command("SELECT cell, ok FROM cells ORDER BY cell", results, [NEW], "csv")
     assert out == "cell,ok\ndead,0\nmid,2\nnostream,1"
     assert "fast" in sql_command("SELECT cell FROM cells", results, None, "table")
+
+
+def test_per_token_distributions_and_goodput(results: Path) -> None:
+    con = open_results(results)
+    c = cell(con, OLD, "fast")
+    # gaps 10 20 30 40 50 60
+    assert (c["itl_min_ms"], c["itl_max_ms"]) == (10.0, 60.0)
+    assert c["itl_p95_ms"] == pytest.approx(57.5, abs=1e-9)
+    assert c["itl_stddev_ms"] == pytest.approx(math.sqrt(350), rel=1e-12)
+    # TPOT per request 100, 200, 100 (1-token request excluded) -> p50 100, p99 198
+    assert (c["tpot_p50_ms"], c["tpot_p99_ms"]) == (pytest.approx(100), pytest.approx(198))
+    # total/tokens 100, 200, 500, 114.29 -> p50 (114.29 + 200) / 2
+    assert c["norm_latency_p50_ms"] == pytest.approx((2400 / 21 + 200) / 2)
+    # 1000 * tokens / total: 10, 5, 2, 8.75
+    assert c["e2e_tps_mean"] == pytest.approx(25.75 / 4)
+    # goodput against grade A (TTFT <= 1500, tokens/s >= 80 where measured)
+    assert (c["good"], c["goodput"]) == (4, 1.0)
+    slow = cell(con, OLD, "slow")  # tps 50 and 30 are below 80; the timeout is not good
+    assert (slow["good"], slow["goodput"]) == (0, 0.0)
+    assert cell(con, NEW, "mid")["goodput"] == 0.0  # 70 tokens/s
+    assert cell(con, NEW, "nostream")["goodput"] == 1.0  # no tokens/s to miss
+    assert cell(con, NEW, "dead")["goodput"] == 0.0

@@ -432,3 +432,12 @@ def test_guardrail_impact_experiment_end_to_end(tmp_path: Path) -> None:
     assert {r["guardrail_action"] for r in guarded} == {"NONE"}
     assert all(r["server_latency_ms"] is not None for r in guarded)
     assert "provider_overhead" in done.stdout
+
+
+@pytest.mark.parametrize("api", ["invoke_stream", "converse_stream"])
+@pytest.mark.parametrize("transport", ["aiohttp", "httpcore"])
+def test_streams_reuse_their_connection(emulator: RunningEmulator, transport: str,
+                                        api: str) -> None:
+    rows = send_all(emulator.base_url, provider_cfg("httpx", api, transport), [spec()] * 3)
+    assert all(r.ok for r in rows), rows[0].error_message
+    assert [r.new_connection for r in rows] == [True, False, False]

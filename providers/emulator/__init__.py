@@ -26,7 +26,8 @@ from providers.emulator.profile import (
     FaultProfile,
     ModelProfile,
 )
-from providers.emulator.server import STATE_KEY, build_app, new_event_loop, start_site
+from providers.emulator.server import STATE_KEY, build_app, start_site
+from runner.timing import new_event_loop
 
 __all__ = [
     "FAULT_KINDS",
@@ -66,7 +67,7 @@ class RunningEmulator:
 
     def stats(self) -> dict[str, Any]:
         """``{requests, active, faults, lag_ms: {count, p50, p99, max, mean}, lag_ms_by_event}``."""
-        return self._app[STATE_KEY].stats.snapshot()
+        return self._app[STATE_KEY].snapshot()
 
     def reset_stats(self) -> None:
         self._app[STATE_KEY].stats.reset()

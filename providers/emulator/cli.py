@@ -13,7 +13,7 @@ from pathlib import Path
 
 from providers.emulator import serve_forever
 from providers.emulator.profile import EmulatorProfile
-from providers.emulator.server import new_event_loop
+from runner.timing import new_event_loop
 
 DEFAULT_PROFILE = "default"
 

@@ -1,0 +1,230 @@
+"""``latlab compare``: the `comparison` view (analysis/50_comparison.sql) plus a 95%
+bootstrap confidence interval of each median difference and an honest verdict.
+
+Verdict: ``faster`` / ``slower`` when the interval excludes 0, ``within noise`` when it
+holds 0, ``too few requests`` when either side has fewer than MIN_N values (then the
+interval is shown but not trusted). When the interval is wider than the difference worth
+resolving (``detect`` × the baseline median), ``needed_per_cell`` says how many requests
+per cell would narrow it that far.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from analysis.bootstrap import (
+    REPLICATES,
+    Interval,
+    median_difference_ci,
+    median_positions,
+    needed_per_cell,
+)
+from analysis.query import check_format, open_results, render
+from runner.errors import ConfigError
+
+MIN_N = 10
+METRICS = ("ttft_ms", "total_ms", "ttfb_ms", "output_tps")
+DEFAULT_METRICS = ("ttft_ms", "total_ms", "output_tps")
+HIGHER_IS_BETTER = {"output_tps"}
+AXES = ("provider", "model", "prompt", "guardrail", "stream")
+COLUMNS = ["cell", "baseline", "other", "metric", "n_baseline", "n", "baseline_p50", "p50",
+           "delta_p50", "ratio_p50", "ci95_low", "ci95_high", "verdict", "needed_per_cell"]
+
+COUNTS_SQL = """
+SELECT run_id, cell, metric, count(value) AS n
+FROM metric_samples WHERE list_contains($runs, run_id) AND list_contains($metrics, metric)
+GROUP BY ALL
+"""
+# DuckDB sorts each group and picks the drawn positions (1-based in list_select)
+PICK_SQL = """
+SELECT w.run_id, w.cell, w.metric, w.ks, list_select(s.sorted, w.ks)
+FROM wanted_positions AS w
+JOIN (SELECT run_id, cell, metric, list(value ORDER BY value) AS sorted
+      FROM metric_samples
+      WHERE list_contains($runs, run_id) AND list_contains($metrics, metric)
+      GROUP BY ALL) AS s USING (run_id, cell, metric)
+"""
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    metrics: Sequence[str] = DEFAULT_METRICS
+    detect: float = 0.05  # the difference worth resolving, as a share of the baseline median
+    seed: int = 0
+    replicates: int = REPLICATES
+
+
+def verdict(metric: str, ci: Interval, n_baseline: int, n: int) -> str:
+    """faster / slower / within noise, or too few requests when a side has < MIN_N."""
+    if min(n_baseline, n) < MIN_N:
+        return f"too few requests (< {MIN_N})"
+    if ci.low <= 0 <= ci.high:
+        return "within noise"
+    worse = ci.low > 0
+    if metric in HIGHER_IS_BETTER:
+        worse = not worse
+    return "slower" if worse else "faster"
+
+
+Key = tuple[str, str, str]  # run_id, cell, metric
+
+
+def bootstrap_groups(con: duckdb.DuckDBPyConnection, keys: set[Key], opts: CompareOptions
+                     ) -> dict[Key, list[float]]:
+    """Bootstrap medians for every (run, cell, metric) group, each seeded by its key."""
+    import pyarrow as pa
+
+    runs = sorted({k[0] for k in keys})
+    params = {"runs": runs, "metrics": list(opts.metrics)}
+    sizes = {(r, c, m): int(n) for r, c, m, n in con.execute(COUNTS_SQL, params).fetchall()
+             if (r, c, m) in keys}
+    draws = {key: median_positions(n, random.Random("/".join((str(opts.seed), *key))),
+                                   opts.replicates) for key, n in sizes.items() if n}
+    wanted = {key: sorted({k + 1 for pair in pairs for k in pair})
+              for key, pairs in draws.items()}
+    con.register("wanted_positions", pa.table({
+        "run_id": [k[0] for k in wanted], "cell": [k[1] for k in wanted],
+        "metric": [k[2] for k in wanted], "ks": list(wanted.values())}))
+    try:
+        picked = con.execute(PICK_SQL, params).fetchall()
+    finally:
+        con.unregister("wanted_positions")
+    out: dict[Key, list[float]] = {}
+    for run, cell, metric, ks, values in picked:
+        at = {k - 1: float(v) for k, v in zip(ks, values, strict=True)}
+        out[(run, cell, metric)] = [(at[a] + at[b]) / 2 for a, b in draws[(run, cell, metric)]]
+    return out
+
+
+def assess(medians: dict[Key, list[float]], row: dict[str, Any], opts: CompareOptions
+           ) -> tuple[Interval, str, int | None]:
+    """Bootstrap one comparison row: its interval, verdict and requests needed."""
+    base = medians[(row["baseline_run"], row["baseline_cell"], row["metric"])]
+    other = medians[(row["run_id"], row["cell"], row["metric"])]
+    ci = median_difference_ci(base, other)
+    word = verdict(row["metric"], ci, row["n_baseline"], row["n"])
+    target = opts.detect * abs(row["baseline_p50"])
+    needed = needed_per_cell(row["n_baseline"], row["n"], ci, target)
+    return ci, word, needed if word != "faster" and word != "slower" else None
+
+
+def shared_key(row: dict[str, Any]) -> str:
+    """The cell for a run pair; for an axis pair, the baseline cell with the axis as '*'."""
+    if row["kind"] == "run":
+        return str(row["cell"])
+    base, other = row["baseline_cell"].split("/"), row["cell"].split("/")
+    return "/".join("*" if a != b else a for a, b in zip(base, other, strict=True))
+
+
+def _sides(row: dict[str, Any]) -> tuple[str, str]:
+    if row["kind"] == "run":
+        return row["baseline_run"], row["run_id"]
+    diff = [(a, b) for a, b in zip(row["baseline_cell"].split("/"), row["cell"].split("/"),
+                                   strict=True) if a != b]
+    return diff[0]
+
+
+def comparison_rows(con: duckdb.DuckDBPyConnection, kind: str, opts: CompareOptions
+                    ) -> list[tuple[Any, ...]]:
+    """Rows of COLUMNS for every pair of the given kind ('run' or an axis)."""
+    cur = con.execute(
+        "SELECT * FROM comparison WHERE kind = $kind AND list_contains($metrics, metric) "
+        "AND n > 0 AND n_baseline > 0 "
+        "ORDER BY cell, baseline_cell, run_id, list_position($metrics, metric)",
+        {"kind": kind, "metrics": list(opts.metrics)})
+    names = [d[0] for d in cur.description or []]
+    rows = [dict(zip(names, values, strict=True)) for values in cur.fetchall()]
+    keys = {(r["run_id"], r["cell"], r["metric"]) for r in rows}
+    keys |= {(r["baseline_run"], r["baseline_cell"], r["metric"]) for r in rows}
+    medians = bootstrap_groups(con, keys, opts) if rows else {}
+    out = []
+    for row in rows:
+        ci, word, needed = assess(medians, row, opts)
+        out.append((shared_key(row), *_sides(row), row["metric"], row["n_baseline"], row["n"],
+                    row["baseline_p50"], row["p50"], row["delta_p50"], row["ratio_p50"],
+                    ci.low, ci.high, word, needed))
+    return out
+
+
+def check_options(opts: CompareOptions, by: str | None) -> None:
+    for metric in opts.metrics:
+        if metric not in METRICS:
+            raise ConfigError(f"--metric: unknown metric {metric!r}; use {', '.join(METRICS)}")
+    if not 0 < opts.detect < 10:
+        raise ConfigError(f"--detect: must be a share between 0 and 10, got {opts.detect}")
+    if by is not None and by not in AXES and not by.isidentifier():
+        raise ConfigError(f"--by: unknown axis {by!r}; use {', '.join(AXES)} or a matrix key")
+
+
+def select_runs(results_dir: Path, run_ids: Sequence[str], latest: int | None,
+                by: str | None) -> tuple[list[str] | None, int]:
+    """Which runs to open and how many latest ones to take when none are named."""
+    if run_ids and latest:
+        raise ConfigError("--latest: give run ids or --latest N, not both")
+    if latest is not None and latest < 1:
+        raise ConfigError(f"--latest: must be at least 1, got {latest}")
+    if run_ids:
+        return list(run_ids), 0
+    want = latest or (1 if by else 2)
+    return None, want
+
+
+def compare_command(results_dir: Path, run_ids: Sequence[str], fmt: str,
+                    latest: int | None = None, by: str | None = None,
+                    opts: CompareOptions | None = None) -> str:
+    """Compare runs (same cell across runs) or, with ``by``, cells within runs."""
+    opts = opts or CompareOptions()
+    check_format(fmt)
+    check_options(opts, by)
+    chosen, want = select_runs(results_dir, run_ids, latest, by)
+    if chosen is None:
+        chosen = _latest(results_dir, want)
+    if by is None and len(chosen) < 2:
+        raise ConfigError(f"compare needs at least 2 runs (got {len(chosen)}); "
+                          "use --by AXIS to compare cells within one run")
+    con = open_results(results_dir, chosen)
+    try:
+        con.execute("SET VARIABLE latlab_baseline_run = ?", [_baseline(con, chosen, run_ids)])
+        rows = comparison_rows(con, by or "run", opts)
+        if not rows:
+            return _nothing_to_compare(con, by)
+        return render((COLUMNS, rows), fmt)
+    finally:
+        con.close()
+
+
+def _latest(results_dir: Path, want: int) -> list[str]:
+    from analysis.commands import latest_run_ids
+
+    con = open_results(results_dir)
+    try:
+        return latest_run_ids(con, want)
+    finally:
+        con.close()
+
+
+def _baseline(con: duckdb.DuckDBPyConnection, chosen: list[str], named: Sequence[str]) -> str:
+    """The first named run, else the earliest of the chosen ones."""
+    ordered = [str(r[0]) for r in con.execute(
+        "SELECT run_id FROM run_order ORDER BY ord").fetchall()]
+    return ordered[0] if not named else next(r for r in ordered if r.startswith(named[0]))
+
+
+def _nothing_to_compare(con: duckdb.DuckDBPyConnection, by: str | None) -> str:
+    (ok,) = con.execute("SELECT count(*) FROM measured_ok").fetchone() or (0,)
+    if not ok:
+        return "nothing to compare: the selected runs have no successful measured requests"
+    if by:
+        axes = [r[0] for r in con.execute(
+            "SELECT DISTINCT axis FROM cell_pairs ORDER BY axis").fetchall()]
+        known = ", ".join(axes) if axes else "none"
+        return (f"nothing to compare: no two cells of a run differ only in {by!r} "
+                f"(axes that do: {known})")
+    return "nothing to compare: no cell appears in more than one of the selected runs"
+

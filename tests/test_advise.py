@@ -1,0 +1,94 @@
+"""The `advice` view and ``latlab advise``: each rule fires on a hand-built cell, with its
+figures, and stays silent otherwise.
+
+Run adv001 (grade A TTFT p50 = 500 ms), two requests per cell unless noted:
+    anthropic/opus-4-6/long/none/stream    input 2000, no cache reads, ttft 900, total 2000,
+                                           20 output tokens -> prompt_caching, smaller_model
+    anthropic/haiku-4-5/long/none/stream   input 2000, ttft 300, total 600 -> nothing (fast)
+    bedrock/haiku-4-5/long/none/stream     input 100, ttft 900 (+600 ms, +200 %) -> route_direct
+    anthropic/haiku-4-5/long/none/block    input 100, ttft = total 1200 -> stream
+    anthropic/sonnet-4-5/short/none/stream input 100, ttft 300, a new 40 ms connection on
+                                           both + one 30 s timeout -> reuse_clients, raise_timeout
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from analysis.advise import advise_command
+from analysis.query import open_results
+from tests.test_analysis import T0, err, req, write_requests, write_run
+
+RUN = "adv001"
+OPUS = "anthropic/opus-4-6/long/none/stream"
+HAIKU = "anthropic/haiku-4-5/long/none/stream"
+BEDROCK = "bedrock/haiku-4-5/long/none/stream"
+BLOCK = "anthropic/haiku-4-5/long/none/block"
+SONNET = "anthropic/sonnet-4-5/short/none/stream"
+
+
+def rows(cell: str, ttft: float, total: float, inputs: int, run: str = RUN, **kw: Any
+         ) -> list[dict[str, Any]]:
+    provider, model, prompt, _, mode = cell.split("/")
+    return [req(run, cell, provider=provider, model=model, prompt=prompt, stream=mode == "stream",
+                iteration=i, ttfb_ms=50.0, ttft_ms=ttft, total_ms=total, input_tokens=inputs,
+                output_tokens=20, status=200, **kw) for i in range(2)]
+
+
+def make_advice_results(root: Path) -> Path:
+    r = root / "results"
+    write_requests(r, RUN, "0000", [
+        *rows(OPUS, 900, 2000, 2000), *rows(HAIKU, 300, 600, 2000),
+        *rows(BEDROCK, 900, 1200, 100), *rows(BLOCK, 1200, 1200, 100),
+        *rows(SONNET, 300, 600, 100, connect_ms=40.0, new_connection=True),
+        err(RUN, SONNET, provider="anthropic", model="sonnet-4-5", prompt="short",
+            total_ms=30000.0, iteration=2),
+    ])
+    write_run(r, RUN, T0)
+    return r
+
+
+@pytest.fixture()
+def results(tmp_path: Path) -> Path:
+    return make_advice_results(tmp_path)
+
+
+def test_every_rule_with_its_evidence(results: Path) -> None:
+    con = open_results(results)
+    got = {(rule, cell): evidence for rule, cell, evidence in con.execute(
+        "SELECT rule, cell, evidence FROM advice").fetchall()}
+    assert got == {
+        ("prompt_caching", OPUS):
+            "mean input 2000 tokens, 0 cache reads, TTFT p50 900 ms > 500 ms",
+        ("smaller_model", OPUS):
+            "mean output 20 tokens, total p50 2000 ms; haiku-4-5 in this run: 600 ms",
+        ("route_direct", BEDROCK):
+            "TTFT p50 +600 ms (+200%) over the direct API; the provider reports 0% of the "
+            "client's time",
+        ("stream", BLOCK):
+            "not streamed: first token = total, p50 1200 ms > 500 ms; "
+            "streamed in this run: TTFT p50 300 ms",
+        ("reuse_clients", SONNET):
+            "2 of 2 requests opened a connection, 40 ms each (7% of the mean total)",
+        ("raise_timeout", SONNET): "1 of 3 requests timed out (after up to 30000 ms)",
+    }
+
+
+def test_advise_command(results: Path) -> None:
+    out = json.loads(advise_command(results, None, "json"))
+    assert [r["rule"] for r in out] == ["prompt_caching", "smaller_model", "route_direct",
+                                        "reuse_clients", "stream", "raise_timeout"]
+    assert out[0]["advice"].startswith("cache the prompt prefix")
+    assert "prompt_caching" in advise_command(results, [RUN], "table")
+
+
+def test_no_advice_is_said_plainly(tmp_path: Path) -> None:
+    r = tmp_path / "results"
+    write_requests(r, "calm01", "0000", rows(HAIKU, 300, 600, 100, run="calm01"))
+    assert advise_command(r, None, "table") == (
+        "no advice for run calm01: no rule triggered (rules: prompt_caching, smaller_model, "
+        "route_direct, reuse_clients, stream, raise_timeout)")
