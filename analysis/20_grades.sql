@@ -25,13 +25,18 @@ CREATE MACRO slo_rank(matched_rank, value, ok) AS
 CREATE MACRO slo_letter(r) AS (SELECT grade FROM slo_grades WHERE rank = r);
 
 CREATE VIEW grades AS
-WITH matched AS (
+WITH c AS MATERIALIZED (
+    -- the columns of `cells` a grade needs, from its parts (analysis/10_cells.sql)
+    SELECT k.*, l.ttft_p50_ms, l.ttft_p99_ms, l.output_tps_mean
+    FROM cell_counts AS k LEFT JOIN cell_latency AS l USING (run_id, cell)
+),
+matched AS (
     SELECT c.run_id, c.cell,
            min(t.rank) FILTER (WHERE c.ttft_p50_ms <= t.ttft_p50_ms) AS ttft_p50_match,
            min(t.rank) FILTER (WHERE c.ttft_p99_ms <= t.ttft_p99_ms) AS ttft_p99_match,
            min(t.rank) FILTER (WHERE c.output_tps_mean >= t.output_tps_mean) AS output_tps_match,
            min(t.rank) FILTER (WHERE c.error_rate <= t.error_rate) AS error_rate_match
-    FROM cells AS c
+    FROM c
     CROSS JOIN slo_thresholds AS t
     GROUP BY c.run_id, c.cell
 ),
@@ -46,7 +51,7 @@ ranked AS (
            slo_rank(m.output_tps_match, c.output_tps_mean, c.ok) AS output_tps_mean_rank,
            c.error_rate,
            slo_rank(m.error_rate_match, c.error_rate, c.ok) AS error_rate_rank
-    FROM cells AS c
+    FROM c
     LEFT JOIN matched AS m USING (run_id, cell)
 )
 SELECT run_id, cell, provider, api, model, prompt, guardrail, stream, concurrency,

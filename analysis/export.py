@@ -12,10 +12,12 @@ from runner.errors import ConfigError, ResultsError
 
 
 def view_names(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Every view and table latlab defined (DuckDB's own catalog views excluded)."""
+    """Every view and table latlab defined (DuckDB's catalog and latlab_* plumbing excluded)."""
     rows = con.execute(
         "SELECT view_name FROM duckdb_views() WHERE NOT internal "
-        "UNION SELECT table_name FROM duckdb_tables() WHERE NOT internal ORDER BY 1"
+        "UNION SELECT table_name FROM duckdb_tables() WHERE NOT internal "
+        "EXCEPT SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'latlab\\_%' "
+        "ESCAPE '\\' ORDER BY 1"
     ).fetchall()
     return [str(r[0]) for r in rows]
 

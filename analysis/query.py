@@ -223,6 +223,8 @@ def open_results(
     selected = resolve_run_ids(known, run_ids) if run_ids else known
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
+    # every view re-binds read_parquet: cache the footers (files are immutable once renamed)
+    con.execute("SET parquet_metadata_cache = true")
     _create_slo_table(con, slo)
     empty_sources = _create_sources(con, results_dir, selected)
     for sql_file in _sql_files(empty_sources):

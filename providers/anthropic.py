@@ -168,4 +168,6 @@ def read_message(message: dict[str, Any], clock: StreamClock, m: Measurement) ->
         capture.message(message)
     apply_usage(m, message.get("usage") or {})
     m.stop_reason = message.get("stop_reason")
+    m.text = "".join(str(b.get("text", "")) for b in message.get("content") or []
+                     if isinstance(b, dict) and b.get("type") == "text")
     clock.t_first_token = clock.t_last_token = clock.t_done

@@ -26,6 +26,7 @@ import runner
 from analysis.query import validate_slo
 from providers import DUMMY_KEY, Endpoint, guardrail_kinds, kind_for, model_id_keys
 from runner import config as checks
+from runner.batches import build_batch, check_extras
 from runner.errors import ConfigError
 from runner.execute import RequestTimer, RunStats, build_runtimes, close_providers
 from runner.lag import LagMonitor
@@ -74,6 +75,7 @@ def validate(cfg: Mapping[str, Any]) -> None:
     checks.check_model_for_provider(cfg, model_id_keys())
     checks.check_guardrail(cfg, guardrail_kinds())
     load_prompts(cfg["prompt"])
+    build_batch(cfg)
     secret_paths = checks.find_secrets(cfg)
     if secret_paths:
         raise ConfigError(f"{secret_paths[0]}: looks like a credential; secrets come only "
@@ -177,6 +179,8 @@ def run_experiment(cfg: dict[str, Any], context: RunContext) -> RunSummary:
     validate(cfg)
     checks.check_overrides_for_secrets(context.overrides)
     cells = plan_cells(cfg, context)
+    for cell in cells:
+        check_extras(cell.config)
     results_dir = Path(cfg["results_dir"])
     ensure_writable(results_dir)
     record, done = start_record(cfg, context, results_dir)
