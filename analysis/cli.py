@@ -77,6 +77,66 @@ def _add_grade(commands: Subcommands) -> None:
     grade.set_defaults(handler=cmd_grade)
 
 
+def cmd_tool_timings(args: argparse.Namespace) -> None:
+    from analysis.commands import tool_timings_command
+
+    print(tool_timings_command(args.results, args.run_ids or None, args.format,  # noqa: T201
+                               args.by))
+
+
+def _add_tool_timings(commands: Subcommands) -> None:
+    timings = commands.add_parser(
+        "tool-timings", help="agent sessions: model vs tool time (Bash, CLI, MCP, file)",
+        description="Time in model calls vs each tool category of agent sessions, counts and "
+        "shares: per provider (mean per session), per session, the session-level delta "
+        "across providers, HTTP calls per session by endpoint, or Claude Code's own figures "
+        "beside the proxy's (cli). Default: the latest run.")
+    timings.add_argument("run_ids", nargs="*", metavar="RUN_ID")
+    timings.add_argument("--by", choices=("provider", "session", "delta", "endpoints", "cli"),
+                         default="provider", help="one row per ... (default: provider)")
+    add_output_options(timings)
+    timings.set_defaults(handler=cmd_tool_timings)
+
+
+def cmd_statusline(args: argparse.Namespace) -> None:
+    import os
+    import sys
+
+    from analysis.statusline import statusline_command
+
+    text = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
+    print(statusline_command(args.results, text, args.format, os.environ))  # noqa: T201
+
+
+def _add_statusline(commands: Subcommands) -> None:
+    line = commands.add_parser(
+        "statusline", help="one-line session summary for Claude Code's statusline",
+        description="Print [D]/[BR]/[VX] provider tag, model, elapsed, Bash/CLI/MCP tool time "
+        "and last TTFT of the current agent session (Claude Code's statusline JSON on stdin "
+        "names it; else the latest session in the results).")
+    add_output_options(line)
+    line.set_defaults(handler=cmd_statusline)
+
+
+def cmd_otlp_export(args: argparse.Namespace) -> None:
+    from analysis.otlp import export_command
+
+    print(export_command(args.results, args.run_ids or None, args.endpoint))  # noqa: T201
+
+
+def _add_otlp_export(commands: Subcommands) -> None:
+    export = commands.add_parser(
+        "otlp-export", help="send spans and request rows to an OTLP/HTTP collector",
+        description="Export the runs' spans (and request rows without a span) as OTLP/HTTP "
+        "JSON traces with GenAI semantic-convention attributes. Default: the latest run.")
+    export.add_argument("run_ids", nargs="*", metavar="RUN_ID")
+    export.add_argument("--endpoint", default="http://127.0.0.1:4318",
+                        help="OTLP/HTTP base URL (default: http://127.0.0.1:4318)")
+    export.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
+                        help="results directory (default: ./results)")
+    export.set_defaults(handler=cmd_otlp_export)
+
+
 def register_analysis_commands(commands: Subcommands) -> None:
     """Add every analysis subcommand to ``latlab``'s parser."""
     _add_sql(commands)
@@ -84,3 +144,6 @@ def register_analysis_commands(commands: Subcommands) -> None:
     from analysis.cli_views import register_view_commands
 
     register_view_commands(commands)
+    _add_tool_timings(commands)
+    _add_statusline(commands)
+    _add_otlp_export(commands)

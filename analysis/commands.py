@@ -91,3 +91,47 @@ def latest_run_ids(con: duckdb.DuckDBPyConnection, n: int) -> list[str]:
             "SELECT DISTINCT run_id FROM requests ORDER BY run_id DESC LIMIT ?", [n]
         ).fetchall()
     return [str(r[0]) for r in rows]
+
+
+TOOL_TIMING_VIEWS = {
+    "provider": ("SELECT run_id, provider, driver, task, model, sessions, failed_sessions, "
+                 "total_mean_ms, model_mean_ms, tool_mean_ms, bash_mean_ms, cli_mean_ms, "
+                 "mcp_mean_ms, file_mean_ms, other_tool_mean_ms, model_share, tool_share, "
+                 "model_calls_mean, tool_calls_mean, bash_calls_mean, cli_calls_mean, "
+                 "mcp_calls_mean, file_calls_mean FROM tool_timings "
+                 "ORDER BY run_id, task, driver, provider, model"),
+    "session": ("SELECT run_id, session_id, provider, driver, task, status, total_ms, model_ms, "
+                "tool_ms, bash_ms, cli_ms, mcp_ms, file_ms, other_tool_ms, model_share, "
+                "tool_share, turns, model_calls, tool_calls, bash_calls, cli_calls, mcp_calls, "
+                "file_calls, errors FROM session_times ORDER BY run_id, started_at"),
+    "delta": ("SELECT run_id, driver, task, provider_a, provider_b, sessions_a, sessions_b, "
+              "total_a_ms, total_b_ms, total_delta_ms, model_delta_ms, tool_delta_ms, "
+              "total_ratio FROM session_deltas ORDER BY run_id, task, provider_a, provider_b"),
+    "cli": ("SELECT * FROM cli_vs_proxy ORDER BY run_id, session_id"),
+    "endpoints": ("SELECT run_id, session_id, provider, task, method, endpoint, calls, errors, "
+                  "total_ms, total_p50_ms, ttfb_p50_ms, request_bytes, response_bytes, models "
+                  "FROM http_calls_by_endpoint ORDER BY run_id, session_id, calls DESC"),
+}
+
+
+def tool_timings_command(results_dir: Path, run_ids: list[str] | None, fmt: str,
+                         by: str = "provider") -> str:
+    """Model vs tool time of agent sessions: per provider (mean per session), per session,
+    across providers (``delta``) or HTTP calls per session by endpoint (``endpoints``).
+    Without ``run_ids``: the latest run."""
+    check_format(fmt)
+    con = open_results(results_dir, run_ids)
+    try:
+        sql, params = TOOL_TIMING_VIEWS[by], {}
+        if not run_ids:  # open_results selected the given runs; else only the latest
+            sql = f"SELECT * FROM ({sql}) WHERE list_contains($ids, run_id)"
+            params["ids"] = latest_run_ids(con, 1)
+        return render(run_sql_params(con, sql, params), fmt)
+    finally:
+        con.close()
+
+
+def run_sql_params(con: duckdb.DuckDBPyConnection, sql: str,
+                   params: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
+    cursor = con.execute(sql, params)
+    return [d[0] for d in cursor.description or []], cursor.fetchall()

@@ -28,6 +28,7 @@ from rich.table import Table
 from runner import storage
 from runner.errors import ConfigError, ResultsError
 from runner.records import REQUESTS_SCHEMA
+from runner.spans import SPANS_SCHEMA
 from runner.write import RUNS_SCHEMA
 
 OUTPUT_FORMATS = ("table", "csv", "json")
@@ -120,8 +121,8 @@ def _create_slo_table(con: duckdb.DuckDBPyConnection, slo: Mapping[str, Any]) ->
 # ---------------------------------------------------------------- sources
 
 
-def _request_files(results_dir: Path, run_id: str) -> list[str]:
-    run_dir = results_dir / "requests" / run_id
+def _request_files(results_dir: Path, run_id: str, dataset: str = "requests") -> list[str]:
+    run_dir = results_dir / dataset / run_id
     return sorted(str(p) for p in run_dir.glob("*.parquet") if p.is_file())
 
 
@@ -161,17 +162,20 @@ def _create_sources(
 ) -> set[str]:
     """Point the source views at the selected files; return the sources that have none."""
     if storage.is_remote(results_dir):  # object storage: read with pyarrow, not httpfs
-        for name, schema in (("requests", REQUESTS_SCHEMA), ("runs", RUNS_SCHEMA)):
+        for name, schema in (("requests", REQUESTS_SCHEMA), ("runs", RUNS_SCHEMA),
+                             ("spans", SPANS_SCHEMA)):
             table = storage.read_source(results_dir, name, list(run_ids), schema)
             con.from_arrow(table).create(name)
-        return {"requests", "runs"}
+        return {"requests", "runs", "spans"}
     request_files = [f for r in run_ids for f in _request_files(results_dir, r)]
     run_files = [str(results_dir / "runs" / f"{r}.parquet") for r in run_ids]
     run_files = [f for f in run_files if Path(f).is_file()]
+    span_files = [f for r in run_ids for f in _request_files(results_dir, r, "spans")]
     empty: set[str] = set()
     for name, files, schema in (
         ("requests", request_files, REQUESTS_SCHEMA),
         ("runs", run_files, RUNS_SCHEMA),
+        ("spans", span_files, SPANS_SCHEMA),
     ):
         con.from_arrow(schema.empty_table()).create(f"latlab_{name}_columns")
         if files:

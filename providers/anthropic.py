@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from providers.capture import current_capture
 from providers.failures import error_type_for_status
 from providers.http import (
     ConnectionTiming,
@@ -39,10 +40,16 @@ class AnthropicStream:
     finished: bool = False
 
     def feed(self, chunk: bytes, arrival_ns: int) -> None:
+        capture = current_capture.get()
+        if capture is not None:
+            capture.response_bytes += len(chunk)
         for event in self.decoder.feed(chunk):
             self.handle(event.event, json.loads(event.data), arrival_ns)
 
     def handle(self, name: str, data: dict[str, Any], arrival_ns: int) -> None:
+        capture = current_capture.get()
+        if capture is not None:  # an agent loop wants the content (providers/capture.py)
+            capture.event(name, data)
         if name == "content_block_delta":
             self.clock.token(arrival_ns)
         elif name == "message_start":
@@ -156,6 +163,11 @@ class AnthropicProvider:
 
 def read_message(message: dict[str, Any], clock: StreamClock, m: Measurement) -> None:
     """A non-streamed message: the first token arrives with the whole body."""
+    capture = current_capture.get()
+    if capture is not None:
+        capture.message(message)
     apply_usage(m, message.get("usage") or {})
     m.stop_reason = message.get("stop_reason")
+    m.text = "".join(str(b.get("text", "")) for b in message.get("content") or []
+                     if isinstance(b, dict) and b.get("type") == "text")
     clock.t_first_token = clock.t_last_token = clock.t_done

@@ -66,6 +66,37 @@ def cmd_emulator_serve(args: argparse.Namespace) -> None:
         pass
 
 
+def cmd_proxy(args: argparse.Namespace) -> None:
+    import asyncio
+
+    from runner.live_proxy import serve
+
+    def announce(line: str) -> None:
+        print(line, flush=True)  # noqa: T201
+
+    try:
+        asyncio.run(serve(args.upstream, args.host, args.port, args.results, args.provider,
+                          announce))
+    except KeyboardInterrupt:
+        pass
+
+
+def _add_proxy(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    proxy = commands.add_parser(
+        "proxy", help="recording proxy for agent sessions you drive yourself",
+        description="Forward every request to --upstream and record it as spans at once "
+        "(one session per X-Claude-Code-Session-Id): point ANTHROPIC_BASE_URL at the URL "
+        "printed first. Stop with Ctrl-C.")
+    proxy.add_argument("--upstream", required=True, help="the API base URL to forward to")
+    proxy.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    proxy.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    proxy.add_argument("--provider", default="anthropic",
+                       help="provider name on the spans (statusline tag; default anthropic)")
+    proxy.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
+                       help="results directory (default: ./results)")
+    proxy.set_defaults(handler=cmd_proxy)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="latlab", description="LLM API latency experiments.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -75,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
     _add_emulator(commands)
     register_analysis_commands(commands)
+    _add_proxy(commands)
     return parser
 
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from providers import Endpoint, kind_for
+from runner.batches import Batch, build_batch
 from runner.cost import cost_usd, prices_for
 from runner.lag import ClientLoad, LagMonitor, is_late
 from runner.plan import Cell, PlannedRequest
@@ -60,6 +61,7 @@ class CellRuntime:
     prompts: list[Prompt]
     emulated: bool
     prices: Mapping[str, float] = field(default_factory=dict)
+    batch: Batch | None = None  # multi-call batch (runner/batches.py); None: one request each
 
     def pick(self, iteration: int) -> tuple[int, RequestSpec]:
         """Iteration i sends prompt i mod n."""
@@ -137,15 +139,29 @@ class RequestTimer:
 
     async def send_one(self, planned: PlannedRequest, worker: int, scheduled_ns: int) -> None:
         runtime = self.runtimes[planned.cell.name]
+        if runtime.batch is not None:
+            await runtime.batch.run(self, planned, worker, scheduled_ns)
+            return
         sent_ns, started_at = now_ns(), datetime.now(UTC)
         retries = int(planned.cell.workload["retries"])
         index, spec = runtime.pick(planned.iteration)
         measurement = await send_with_retries(runtime.provider, spec, retries)
+        self.write_row(planned, worker, scheduled_ns, sent_ns, started_at, index, measurement)
+
+    def write_row(self, planned: PlannedRequest, worker: int, scheduled_ns: int, sent_ns: int,
+                  started_at: datetime, index: int, measurement: Measurement,
+                  prices: Mapping[str, float] | None = None,
+                  fields: Mapping[str, Any] | None = None) -> None:
+        """One row: the cell's context, the measurement, and ``fields`` set on top."""
+        runtime = self.runtimes[planned.cell.name]
         context = self._context(planned, runtime, worker, started_at, scheduled_ns)
         context.update(send_delay_ms=(sent_ns - scheduled_ns) / 1e6, prompt_index=index,
                        prompt_label=runtime.prompts[index].label,
-                       cost_usd=cost_usd(measurement, runtime.prices))
+                       cost_usd=cost_usd(measurement,
+                                         runtime.prices if prices is None else prices))
         row = RequestRow.build(context, measurement)
+        for name, value in (fields or {}).items():
+            setattr(row, name, value)
         row.client_late = self._client_late(planned, row, sent_ns)
         self.writer.add(row)
         self.stats.add(row)
@@ -193,7 +209,8 @@ def build_runtimes(cells: list[Cell], endpoints: Mapping[str, Endpoint]) -> dict
         prices = prices_for(cell.config.get("pricing") or {}, cell.config["provider"]["name"],
                             cell.config["model"]["name"])
         runtimes[cell.name] = CellRuntime(cell, providers[key + endpoint.base_url], specs,
-                                          prompts, endpoint.emulated, prices)
+                                          prompts, endpoint.emulated, prices,
+                                          build_batch(cell.config, prepare=True))
     return runtimes
 
 

@@ -45,7 +45,9 @@ def cell_name(cfg: Mapping[str, Any], extra_axes: Sequence[tuple[str, str]] = ()
     parts = [cfg["provider"]["name"], cfg["model"]["name"], cfg["prompt"]["name"],
              cfg["guardrail"]["name"], mode]
     parts += [f"{key.split('.')[-1]}={value}" for key, value in extra_axes
-              if key not in ("workload.stream",)]
+              if key not in ("workload.stream", "workload.task")]
+    if cfg["workload"].get("kind", "requests") != "requests":  # agent sessions: the task
+        parts.append(f"{cfg['workload']['kind']}={cfg['workload'].get('task', 'simple')}")
     return "/".join(str(p) for p in parts)
 
 

@@ -42,6 +42,7 @@ class Measurement:
     retries: int = 0
     new_connection: bool | None = None
     guardrail_action: str | None = None
+    text: str | None = None  # the answer's text (non-streamed Messages); not a row column
 
     @property
     def ok(self) -> bool:
@@ -99,6 +100,18 @@ class RequestRow:
     schema_version: int = SCHEMA_VERSION
     client_late: bool = False  # sent late or the client's loop lagged (workload.max_client_lag_ms)
     latency_from_scheduled_ms: float | None = None  # send_delay_ms + total_ms
+    session_id: str | None = None  # agent sessions: the session this model call belongs to
+    span_id: str | None = None  # agent sessions: the model_call span (spans.span_id)
+    batch_id: str | None = None  # multi-call batches (runner/batches.py): shared by its rows
+    batch_kind: str | None = None  # parallel | routing | fallback | agent | semantic_cache
+    batch_mode: str | None = None  # the variant compared (sequential, concurrent, routed, ...)
+    batch_step: int | None = None  # 0-based call index within the batch
+    batch_role: str | None = None  # what this call did in the batch (classifier, summary, ...)
+    batch_wall_ms: float | None = None  # the whole batch's wall time, on each of its rows
+    route: str | None = None  # routing: the model class picked (small | large)
+    route_correct: bool | None = None  # routing: route == the prompt's label
+    client_cache: str | None = None  # semantic_cache: hit | miss (client-side cache)
+    client_cache_correct: bool | None = None  # semantic_cache hits: cached answer fits the prompt
 
     @classmethod
     def build(cls, context: dict[str, Any], measurement: Measurement) -> RequestRow:
@@ -110,7 +123,7 @@ class RequestRow:
         return row
 
 
-_MEASUREMENT_FIELDS = [f.name for f in dataclasses.fields(Measurement)]
+_MEASUREMENT_FIELDS = [f.name for f in dataclasses.fields(Measurement) if f.name != "text"]
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "str": pa.string(),

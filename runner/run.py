@@ -26,6 +26,7 @@ import runner
 from analysis.query import validate_slo
 from providers import DUMMY_KEY, Endpoint, guardrail_kinds, kind_for, model_id_keys
 from runner import config as checks
+from runner.batches import build_batch, check_extras
 from runner.errors import ConfigError
 from runner.execute import RequestTimer, RunStats, build_runtimes, close_providers
 from runner.lag import LagMonitor
@@ -34,6 +35,7 @@ from runner.progress import live_progress, warn_if_client_bound
 from runner.prompts import load_prompts
 from runner.resume import Done, check_same_config, finished_requests, load_run_record
 from runner.schedule import run_plan
+from runner.session import SessionTimer, check_session_cells, has_sessions
 from runner.timing import new_event_loop
 from runner.workers import WorkerJob, drive_workers, workers_for
 from runner.write import RequestWriter, RunRecord, ensure_writable, write_run_record
@@ -73,6 +75,7 @@ def validate(cfg: Mapping[str, Any]) -> None:
     checks.check_model_for_provider(cfg, model_id_keys())
     checks.check_guardrail(cfg, guardrail_kinds())
     load_prompts(cfg["prompt"])
+    build_batch(cfg)
     secret_paths = checks.find_secrets(cfg)
     if secret_paths:
         raise ConfigError(f"{secret_paths[0]}: looks like a credential; secrets come only "
@@ -135,6 +138,7 @@ def plan_cells(cfg: dict[str, Any], context: RunContext) -> list[Cell]:
         raise ConfigError(f"matrix: two cells are identical ({sorted(duplicates)[0]})")
     for cell in cells:
         validate(cell.config)
+    check_session_cells(cells)
     return cells
 
 
@@ -159,12 +163,15 @@ async def _drive(cells: list[Cell], endpoints: dict[str, Endpoint], record: RunR
     runtimes = build_runtimes(cells, endpoints)
     timer = RequestTimer(record.run_id, runtimes, writer, stats)
     monitor = timer.monitor = LagMonitor(cpu_clock=time.thread_time)  # not the emulator's
+    sessions = SessionTimer(timer, endpoints) if has_sessions(cells) else None  # runner/session.py
     try:
         async with live_progress(stats, label), monitor.running(), writer.flushing():
-            await run_plan(plan, timer.send_one)
+            await run_plan(plan, sessions.send_one if sessions else timer.send_one)
     finally:
         stats.load = monitor.summary()
         await close_providers(runtimes)
+        if sessions is not None:
+            sessions.close()
 
 
 def run_experiment(cfg: dict[str, Any], context: RunContext) -> RunSummary:
@@ -172,6 +179,8 @@ def run_experiment(cfg: dict[str, Any], context: RunContext) -> RunSummary:
     validate(cfg)
     checks.check_overrides_for_secrets(context.overrides)
     cells = plan_cells(cfg, context)
+    for cell in cells:
+        check_extras(cell.config)
     results_dir = Path(cfg["results_dir"])
     ensure_writable(results_dir)
     record, done = start_record(cfg, context, results_dir)
@@ -234,7 +243,8 @@ def _execute(cells: list[Cell], endpoints: dict[str, Endpoint], record: RunRecor
         record.loop_lag_p99_ms = stats.load.loop_lag_p99_ms
         record.client_cpu_pct = stats.load.cpu_pct
         write_run_record(Path(writer.folder).parents[1], record)
-        warn_if_client_bound(stats, record.workers)
+        if not has_sessions(cells):  # agent sessions run tools in this process: lag is expected
+            warn_if_client_bound(stats, record.workers)
     return stats
 
 

@@ -101,7 +101,8 @@ def read_source(location: Path | str, name: str, ids: list[str],
     missing columns are null)."""
     fs, root = filesystem(), _key(location)
     files = [p for p in _parquet_under(fs, f"{root}/{name}")
-             if (p.split("/")[-2] if name == "requests" else p.split("/")[-1][:-8]) in ids]
+             if (p.split("/")[-2] if name in ("requests", "spans")
+                 else p.split("/")[-1][:-8]) in ids]
     if not files:
         return schema.empty_table()
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import site
 import subprocess
 import sys
@@ -10,6 +11,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Not part of a source tree: a stale build/ would put yesterday's files in today's wheel.
+NOT_SOURCE = shutil.ignore_patterns("build", "dist", ".venv", ".tools", ".git", "results",
+                                    "outputs", "multirun", "*.egg-info", "__pycache__", ".*_cache")
 
 
 def run(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -19,8 +23,10 @@ def run(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]
 
 @pytest.mark.slow
 def test_wheel_finds_bundled_conf_and_experiments(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=NOT_SOURCE)
     built = run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                "-w", tmp_path / "dist", ".")
+                "-w", tmp_path / "dist", ".", cwd=source)
     assert built.returncode == 0, built.stderr[-2000:]
     (wheel,) = (tmp_path / "dist").glob("latlab-*.whl")
     venv = tmp_path / "venv"

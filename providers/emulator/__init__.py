@@ -67,7 +67,7 @@ class RunningEmulator:
 
     def stats(self) -> dict[str, Any]:
         """``{requests, active, faults, lag_ms: {count, p50, p99, max, mean}, lag_ms_by_event}``."""
-        return self._app[STATE_KEY].stats.snapshot()
+        return self._app[STATE_KEY].snapshot()
 
     def reset_stats(self) -> None:
         self._app[STATE_KEY].stats.reset()

@@ -97,13 +97,16 @@ def estimate_input_tokens(body: Mapping[str, Any]) -> int:
     return max(1, chars // 4)
 
 
-def usage(input_tokens: int, output_tokens: int) -> JSONDict:
-    """A ``usage`` block (no prompt caching is emulated: the cache counters are 0)."""
+def usage(input_tokens: int, output_tokens: int, cache_write: int = 0, cache_read: int = 0,
+          cache_write_1h: int = 0) -> JSONDict:
+    """A ``usage`` block; the three input counters are disjoint (``cache_write_1h`` is the
+    part of ``cache_write`` with a one-hour TTL)."""
     return {
         "input_tokens": input_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
-        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+        "cache_creation_input_tokens": cache_write,
+        "cache_read_input_tokens": cache_read,
+        "cache_creation": {"ephemeral_5m_input_tokens": cache_write - cache_write_1h,
+                           "ephemeral_1h_input_tokens": cache_write_1h},
         "output_tokens": output_tokens,
         "service_tier": "standard",
     }
@@ -116,8 +119,11 @@ def message(
     stop_reason: str | None,
     input_tokens: int,
     output_tokens: int,
+    cache: tuple[int, int, int] = (0, 0, 0),
 ) -> JSONDict:
-    """A ``message`` object (the non-streaming body, or inside ``message_start``)."""
+    """A ``message`` object (the non-streaming body, or inside ``message_start``).
+
+    ``cache``: (cache_write, cache_read, cache_write_1h) tokens."""
     return {
         "id": message_id,
         "type": "message",
@@ -126,21 +132,23 @@ def message(
         "content": list(content),
         "stop_reason": stop_reason,
         "stop_sequence": None,
-        "usage": usage(input_tokens, output_tokens),
+        "usage": usage(input_tokens, output_tokens, *cache),
     }
 
 
 def text_message(
-    message_id: str, model: str, text: str, stop_reason: str, input_tokens: int, n_tokens: int
+    message_id: str, model: str, text: str, stop_reason: str, input_tokens: int, n_tokens: int,
+    cache: tuple[int, int, int] = (0, 0, 0),
 ) -> JSONDict:
     """The complete non-streaming response with one text block."""
     block: JSONDict = {"type": "text", "text": text}
-    return message(message_id, model, [block], stop_reason, input_tokens, n_tokens)
+    return message(message_id, model, [block], stop_reason, input_tokens, n_tokens, cache)
 
 
-def message_start(message_id: str, model: str, input_tokens: int) -> JSONDict:
+def message_start(message_id: str, model: str, input_tokens: int,
+                  cache: tuple[int, int, int] = (0, 0, 0)) -> JSONDict:
     """``message_start``: empty content, null stop_reason, placeholder output_tokens of 1."""
-    msg = message(message_id, model, [], None, input_tokens, 1)
+    msg = message(message_id, model, [], None, input_tokens, 1, cache)
     return {"type": "message_start", "message": msg}
 
 
@@ -162,15 +170,16 @@ def content_block_stop(index: int = 0) -> JSONDict:
     return {"type": "content_block_stop", "index": index}
 
 
-def message_delta(stop_reason: str, input_tokens: int, output_tokens: int) -> JSONDict:
+def message_delta(stop_reason: str, input_tokens: int, output_tokens: int,
+                  cache: tuple[int, int, int] = (0, 0, 0)) -> JSONDict:
     """``message_delta`` with cumulative usage."""
     return {
         "type": "message_delta",
         "delta": {"stop_reason": stop_reason, "stop_sequence": None},
         "usage": {
             "input_tokens": input_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
+            "cache_creation_input_tokens": cache[0],
+            "cache_read_input_tokens": cache[1],
             "output_tokens": output_tokens,
         },
     }

@@ -427,6 +427,12 @@ async def handle(request: web.Request, op: Operation, t0_ns: int) -> web.StreamR
     except KeyError:
         return error_response("ValidationException", request_id,
                               "The provided model identifier is invalid.")
+    if bp.plan.fault is None and not op.converse and body.get("tools"):  # agent sessions
+        from providers.emulator.scripts import respond_bedrock, scripted_reply
+
+        scripted = scripted_reply(body)
+        if scripted is not None:
+            return await respond_bedrock(request, bp, scripted)  # type: ignore[no-any-return]
     result = await send_planned(request, bp, state.stats)
     assert isinstance(result, web.StreamResponse)
     return result

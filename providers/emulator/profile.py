@@ -16,6 +16,9 @@ YAML layout (see ``conf/profile/*.yaml``)::
       overhead_ms: {median: 800, sigma: 0.2}
       server_share: 0.96
       intervene_rate: 0.0        # share of guarded requests the guardrail blocks
+    capacity: {slots: 8, max_queue: 32, reject: overloaded}  # optional: capacity.py
+    prompt_cache: {ttl_s: 300, prefill_ms_per_1k_tokens: 25}  # optional: prompt_cache.py
+    replies: [{contains: "small or large", text: "small"}]   # optional: replies.py
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from providers.emulator.capacity import CapacityProfile
+from providers.emulator.prompt_cache import CacheProfile
+from providers.emulator.replies import ReplyRule, parse_replies
 
 FAULT_KINDS: tuple[str, ...] = (
     "rate_limited",  # HTTP 429 rate_limit_error + retry-after: 1
@@ -242,6 +249,9 @@ class EmulatorProfile:
     faults: FaultProfile = field(default_factory=FaultProfile)
     bedrock: BedrockLayer = field(default_factory=BedrockLayer)
     guardrail: GuardrailLayer = field(default_factory=GuardrailLayer)
+    capacity: CapacityProfile = field(default_factory=CapacityProfile)
+    prompt_cache: CacheProfile = field(default_factory=CacheProfile)
+    replies: tuple[ReplyRule, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -263,6 +273,9 @@ class EmulatorProfile:
             faults=FaultProfile.parse(data.get("faults")),
             bedrock=BedrockLayer.parse(data.get("bedrock")),
             guardrail=GuardrailLayer.parse(data.get("guardrail")),
+            capacity=CapacityProfile.parse(data.get("capacity")),
+            prompt_cache=CacheProfile.parse(data.get("prompt_cache")),
+            replies=parse_replies(data.get("replies")),
         )
 
     @classmethod

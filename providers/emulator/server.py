@@ -22,7 +22,10 @@ from typing import Any
 from aiohttp import web
 
 from providers.emulator import anthropic_wire as wire
+from providers.emulator.capacity import Admission, Capacity
 from providers.emulator.profile import FAULT_KINDS, EmulatorProfile
+from providers.emulator.prompt_cache import PromptCache
+from providers.emulator.replies import reply_tokens
 from runner import timing
 
 # Sleep to this far before a deadline, then spin: covers asyncio's timer overshoot (up to
@@ -33,6 +36,7 @@ FAULT_HEADER = "x-latlab-fault"  # request header forcing a fault kind (or "none
 LISTEN_BACKLOG = 4096  # aiohttp's default 128 drops SYNs when hundreds of streams open at once
 FAULT_DELTAS = 3  # content deltas sent before `stream_error` / `truncate` strike
 HTTP_FAULTS: dict[str, int] = {"rate_limited": 429, "overloaded": 529, "server_error": 500}
+CACHE_LOST_FAULTS = frozenset({*HTTP_FAULTS, "disconnect", "stall"})  # no first token: no write
 _REASONS = {529: "Overloaded"}
 
 JSONDict = dict[str, Any]
@@ -158,6 +162,15 @@ class RequestPlan:
     t0_ns: int
     ttfb_at: int
     token_at: tuple[int, ...]
+    cache: tuple[int, int, int] = (0, 0, 0)  # cache_write, cache_read, cache_write_1h tokens
+    queue_ms: float = 0.0  # time waiting for a capacity slot, before ttfb_at's clock started
+    texts: tuple[str, ...] | None = None  # a scripted reply's tokens (profile ``replies``)
+
+    def token(self, index: int) -> str:
+        return self.texts[index] if self.texts is not None else wire.token_text(index)
+
+    def output_text(self) -> str:
+        return "".join(self.token(i) for i in range(self.n_tokens))
 
     @property
     def deltas_to_send(self) -> int:
@@ -180,6 +193,8 @@ class RequestPlan:
         }
         if self.fault:
             hdrs["x-latlab-fault"] = self.fault
+        if self.queue_ms:
+            hdrs["x-latlab-queue-ms"] = f"{self.queue_ms:.3f}"
         return hdrs
 
 
@@ -190,11 +205,20 @@ class EmulatorState:
         self.profile = profile
         self.rng = random.Random(profile.seed)
         self.stats = ServerStats()
+        self.capacity = Capacity(profile.capacity)
+        self.cache = PromptCache(profile.prompt_cache)
+
+    def snapshot(self) -> JSONDict:
+        """The statistics plus the capacity pools and the prompt cache."""
+        return {**self.stats.snapshot(), "capacity": self.capacity.snapshot(),
+                "prompt_cache": self.cache.snapshot()}
 
     def plan(
-        self, body: Mapping[str, Any], t0_ns: int, request_id: str, forced: str | None
+        self, body: Mapping[str, Any], t0_ns: int, request_id: str, forced: str | None,
+        queue_ns: int = 0,
     ) -> RequestPlan:
         """Draw everything for one request. ``forced``: a fault kind, "none", or None (roll).
+        ``queue_ns``: time the request waited for a slot; its clock starts after it.
 
         Raises KeyError when no model entry matches.
         """
@@ -204,24 +228,35 @@ class EmulatorState:
         if forced is not None:
             fault = None if forced == "none" else forced
         ttfb_ms = mp.ttfb_ms.sample(rng)
-        ttft_ms = max(mp.ttft_ms.sample(rng), ttfb_ms)
+        start = t0_ns + queue_ns
+        cached = self.cache.lookup(str(body["model"]), body, start)
+        input_tokens = wire.estimate_input_tokens(body) - cached.read - cached.write
+        extra = self.profile.prompt_cache.ttft_extra_ms(input_tokens + cached.write, cached.read)
+        ttft_ms = max(mp.ttft_ms.sample(rng) + extra, ttfb_ms)
         max_tokens = int(body["max_tokens"])
-        n = min(max_tokens, mp.output_tokens)
+        texts = reply_tokens(self.profile.replies, body)
+        length = len(texts) if texts is not None else mp.output_tokens
+        n = min(max_tokens, length)
         offsets = [ttft_ms]
         for _ in range(n - 1):
             offsets.append(offsets[-1] + mp.itl_ms.sample(rng))
+        if fault not in CACHE_LOST_FAULTS:
+            self.cache.store(cached, start + round(ttft_ms * 1e6))
         return RequestPlan(
             request_id=request_id,
             message_id=wire.new_message_id(),
             model=str(body["model"]),
             stream=bool(body.get("stream", False)),
-            input_tokens=wire.estimate_input_tokens(body),
+            input_tokens=input_tokens,
             n_tokens=n,
-            stop_reason="max_tokens" if max_tokens < mp.output_tokens else "end_turn",
+            stop_reason="max_tokens" if max_tokens < length else "end_turn",
             fault=fault,
             t0_ns=t0_ns,
-            ttfb_at=t0_ns + round(ttfb_ms * 1e6),
-            token_at=tuple(t0_ns + round(off * 1e6) for off in offsets),
+            ttfb_at=start + round(ttfb_ms * 1e6),
+            token_at=tuple(start + round(off * 1e6) for off in offsets),
+            cache=(cached.write, cached.read, cached.write_1h),
+            queue_ms=queue_ns / 1e6,
+            texts=texts,
         )
 
 
@@ -369,13 +404,13 @@ async def _stream_body(resp: web.StreamResponse, plan: RequestPlan, stats: Serve
         resp,
         stats,
         "message_start",
-        wire.message_start(plan.message_id, plan.model, plan.input_tokens),
+        wire.message_start(plan.message_id, plan.model, plan.input_tokens, plan.cache),
         at,
     )
     await _emit(resp, stats, "content_block_start", wire.content_block_start_text(0), at)
     await _emit(resp, stats, "ping", wire.ping(), at)
     for i in range(plan.deltas_to_send):
-        delta = wire.text_delta(wire.token_text(i), 0)
+        delta = wire.text_delta(plan.token(i), 0)
         await _emit(resp, stats, "content_block_delta", delta, plan.token_at[i])
     at = plan.last_sent_at
     if plan.fault == "stream_error":
@@ -384,7 +419,8 @@ async def _stream_body(resp: web.StreamResponse, plan: RequestPlan, stats: Serve
     if plan.fault == "truncate":
         return
     await _emit(resp, stats, "content_block_stop", wire.content_block_stop(0), at)
-    usage_delta = wire.message_delta(plan.stop_reason, plan.input_tokens, plan.n_tokens)
+    usage_delta = wire.message_delta(plan.stop_reason, plan.input_tokens, plan.n_tokens,
+                                     plan.cache)
     await _emit(resp, stats, "message_delta", usage_delta, at)
     await _emit(resp, stats, "message_stop", wire.message_stop(), at)
 
@@ -411,9 +447,10 @@ async def _non_stream(request: web.Request, plan: RequestPlan, stats: ServerStat
     if plan.fault == "stream_error":  # mid-generation overload surfaces as an HTTP 529
         resp = error_response(529, plan.request_id, headers=plan.headers())
         return await _send_at(request, resp, plan.last_sent_at, stats)
-    text = wire.output_text(plan.n_tokens)
+    text = plan.output_text()
     msg = wire.text_message(
-        plan.message_id, plan.model, text, plan.stop_reason, plan.input_tokens, plan.n_tokens
+        plan.message_id, plan.model, text, plan.stop_reason, plan.input_tokens, plan.n_tokens,
+        plan.cache,
     )
     body = wire.dumps(msg).encode()
     if plan.fault != "truncate":
@@ -450,8 +487,19 @@ async def _handle_messages(
     body = await _read_request(request, request_id)
     if isinstance(body, web.Response):
         return body
+    admission = await state.capacity.admit(str(body["model"]))
     try:
-        plan = state.plan(body, t0, request_id, _forced_fault(request))
+        return await _admitted(request, state, body, request_id, t0, admission)
+    finally:
+        admission.release()
+
+
+async def _admitted(request: web.Request, state: EmulatorState, body: JSONDict,
+                    request_id: str, t0: int, admission: Admission) -> web.StreamResponse:
+    """Plan and send a request that has a capacity slot (or was rejected beyond the queue)."""
+    try:
+        forced = admission.reject or _forced_fault(request)
+        plan = state.plan(body, t0, request_id, forced, round(admission.queue_ms * 1e6))
     except ValueError as exc:
         return error_response(400, request_id, str(exc))
     except KeyError:
@@ -465,12 +513,23 @@ async def _handle_messages(
         result = await _disconnect(request, plan)
     elif plan.fault == "stall":
         result = await _stall(request, plan, stats)
+    elif body.get("tools") and (scripted := _scripted(body)) is not None:  # agent sessions
+        from providers.emulator.scripts import respond
+
+        result = await respond(request, plan, scripted, plan.input_tokens)
     elif plan.stream:
         result = await _stream(request, plan, stats)
     else:
         result = await _non_stream(request, plan, stats)
     assert isinstance(result, web.StreamResponse)
     return result
+
+
+def _scripted(body: JSONDict) -> Any:
+    """A scripted agent turn when the request is part of a latlab task session, else None."""
+    from providers.emulator.scripts import scripted_reply
+
+    return scripted_reply(body)
 
 
 async def handle_count_tokens(request: web.Request) -> web.StreamResponse:
@@ -490,7 +549,7 @@ async def handle_count_tokens(request: web.Request) -> web.StreamResponse:
 
 async def handle_stats(request: web.Request) -> web.StreamResponse:
     """``GET /_latlab/stats``: counters and send-lag statistics (ms)."""
-    return web.json_response(request.app[STATE_KEY].stats.snapshot())
+    return web.json_response(request.app[STATE_KEY].snapshot())
 
 
 async def handle_stats_reset(request: web.Request) -> web.StreamResponse:

@@ -1,0 +1,86 @@
+"""``latlab proxy``: the recording proxy on its own, for agent sessions you drive yourself.
+
+Point Claude Code (or any Anthropic client) at it (``ANTHROPIC_BASE_URL``); every call is
+forwarded to ``--upstream`` and written at once as spans (``model_call`` + ``http_call``,
+or ``http_call``) of run ``<run_id>``, one session per ``X-Claude-Code-Session-Id``, so
+``latlab statusline`` and ``latlab tool-timings`` see a session while it runs. When the
+proxy stops, each session gets its ``session`` span and the run record is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from runner.claude_code import record_call
+from runner.proxy import ProxiedCall, RecordingProxy
+from runner.spans import Span, SpanRecorder, SpanWriter
+from runner.write import RunRecord, ensure_writable, write_run_record
+
+
+@dataclass
+class LiveSession:
+    recorder: SpanRecorder
+    root: Span
+    last_end: datetime
+    calls: int = 0
+
+
+@dataclass
+class LiveRecorder:
+    """Writes each proxied call's spans as soon as the call ends."""
+
+    results_dir: Path
+    provider: str
+    record: RunRecord = field(init=False)
+    writer: SpanWriter = field(init=False)
+    sessions: dict[str, LiveSession] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from runner.run import new_run_id
+
+        ensure_writable(self.results_dir)
+        self.record = RunRecord(new_run_id(), datetime.now(UTC), run_name="proxy")
+        self.writer = SpanWriter(self.results_dir, self.record.run_id, batch_rows=1)
+        write_run_record(self.results_dir, self.record)
+
+    def __call__(self, call: ProxiedCall) -> None:
+        session = self._session(call.client_session or "proxy", call.started_at)
+        record_call(session.recorder, session.root, call)
+        session.calls += 1
+        end = call.started_at + timedelta(milliseconds=call.total_ms or 0.0)
+        session.last_end = max(session.last_end, end)
+
+    def _session(self, session_id: str, at: datetime) -> LiveSession:
+        if session_id not in self.sessions:
+            recorder = SpanRecorder(self.writer, self.record.run_id, session_id,
+                                    {"provider": self.provider, "driver": "proxy"})
+            root = recorder.start("session", "proxy", "other", started_at=at)
+            self.sessions[session_id] = LiveSession(recorder, root, at)
+        return self.sessions[session_id]
+
+    def close(self) -> None:
+        """Each session's root span (first call to last byte) and the finished run record."""
+        for session in self.sessions.values():
+            root = session.root
+            root.duration_ms = (session.last_end - root.started_at).total_seconds() * 1000
+            root.attributes["calls"] = session.calls
+            session.recorder.end(root)
+        self.writer.flush()
+        self.record.status, self.record.ended_at = "finished", datetime.now(UTC)
+        write_run_record(self.results_dir, self.record)
+
+
+async def serve(upstream: str, host: str, port: int, results_dir: Path, provider: str,
+                announce: Callable[[str], None]) -> None:
+    """Proxy until cancelled (Ctrl-C), then close the sessions and the run."""
+    recorder = LiveRecorder(results_dir, provider)
+    try:
+        async with RecordingProxy(upstream, host, port=port, on_call=recorder) as proxy:
+            announce(f"{proxy.base_url} run {recorder.record.run_id}")
+            await asyncio.Event().wait()
+    finally:
+        recorder.close()

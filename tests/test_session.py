@@ -1,0 +1,146 @@
+"""Agent sessions with the built-in loop, end to end: ``latlab run workload=session`` against
+the emulator's scripted turns; spans, tool timings and the requests they link to."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from result_files import request_rows, the_run
+
+from runner.tasks import load_task
+
+FAST = ["workload=session", "profile=fast"]
+
+
+def latlab(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "runner.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def span_rows(results: Path) -> list[dict[str, Any]]:
+    return [r for f in sorted((results / "spans").glob("*/*.parquet"))
+            for r in pq.read_table(f).to_pylist()]
+
+
+def test_simple_session_yields_the_expected_spans_and_linked_rows(tmp_path: Path) -> None:
+    done = latlab("run", *FAST, "workload.iterations=2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    spans = span_rows(tmp_path / "results")
+    kinds = Counter(s["kind"] for s in spans)
+    # simple: 2 scripted turns with one tool each, then the closing turn: 3 model calls
+    assert kinds == {"session": 2, "turn": 6, "model_call": 6, "http_call": 6, "tool_call": 4}
+    assert all(s["status"] == "ok" for s in spans)
+    tools = sorted((s["name"], s["category"], s["exit_code"]) for s in spans
+                   if s["kind"] == "tool_call")
+    assert tools == [("Bash", "bash", 0)] * 2 + [("Write", "file", None)] * 2
+    by_id = {s["span_id"]: s for s in spans}
+    for span in spans:  # every span but the roots hangs under a span of its own session
+        if span["kind"] != "session":
+            assert by_id[span["parent_id"]]["session_id"] == span["session_id"]
+    rows = request_rows(tmp_path / "results")
+    model_calls = {s["span_id"]: s for s in spans if s["kind"] == "model_call"}
+    assert len(rows) == 6 and {r["span_id"] for r in rows} == set(model_calls)
+    for row in rows:
+        call = model_calls[str(row["span_id"])]
+        assert row["session_id"] == call["session_id"] and row["ttft_ms"] == call["ttft_ms"]
+        assert row["request_id"] == call["request_id"] and row["request_id"]
+    assert the_run(tmp_path / "results")["status"] == "finished"
+
+
+def test_medium_session_runs_tools_for_real_including_mcp(tmp_path: Path) -> None:
+    done = latlab("run", *FAST, "workload.task=medium", "workload.iterations=1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    spans = span_rows(tmp_path / "results")
+    calls = [s for s in spans if s["kind"] == "tool_call"]
+    assert len(calls) == load_task("medium").tool_calls == 7
+    assert Counter(s["category"] for s in calls) == {"file": 4, "bash": 2, "mcp": 1}
+    assert all(s["status"] == "ok" for s in calls), [s["error_message"] for s in calls]
+    (mcp,) = [s for s in calls if s["category"] == "mcp"]
+    assert mcp["name"] == "mcp__latlab__file_stats" and mcp["tool_output_bytes"] > 0
+    (session,) = [s for s in spans if s["kind"] == "session"]
+    assert json.loads(session["attributes"])["stop_reason"] == "end_turn"
+    assert session["turn"] == 6  # five scripted turns and the closing one
+
+
+def test_tool_timings_add_up(tmp_path: Path) -> None:
+    assert latlab("run", *FAST, "workload.iterations=1", cwd=tmp_path).returncode == 0
+    out = latlab("tool-timings", "--by", "session", "--format", "json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    (row,) = json.loads(out.stdout)
+    assert row["tool_calls"] == 2 and row["model_calls"] == 3 and row["turns"] == 3
+    parts = row["bash_ms"] + row["cli_ms"] + row["mcp_ms"] + row["file_ms"]
+    assert parts + row["other_tool_ms"] == pytest.approx(row["tool_ms"], abs=0.01)
+    assert row["model_ms"] + row["tool_ms"] < row["total_ms"]
+    assert 0 < row["model_share"] < 1 and 0 < row["tool_share"] < 1
+    by_provider = latlab("tool-timings", "--format", "csv", cwd=tmp_path)
+    assert by_provider.stdout.splitlines()[0].startswith("run_id,provider,driver,task")
+    endpoints = json.loads(latlab("tool-timings", "--by", "endpoints", "--format", "json",
+                                  cwd=tmp_path).stdout)
+    assert [(e["method"], e["endpoint"], e["calls"]) for e in endpoints] == [
+        ("POST", "/v1/messages", 3)]
+    # every HTTP call, sessions' spans and plain request rows alike, in one view
+    plain = latlab("run", "profile=fast", "workload.iterations=2", "workload.warmup=0",
+                   "provider=bedrock", "emulate=true", cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    calls = latlab("sql", "SELECT source, endpoint, count(*) AS n FROM http_calls "
+                   "GROUP BY ALL ORDER BY source", "--format", "json", cwd=tmp_path)
+    assert json.loads(calls.stdout) == [
+        {"source": "requests", "endpoint": "/model/{modelId}/invoke-with-response-stream",
+         "n": 2},
+        {"source": "span", "endpoint": "/v1/messages", "n": 3}]
+
+
+def test_failing_upstream_gives_error_spans_not_a_crash(tmp_path: Path) -> None:
+    done = latlab("run", *FAST, "workload.iterations=2", "profile.faults.error_rate=1.0",
+                  cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    spans = span_rows(tmp_path / "results")
+    assert Counter(s["kind"] for s in spans) == {"session": 2, "turn": 2, "model_call": 2,
+                                                 "http_call": 2}
+    assert all(s["status"] == "error" for s in spans)
+    assert {s["error_type"] for s in spans} == {"overloaded"}
+    assert {s["http_status"] for s in spans if s["kind"] == "model_call"} == {529}
+    assert the_run(tmp_path / "results")["status"] == "finished"
+
+
+def test_unreachable_upstream_is_an_error_session(tmp_path: Path) -> None:
+    done = latlab("run", "workload=session", "workload.iterations=1", "emulate=false",
+                  "provider.base_url=http://127.0.0.1:9", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (session,) = [s for s in span_rows(tmp_path / "results") if s["kind"] == "session"]
+    assert session["status"] == "error" and session["error_type"] == "connect_error"
+
+
+def test_turn_limit_ends_the_session(tmp_path: Path) -> None:
+    done = latlab("run", *FAST, "workload.iterations=1", "workload.max_turns=1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (session,) = [s for s in span_rows(tmp_path / "results") if s["kind"] == "session"]
+    assert json.loads(session["attributes"])["stop_reason"] == "max_turns"
+
+
+def test_unknown_task_is_a_config_error(tmp_path: Path) -> None:
+    done = latlab("run", *FAST, "workload.task=nope", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("latlab: error: workload.task:")
+    assert not (tmp_path / "results" / "spans").exists()
+
+
+def test_cross_provider_delta_shows_bedrocks_layer_in_model_time(tmp_path: Path) -> None:
+    """Default profile: Bedrock adds ≈ 700 ms (575–850 ms p10–p90) to each Haiku call; the
+    simple task makes 3 model calls, so model time grows by ≈ 2.1 s and tool time does not."""
+    done = latlab("run", "workload=session", "++matrix.provider=[anthropic,bedrock]",
+                  "emulate=true", "workload.iterations=1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = latlab("tool-timings", "--by", "delta", "--format", "json", cwd=tmp_path)
+    (delta,) = json.loads(out.stdout)
+    assert (delta["provider_a"], delta["provider_b"], delta["task"]) == (
+        "anthropic", "bedrock", "simple")
+    assert 3 * 450 < delta["model_delta_ms"] < 3 * 1100
+    assert abs(delta["tool_delta_ms"]) < delta["model_delta_ms"] / 2
