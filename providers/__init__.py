@@ -8,6 +8,8 @@ and whether it can apply a guardrail. Unknown kinds fail listing the known ones.
     anthropic   providers/anthropic.py   Messages API over httpx (also provider=emulator)
     bedrock     providers/bedrock.py     AWS Bedrock Runtime: InvokeModel[WithResponseStream],
                                          Converse[Stream]; SigV4; guardrails
+    openai_compat providers/openai_compat.py  any OpenAI-compatible /v1/chat/completions
+    vertex      providers/vertex.py      Claude on Vertex AI: rawPredict / streamRawPredict
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ EndpointResolver = Callable[[Mapping[str, Any], "str | None"], Endpoint]
 
 def env_key_endpoint(cfg: Mapping[str, Any], emulator_url: str | None) -> Endpoint:
     """Base URL plus a key read from the environment variable named by ``api_key_env``."""
+    from providers.clients import client_of
+
+    client_of(cfg)  # an unknown provider.client fails here, before any request
     if emulator_url is not None:
         return Endpoint(emulator_url, DUMMY_KEY, emulated=True)
     env = str(cfg.get("api_key_env") or "")
@@ -55,13 +60,9 @@ def env_key_endpoint(cfg: Mapping[str, Any], emulator_url: str | None) -> Endpoi
 
 
 def _anthropic(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
-    from providers.anthropic import AnthropicProvider
-    from providers.http import make_http_client
+    from providers.clients import build_anthropic  # client: httpx (default) or sdk
 
-    client = make_http_client(cfg.get("transport", "aiohttp"), int(cfg.get("max_connections", 0)),
-                              bool(cfg.get("reuse_connections", True)))
-    return AnthropicProvider(client, endpoint.base_url, endpoint.api_key or "",
-                             cfg.get("transport", "aiohttp"))
+    return build_anthropic(cfg, endpoint)
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,30 @@ REGISTRY: dict[str, ProviderKind] = {
     "bedrock": ProviderKind(build=_bedrock, resolve_endpoint=bedrock_endpoint,
                             model_id_key="bedrock", guardrails=True),
 }
+
+
+def _openai_compat(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
+    from providers.clients import build_openai_compat
+
+    return build_openai_compat(cfg, endpoint)
+
+
+def _vertex(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
+    from providers.clients import build_vertex
+
+    return build_vertex(cfg, endpoint)
+
+
+def vertex_endpoint(cfg: Mapping[str, Any], emulator_url: str | None) -> Endpoint:
+    """Project and OAuth token (env var, then google-auth ADC), or the emulator's dummy."""
+    from providers.vertex import vertex_endpoint as resolve
+
+    return resolve(cfg, emulator_url)
+
+
+REGISTRY["openai_compat"] = ProviderKind(build=_openai_compat, model_id_key="openai")
+REGISTRY["vertex"] = ProviderKind(build=_vertex, resolve_endpoint=vertex_endpoint,
+                                  model_id_key="vertex")
 
 
 def kind_for(name: str) -> ProviderKind:

@@ -125,11 +125,18 @@ class AnthropicProvider:
     async def send(self, spec: RequestSpec) -> Measurement:
         return await timed_exchange(partial(self._exchange, spec), spec.timeout_s)
 
+    def url_for(self, spec: RequestSpec) -> str:
+        """Where ``spec`` is sent (Vertex puts the model and operation in the path)."""
+        return self.url
+
+    def body_for(self, spec: RequestSpec) -> dict[str, Any]:
+        return messages_body(spec)
+
     async def _exchange(self, spec: RequestSpec, clock: StreamClock, m: Measurement,
                         conn: ConnectionTiming) -> None:
         extensions = {"trace": httpcore_trace(conn)} if self.transport == "httpcore" else {}
         clock.t_start = now_ns()
-        async with self.client.stream("POST", self.url, json=messages_body(spec),
+        async with self.client.stream("POST", self.url_for(spec), json=self.body_for(spec),
                                       headers=self.headers, extensions=extensions) as response:
             clock.headers()
             m.status = response.status_code

@@ -72,7 +72,7 @@ BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
 SERVICE = "bedrock"
 DEFAULT_REGION = "us-east-1"
 APIS = ("invoke", "invoke_stream", "converse", "converse_stream")
-CLIENTS = ("httpx", "boto3")
+CLIENTS = ("httpx", "boto3", "sdk")  # sdk: AsyncAnthropicBedrock (providers/sdk.py)
 BEARER_ENV = "AWS_BEARER_TOKEN_BEDROCK"
 DUMMY_CREDENTIALS = Credentials("AKIDLATLABDUMMY", "dummy-secret")  # emulator only
 METRICS_KEY = "amazon-bedrock-invocationMetrics"
@@ -165,6 +165,10 @@ def build(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
     api, transport = str(cfg.get("api", "invoke_stream")), str(cfg.get("transport", "aiohttp"))
     if cfg.get("client", "httpx") == "boto3":
         return Boto3BedrockProvider(cfg, endpoint, api)
+    if cfg.get("client", "httpx") == "sdk":
+        from providers.clients import build_bedrock_sdk
+
+        return build_bedrock_sdk(cfg, endpoint, region_of(cfg))
     client = make_http_client(transport, int(cfg.get("max_connections", 0)),
                               bool(cfg.get("reuse_connections", True)))
     signer = RequestSigner(endpoint.credentials or DUMMY_CREDENTIALS, region_of(cfg),

@@ -173,6 +173,8 @@ def finish_measurement(m: Measurement, clock: StreamClock, conn: ConnectionTimin
     m.generation_ms = ms_between(clock.t_first_token, clock.t_last_token)
     m.itl_ms = clock.itl_ms()
     m.output_tps = output_tps(m.output_tokens, m.generation_ms)
+    if m.usage_source is None and m.output_tokens is not None:
+        m.usage_source = "api"
 
 
 async def timed_exchange(exchange: Exchange, timeout_s: float) -> Measurement:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from providers import Endpoint, kind_for
+from providers.clients import client_version
 from runner.batches import Batch, build_batch
 from runner.cost import cost_usd, prices_for
 from runner.lag import ClientLoad, LagMonitor, is_late
@@ -183,6 +184,8 @@ class RequestTimer:
             "stream": runtime.specs[0].stream, "concurrency": int(cfg["workload"]["concurrency"]),
             "iteration": planned.iteration, "warmup": planned.warmup, "started_at": started_at,
             "client": str(cfg["provider"].get("client", "httpx")),
+            "client_version": client_version(str(cfg["provider"]["kind"]),
+                                             str(cfg["provider"].get("client", "httpx"))),
             "transport": str(cfg["provider"].get("transport", "aiohttp")),
             "emulated": runtime.emulated, "worker": worker,
             "scheduled_ms": (scheduled_ns - self.t0_ns) / 1e6,

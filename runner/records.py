@@ -43,6 +43,8 @@ class Measurement:
     new_connection: bool | None = None
     guardrail_action: str | None = None
     text: str | None = None  # the answer's text (non-streamed Messages); not a row column
+    ttft_reasoning_ms: float | None = None
+    usage_source: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -112,6 +114,9 @@ class RequestRow:
     route_correct: bool | None = None  # routing: route == the prompt's label
     client_cache: str | None = None  # semantic_cache: hit | miss (client-side cache)
     client_cache_correct: bool | None = None  # semantic_cache hits: cached answer fits the prompt
+    ttft_reasoning_ms: float | None = None  # t_start → first reasoning delta (OpenAI-compatible)
+    usage_source: str | None = None  # "api": token counts from the API; "client": counted here
+    client_version: str | None = None  # version of the client library named in `client`
 
     @classmethod
     def build(cls, context: dict[str, Any], measurement: Measurement) -> RequestRow:

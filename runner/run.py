@@ -25,6 +25,7 @@ import yaml
 import runner
 from analysis.query import validate_slo
 from providers import DUMMY_KEY, Endpoint, guardrail_kinds, kind_for, model_id_keys
+from providers.local_server import local_servers_for
 from runner import config as checks
 from runner.batches import build_batch, check_extras
 from runner.errors import ConfigError
@@ -187,7 +188,7 @@ def run_experiment(cfg: dict[str, Any], context: RunContext) -> RunSummary:
     record.cells = len(cells)
     plan = [r for r in plan_requests(cells, str(cfg["workload"]["schedule"]))
             if (r.cell.name, r.iteration, r.warmup) not in done]
-    with emulators_for(cells) as urls:
+    with emulators_for(cells) as urls, local_servers_for(cells):  # provider.launch: a real model
         endpoints = {c.name: endpoint_for(c.config, urls[c.name]) for c in cells}
         record.emulator_json = emulator_profiles_json(cells)
         writer = RequestWriter(results_dir, record.run_id, background=True)

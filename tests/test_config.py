@@ -34,6 +34,8 @@ def compatible_overrides(group: str, name: str) -> list[str]:
     """Options that need a particular provider get it (e.g. a guardrail needs bedrock)."""
     if group == "guardrail" and name != "none":
         return [f"{group}={name}", "provider=bedrock"]
+    if group == "model" and name == "gemma3-270m":  # a local model: OpenAI-compatible id only
+        return [f"{group}={name}", "provider=local"]
     return [f"{group}={name}"]
 
 

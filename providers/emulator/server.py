@@ -579,6 +579,12 @@ def build_app(profile: EmulatorProfile) -> web.Application:
     from providers.emulator.bedrock_routes import add_bedrock_routes  # imports this module
 
     add_bedrock_routes(app)  # Bedrock Runtime: /model/{modelId}/invoke, converse, …
+    from providers.emulator.openai_routes import add_openai_routes
+
+    add_openai_routes(app)  # OpenAI-compatible: /v1/chat/completions, /v1/models
+    from providers.emulator.vertex_routes import add_vertex_routes
+
+    add_vertex_routes(app)  # Vertex AI: …/publishers/anthropic/models/{model}:[stream]rawPredict
     app.router.add_route("*", "/{tail:.*}", handle_not_found)
     return app
 

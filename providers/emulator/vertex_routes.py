@@ -1,0 +1,113 @@
+"""The emulator's Vertex AI routes for Claude, paced like the Anthropic ones.
+
+    POST /v1/projects/{project}/locations/{region}/publishers/anthropic/models/{model}:METHOD
+
+with METHOD ``rawPredict`` (one JSON message) or ``streamRawPredict`` (SSE).
+
+The body is a Messages body without ``model`` (the path has it) and with any
+``anthropic_version``; the answer is the Anthropic JSON or SSE stream, byte for byte as on
+``/v1/messages``, with the same latency profile (model matched by substring, so
+``claude-haiku-4-5@20251001`` is a Haiku). Auth: ``Authorization: Bearer <token>`` (any
+non-empty token). Request ids look like Vertex's (``req_vrtx_…``); faults by ``x-latlab-fault``
+or the profile's rate, as on the Anthropic routes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from providers.emulator import anthropic_wire as wire
+from providers.emulator.server import (
+    HTTP_FAULTS,
+    STATE_KEY,
+    RequestPlan,
+    ServerStats,
+    _disconnect,
+    _forced_fault,
+    _http_fault,
+    _non_stream,
+    _stall,
+    _stream,
+    _validate_body,
+    error_response,
+)
+
+METHODS = {"rawPredict": False, "streamRawPredict": True}  # method → streamed
+
+
+def new_request_id() -> str:
+    return "req_vrtx_" + wire.new_request_id().removeprefix("req_")
+
+
+def authorized(request: web.Request) -> bool:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and bool(token.strip())
+
+
+async def read_body(request: web.Request, request_id: str) -> dict[str, Any] | web.Response:
+    """The request as a Messages body (model from the path), or the error to send."""
+    model, _, method = request.match_info["model_method"].rpartition(":")
+    if method not in METHODS or not model:
+        return error_response(404, request_id, f"unknown method {method!r}")
+    if not authorized(request):
+        return error_response(401, request_id, "Authorization: Bearer <token> is required")
+    try:
+        body = await request.json()
+    except ValueError:
+        return error_response(400, request_id, "request body is not valid JSON")
+    if not isinstance(body, dict):
+        return error_response(400, request_id, "request body must be a JSON object")
+    body = {**body, "model": model, "stream": METHODS[method] and bool(body.get("stream", True))}
+    problem = _validate_body(body)
+    return error_response(400, request_id, problem) if problem else body
+
+
+async def send_plan(request: web.Request, plan: RequestPlan, stats: ServerStats) -> Any:
+    if plan.fault is not None:
+        stats.fault(plan.fault)
+    if plan.fault in HTTP_FAULTS:
+        return await _http_fault(request, plan, stats)
+    if plan.fault == "disconnect":
+        return await _disconnect(request, plan)
+    if plan.fault == "stall":
+        return await _stall(request, plan, stats)
+    if plan.stream:
+        return await _stream(request, plan, stats)
+    return await _non_stream(request, plan, stats)
+
+
+async def handle(request: web.Request, t0_ns: int) -> web.StreamResponse:
+    state = request.app[STATE_KEY]
+    request_id = new_request_id()
+    body = await read_body(request, request_id)
+    if isinstance(body, web.Response):
+        return body
+    try:
+        plan = state.plan(body, t0_ns, request_id, _forced_fault(request))
+    except ValueError as exc:
+        return error_response(400, request_id, str(exc))
+    except KeyError:
+        return error_response(404, request_id, f"model: {body['model']}")
+    result = await send_plan(request, plan, state.stats)
+    assert isinstance(result, web.StreamResponse)
+    return result
+
+
+async def handle_predict(request: web.Request) -> web.StreamResponse:
+    """``…/models/{model}:rawPredict`` and ``:streamRawPredict``."""
+    t0_ns = time.perf_counter_ns()
+    stats = request.app[STATE_KEY].stats
+    stats.request_started()
+    try:
+        return await handle(request, t0_ns)
+    finally:
+        stats.request_finished()
+
+
+def add_vertex_routes(app: web.Application) -> None:
+    """Register the Vertex publisher-model routes (before any catch-all route)."""
+    app.router.add_post("/v1/projects/{project}/locations/{region}/publishers/anthropic/models/"
+                        "{model_method}", handle_predict)

@@ -1,0 +1,126 @@
+"""Claude on Google Vertex AI (``provider=vertex``): ``rawPredict`` / ``streamRawPredict``.
+
+    POST {base}/v1/projects/{project}/locations/{region}/publishers/anthropic/models/{m}:rawPredict
+    POST …:streamRawPredict                                         (``workload.stream: true``)
+
+The body is the Messages API body without ``model`` (it is in the path) and with Vertex's
+``anthropic_version`` (``vertex-2023-10-16``); ``stream`` stays in the body. Responses are the
+Anthropic JSON and SSE events, so timing and rows are exactly the Anthropic client's
+(``providers.anthropic``). ``base`` is ``https://{region}-aiplatform.googleapis.com``
+(``provider.base_url``; region ``global`` uses ``https://aiplatform.googleapis.com``).
+
+Credentials (preflight, before any request): an OAuth access token from the environment
+variable named by ``provider.api_key_env`` (``GOOGLE_OAUTH_ACCESS_TOKEN``; e.g.
+``$(gcloud auth print-access-token)``), else Application Default Credentials through
+google-auth (the optional extra ``latlab[vertex]``). The project: ``provider.project``, else
+``ANTHROPIC_VERTEX_PROJECT_ID`` or ``GOOGLE_CLOUD_PROJECT``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+
+from providers import DUMMY_KEY, Endpoint
+from providers.anthropic import AnthropicProvider, messages_body
+from runner.errors import ConfigError, CredentialsError
+from runner.provider_protocol import RequestSpec
+
+VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
+DEFAULT_REGION = "us-east5"
+SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
+PROJECT_ENVS = ("ANTHROPIC_VERTEX_PROJECT_ID", "GOOGLE_CLOUD_PROJECT")
+EMULATOR_PROJECT = "latlab-emulator"
+
+
+def region_of(cfg: Mapping[str, Any]) -> str:
+    return str(cfg.get("region") or DEFAULT_REGION)
+
+
+def project_of(cfg: Mapping[str, Any], emulated: bool) -> str:
+    """``provider.project``, else the environment; ConfigError when neither is set."""
+    project = cfg.get("project") or next((os.environ[e] for e in PROJECT_ENVS
+                                          if os.environ.get(e)), None)
+    if project:
+        return str(project)
+    if emulated:
+        return EMULATOR_PROJECT
+    raise ConfigError(f"provider.project: {cfg['name']!r} needs a Google Cloud project: set "
+                      f"provider.project or {PROJECT_ENVS[0]}")
+
+
+def model_url(base_url: str, project: str, region: str, model_id: str, stream: bool) -> str:
+    method = "streamRawPredict" if stream else "rawPredict"
+    return (f"{base_url.rstrip('/')}/v1/projects/{project}/locations/{region}"
+            f"/publishers/anthropic/models/{model_id}:{method}")
+
+
+def vertex_body(spec: RequestSpec) -> dict[str, Any]:
+    """The Messages body without ``model``, with Vertex's ``anthropic_version``."""
+    body = messages_body(spec)
+    del body["model"]
+    return {"anthropic_version": VERTEX_ANTHROPIC_VERSION, **body}
+
+
+def adc_token() -> str:
+    """An access token from Application Default Credentials; CredentialsError otherwise."""
+    try:
+        import google.auth
+        import google.auth.exceptions
+        from google.auth.transport.requests import Request
+    except ImportError as exc:
+        raise CredentialsError(
+            "provider.vertex: no access token: set GOOGLE_OAUTH_ACCESS_TOKEN, or install the "
+            "vertex extra (pip install 'latlab[vertex]') for Application Default Credentials"
+        ) from exc
+    try:
+        credentials, _ = google.auth.default(scopes=list(SCOPES))
+        credentials.refresh(Request())
+    except google.auth.exceptions.GoogleAuthError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CredentialsError(f"provider.vertex: Application Default Credentials: {first}; "
+                               "run `gcloud auth application-default login` or set "
+                               "GOOGLE_OAUTH_ACCESS_TOKEN") from exc
+    return str(credentials.token)
+
+
+def is_loopback(url: str) -> bool:
+    host = urlparse(url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def vertex_endpoint(cfg: Mapping[str, Any], emulator_url: str | None) -> Endpoint:
+    """Preflight: project and token (env, then ADC), or the emulator with a dummy token."""
+    from providers.clients import client_of
+
+    client_of(cfg)
+    emulated = emulator_url is not None
+    project = project_of(cfg, emulated)
+    if emulator_url is not None:
+        return Endpoint(emulator_url, DUMMY_KEY, emulated=True, credentials=project)
+    base = str(cfg["base_url"])
+    env = str(cfg.get("api_key_env") or "")
+    token = os.environ.get(env, "") if env else ""
+    if not token:
+        token = DUMMY_KEY if is_loopback(base) else adc_token()
+    return Endpoint(base, token, emulated=False, credentials=project)
+
+
+class VertexProvider(AnthropicProvider):
+    """The Anthropic client with Vertex's URL, body and bearer token."""
+
+    def __init__(self, client: httpx.AsyncClient, base_url: str, token: str, project: str,
+                 region: str, transport: str = "aiohttp") -> None:
+        super().__init__(client, base_url, token, transport)
+        self.base_url, self.project, self.region = base_url, project, region
+        self.headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+
+    def url_for(self, spec: RequestSpec) -> str:
+        return model_url(self.base_url, self.project, self.region, spec.model_id, spec.stream)
+
+    def body_for(self, spec: RequestSpec) -> dict[str, Any]:
+        return vertex_body(spec)

@@ -1,0 +1,126 @@
+"""The ``client`` dimension: each official SDK, as a measured client, against the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from result_files import request_rows
+
+from providers import DUMMY_KEY, Endpoint
+from providers.bedrock import DUMMY_CREDENTIALS
+from providers.clients import client_of, client_version
+from providers.emulator import EmulatorProfile, RunningEmulator, start_emulator
+from runner.errors import ConfigError
+from runner.provider_protocol import Provider, RequestSpec
+from runner.records import Measurement
+
+pytest.importorskip("anthropic")
+pytest.importorskip("openai")
+
+TTFB_MS, TTFT_MS, ITL_MS, TOKENS = 15.0, 40.0, 4.0, 12
+IDS = {"anthropic": "claude-haiku-4-5-20251001", "openai_compat": "claude-haiku-4-5-20251001",
+       "bedrock": "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+       "vertex": "claude-haiku-4-5@20251001"}
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[RunningEmulator]:
+    with start_emulator(EmulatorProfile.fixed(TTFB_MS, TTFT_MS, ITL_MS, TOKENS)) as running:
+        yield running
+
+
+def sdk_provider(kind: str, base_url: str) -> Provider:
+    from providers import kind_for
+
+    cfg: dict[str, Any] = {"name": kind, "kind": kind, "client": "sdk", "region": "us-east1",
+                           "api": "invoke_stream"}
+    credentials = {"bedrock": DUMMY_CREDENTIALS, "vertex": "proj"}.get(kind)
+    endpoint = Endpoint(base_url, None if kind == "bedrock" else DUMMY_KEY, True, credentials)
+    return kind_for(kind).build(cfg, endpoint)
+
+
+def send_all(kind: str, base_url: str, stream: bool, n: int) -> list[Measurement]:
+    spec = RequestSpec(model_id=IDS[kind], max_tokens=100, stream=stream, timeout_s=5.0,
+                       messages=[{"role": "user", "content": "count to twelve"}])
+
+    async def go() -> list[Measurement]:
+        provider = sdk_provider(kind, base_url)
+        try:
+            return [await provider.send(spec) for _ in range(n)]
+        finally:
+            await provider.aclose()
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "bedrock", "vertex", "openai_compat"])
+def test_sdk_client_parses_the_stream_and_counts_match_usage(emulator: RunningEmulator,
+                                                              kind: str) -> None:
+    rows = send_all(kind, emulator.base_url, True, 5)[1:]
+    assert all(r.ok for r in rows), rows[0].error_message
+    assert all(r.output_tokens == TOKENS and r.usage_source == "api" for r in rows)
+    assert all(len(r.itl_ms) == TOKENS - 1 for r in rows)
+    assert abs(statistics.median(r.ttft_ms or 0 for r in rows) - TTFT_MS) < 5
+    assert rows[0].input_tokens is not None and rows[0].input_tokens > 0
+    assert rows[0].request_id and rows[0].status == 200
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "openai_compat"])
+def test_sdk_client_non_streamed(emulator: RunningEmulator, kind: str) -> None:
+    (row,) = send_all(kind, emulator.base_url, False, 1)
+    assert row.ok and row.output_tokens == TOKENS and row.ttft_ms == row.total_ms
+
+
+def test_sdk_errors_are_rows(emulator: RunningEmulator) -> None:
+    async def go() -> Measurement:
+        provider = sdk_provider("anthropic", emulator.base_url)
+        provider.client._custom_headers["x-latlab-fault"] = "rate_limited"  # type: ignore[attr-defined]
+        try:
+            return await provider.send(RequestSpec(model_id=IDS["anthropic"], max_tokens=10,
+                                                   stream=True, timeout_s=5.0, messages=[
+                                                       {"role": "user", "content": "x"}]))
+        finally:
+            await provider.aclose()
+
+    row = asyncio.run(go())
+    assert row.error_type == "rate_limited" and row.status == 429
+
+
+def test_unknown_client_names_the_choices() -> None:
+    with pytest.raises(ConfigError, match="provider.client: 'boto3'.*httpx, sdk"):
+        client_of({"name": "anthropic", "kind": "anthropic", "client": "boto3"})
+    assert client_of({"name": "bedrock", "kind": "bedrock", "client": "boto3"}) == "boto3"
+
+
+def test_client_versions() -> None:
+    import anthropic
+    import boto3
+    import httpx
+    import openai
+
+    assert client_version("anthropic", "httpx") == httpx.__version__
+    assert client_version("anthropic", "sdk") == anthropic.__version__
+    assert client_version("openai_compat", "sdk") == openai.__version__
+    assert client_version("bedrock", "boto3") == boto3.__version__
+
+
+def test_client_overhead_experiment_records_client_and_version(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "runner.cli", "run",
+                           "experiment=client_overhead", "profile=fast", "workload.warmup=0",
+                           "workload.iterations=1"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = request_rows(tmp_path / "results")
+    assert all(r["error_type"] is None for r in rows), rows
+    seen = {(r["provider"], r["client"]) for r in rows}
+    assert seen == {(p, c) for p in ("anthropic", "bedrock", "vertex", "openai_compat")
+                    for c in ("httpx", "sdk")} | {("bedrock", "boto3")}
+    assert all(r["client_version"] for r in rows)
+    assert "HTTP Request:" not in done.stdout + done.stderr  # the SDKs' httpx logs stay quiet
