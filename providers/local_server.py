@@ -75,6 +75,14 @@ def server_command(launch: Mapping[str, Any], model: Path, port: int) -> list[st
     return command
 
 
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGTERM when latlab dies (even by kill -9), never an orphan."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class LlamaServer:
     """One ``llama_cpp.server`` process; ``base_url`` once it answers ``/v1/models``."""
 
@@ -87,7 +95,9 @@ class LlamaServer:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log: IO[bytes] = tempfile.TemporaryFile()
         command = server_command(launch, model_file(launch), self.port)
-        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
+        on_linux = _die_with_parent if sys.platform.startswith("linux") else None
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT,
+                                        preexec_fn=on_linux)
         self.started_s = time.monotonic()
 
     def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> float:
