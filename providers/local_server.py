@@ -67,7 +67,9 @@ def server_command(launch: Mapping[str, Any], model: Path, port: int) -> list[st
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model),
                "--host", "127.0.0.1", "--port", str(port),
                "--n_threads", str(int(launch.get("n_threads") or os.cpu_count() or 1)),
-               "--n_ctx", str(int(launch.get("n_ctx") or 4096))]
+               "--n_ctx", str(int(launch.get("n_ctx") or 4096)),
+               # by default a new request cuts the stream in progress; queue them instead
+               "--interrupt_requests", "False"]
     if launch.get("chat_format"):
         command += ["--chat_format", str(launch["chat_format"])]
     if launch.get("model_alias"):
