@@ -57,8 +57,9 @@ def client_version(kind: str, client: str) -> str | None:
 
 
 def quiet_sdk_logs() -> None:
-    """The SDKs' httpx logs every request at INFO, which Hydra's logging would print."""
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    """The SDKs' HTTP client logs every request at INFO, which Hydra's logging would print."""
+    for name in ("httpx", "httpx2"):  # recent SDKs ship their HTTP client as `httpx2`
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def sdk_missing(package: str) -> ConfigError:

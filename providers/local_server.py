@@ -67,12 +67,22 @@ def server_command(launch: Mapping[str, Any], model: Path, port: int) -> list[st
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model),
                "--host", "127.0.0.1", "--port", str(port),
                "--n_threads", str(int(launch.get("n_threads") or os.cpu_count() or 1)),
-               "--n_ctx", str(int(launch.get("n_ctx") or 4096))]
+               "--n_ctx", str(int(launch.get("n_ctx") or 4096)),
+               # by default a new request cuts the stream in progress; queue them instead
+               "--interrupt_requests", "False"]
     if launch.get("chat_format"):
         command += ["--chat_format", str(launch["chat_format"])]
     if launch.get("model_alias"):
         command += ["--model_alias", str(launch["model_alias"])]
     return command
+
+
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGTERM when latlab dies (even by kill -9), never an orphan."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class LlamaServer:
@@ -87,7 +97,9 @@ class LlamaServer:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log: IO[bytes] = tempfile.TemporaryFile()
         command = server_command(launch, model_file(launch), self.port)
-        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
+        on_linux = _die_with_parent if sys.platform.startswith("linux") else None
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT,
+                                        preexec_fn=on_linux)
         self.started_s = time.monotonic()
 
     def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> float:
