@@ -92,7 +92,7 @@ def task(cfg: DictConfig) -> None:
 
 def quiet_http_loggers() -> None:
     """Hydra logs at INFO; per-request lines from HTTP libraries would drown the progress bar."""
-    for name in ("httpx", "httpcore", "aiohttp", "botocore", "urllib3"):
+    for name in ("httpx", "httpcore", "httpx2", "httpcore2", "aiohttp", "botocore", "urllib3"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
