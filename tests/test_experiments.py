@@ -203,6 +203,7 @@ def test_experiment_quick_mode(name: str, tmp_path: Path) -> None:
 def test_every_experiment_has_a_quick_test() -> None:
     committed = {p.stem for p in (ROOT / "experiments").glob("*.yaml")}
     elsewhere = {"guardrail_impact"}  # tests/test_bedrock.py
+    elsewhere |= {"client_overhead", "local_model"}  # test_clients.py, test_local_model.py
     assert committed - elsewhere == set(EXPERIMENTS)
 
 
