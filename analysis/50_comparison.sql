@@ -8,11 +8,23 @@ ON ttfb_ms, ttft_ms, total_ms, output_tps
 INTO NAME metric VALUE value;
 
 -- metric_stats: per (run_id, cell, metric): n (non-NULL values), mean, p50 (quantile_cont).
+-- Computed per (run_id, cell) in one pass over measured_ok, then put in long form.
 CREATE VIEW metric_stats AS
-SELECT run_id, cell, metric, count(value) AS n, avg(value) AS mean,
-       quantile_cont(value, 0.5) AS p50
-FROM metric_samples
-GROUP BY run_id, cell, metric;
+WITH wide AS (
+    SELECT run_id, cell,
+           {'n': count(ttfb_ms), 'mean': avg(ttfb_ms), 'p50': quantile_cont(ttfb_ms, 0.5)}
+               AS ttfb_ms,
+           {'n': count(ttft_ms), 'mean': avg(ttft_ms), 'p50': quantile_cont(ttft_ms, 0.5)}
+               AS ttft_ms,
+           {'n': count(total_ms), 'mean': avg(total_ms), 'p50': quantile_cont(total_ms, 0.5)}
+               AS total_ms,
+           {'n': count(output_tps), 'mean': avg(output_tps),
+            'p50': quantile_cont(output_tps, 0.5)} AS output_tps
+    FROM measured_ok
+    GROUP BY run_id, cell
+)
+SELECT run_id, cell, metric, s.n AS n, s.mean AS mean, s.p50 AS p50
+FROM (UNPIVOT wide ON ttfb_ms, ttft_ms, total_ms, output_tps INTO NAME metric VALUE s);
 
 -- run_order: the selected runs, baseline first: the run named by the variable
 -- latlab_baseline_run (set by `latlab compare`) if any, then by start time and id.
@@ -34,13 +46,14 @@ FROM (SELECT run_id, min(started_at) AS started_at FROM (
 --   baseline_p50), baseline_mean, mean, delta_mean
 -- `latlab compare` adds a bootstrap confidence interval of delta_p50 and a verdict.
 CREATE VIEW comparison AS
-WITH run_pairs AS (
+WITH stats AS MATERIALIZED (SELECT * FROM metric_stats),
+run_pairs AS (
     SELECT 'run' AS kind, b.run_id AS baseline_run, s.cell AS baseline_cell,
            s.run_id, s.cell
-    FROM (SELECT DISTINCT run_id, cell FROM metric_stats) AS s
+    FROM (SELECT DISTINCT run_id, cell FROM stats) AS s
     JOIN run_order AS o ON o.run_id = s.run_id
     JOIN (SELECT cell, arg_min(s2.run_id, o2.ord) AS run_id
-          FROM (SELECT DISTINCT run_id, cell FROM metric_stats) AS s2
+          FROM (SELECT DISTINCT run_id, cell FROM stats) AS s2
           JOIN run_order AS o2 ON o2.run_id = s2.run_id
           GROUP BY cell) AS b ON b.cell = s.cell AND b.run_id <> s.run_id
 ),
@@ -54,5 +67,5 @@ SELECT p.kind, p.baseline_run, p.baseline_cell, p.run_id, p.cell, b.metric,
        c.p50 / nullif(b.p50, 0) AS ratio_p50,
        b.mean AS baseline_mean, c.mean, c.mean - b.mean AS delta_mean
 FROM pairs AS p
-JOIN metric_stats AS b ON b.run_id = p.baseline_run AND b.cell = p.baseline_cell
-JOIN metric_stats AS c ON c.run_id = p.run_id AND c.cell = p.cell AND c.metric = b.metric;
+JOIN stats AS b ON b.run_id = p.baseline_run AND b.cell = p.baseline_cell
+JOIN stats AS c ON c.run_id = p.run_id AND c.cell = p.cell AND c.metric = b.metric;

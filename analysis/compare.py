@@ -36,19 +36,17 @@ AXES = ("provider", "model", "prompt", "guardrail", "stream")
 COLUMNS = ["cell", "baseline", "other", "metric", "n_baseline", "n", "baseline_p50", "p50",
            "delta_p50", "ratio_p50", "ci95_low", "ci95_high", "verdict", "needed_per_cell"]
 
-COUNTS_SQL = """
-SELECT run_id, cell, metric, count(value) AS n
-FROM metric_samples WHERE list_contains($runs, run_id) AND list_contains($metrics, metric)
-GROUP BY ALL
-"""
-# DuckDB sorts each group and picks the drawn positions (1-based in list_select)
+# DuckDB sorts each group and picks the drawn positions (1-based in list_select); one
+# aggregate per metric over measured_ok (the values of metric_samples, without unpivoting)
 PICK_SQL = """
 SELECT w.run_id, w.cell, w.metric, w.ks, list_select(s.sorted, w.ks)
 FROM wanted_positions AS w
-JOIN (SELECT run_id, cell, metric, list(value ORDER BY value) AS sorted
-      FROM metric_samples
-      WHERE list_contains($runs, run_id) AND list_contains($metrics, metric)
-      GROUP BY ALL) AS s USING (run_id, cell, metric)
+JOIN ({sorted}) AS s USING (run_id, cell, metric)
+"""
+SORTED_SQL = """
+SELECT run_id, cell, '{metric}' AS metric,
+       list({metric} ORDER BY {metric}) FILTER (WHERE {metric} IS NOT NULL) AS sorted
+FROM measured_ok WHERE list_contains($runs, run_id) GROUP BY run_id, cell
 """
 
 
@@ -75,24 +73,26 @@ def verdict(metric: str, ci: Interval, n_baseline: int, n: int) -> str:
 Key = tuple[str, str, str]  # run_id, cell, metric
 
 
-def bootstrap_groups(con: duckdb.DuckDBPyConnection, keys: set[Key], opts: CompareOptions
-                     ) -> dict[Key, list[float]]:
-    """Bootstrap medians for every (run, cell, metric) group, each seeded by its key."""
+def bootstrap_groups(con: duckdb.DuckDBPyConnection, sizes: dict[Key, int],
+                     opts: CompareOptions) -> dict[Key, list[float]]:
+    """Bootstrap medians for every (run, cell, metric) group of ``sizes`` (its value count),
+    each seeded by its key."""
     import pyarrow as pa
 
-    runs = sorted({k[0] for k in keys})
-    params = {"runs": runs, "metrics": list(opts.metrics)}
-    sizes = {(r, c, m): int(n) for r, c, m, n in con.execute(COUNTS_SQL, params).fetchall()
-             if (r, c, m) in keys}
     draws = {key: median_positions(n, random.Random("/".join((str(opts.seed), *key))),
                                    opts.replicates) for key, n in sizes.items() if n}
     wanted = {key: sorted({k + 1 for pair in pairs for k in pair})
               for key, pairs in draws.items()}
+    metrics = sorted({k[2] for k in wanted})
+    if not metrics:
+        return {}
+    sorted_sql = " UNION ALL ".join(SORTED_SQL.format(metric=m) for m in metrics)
     con.register("wanted_positions", pa.table({
         "run_id": [k[0] for k in wanted], "cell": [k[1] for k in wanted],
         "metric": [k[2] for k in wanted], "ks": list(wanted.values())}))
     try:
-        picked = con.execute(PICK_SQL, params).fetchall()
+        picked = con.execute(PICK_SQL.format(sorted=sorted_sql),
+                             {"runs": sorted({k[0] for k in wanted})}).fetchall()
     finally:
         con.unregister("wanted_positions")
     out: dict[Key, list[float]] = {}
@@ -140,9 +140,10 @@ def comparison_rows(con: duckdb.DuckDBPyConnection, kind: str, opts: CompareOpti
         {"kind": kind, "metrics": list(opts.metrics)})
     names = [d[0] for d in cur.description or []]
     rows = [dict(zip(names, values, strict=True)) for values in cur.fetchall()]
-    keys = {(r["run_id"], r["cell"], r["metric"]) for r in rows}
-    keys |= {(r["baseline_run"], r["baseline_cell"], r["metric"]) for r in rows}
-    medians = bootstrap_groups(con, keys, opts) if rows else {}
+    sizes = {(r["run_id"], r["cell"], r["metric"]): int(r["n"]) for r in rows}
+    sizes |= {(r["baseline_run"], r["baseline_cell"], r["metric"]): int(r["n_baseline"])
+              for r in rows}
+    medians = bootstrap_groups(con, sizes, opts)
     out = []
     for row in rows:
         ci, word, needed = assess(medians, row, opts)

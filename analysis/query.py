@@ -225,6 +225,7 @@ def open_results(
     con.execute("SET TimeZone = 'UTC'")
     # every view re-binds read_parquet: cache the footers (files are immutable once renamed)
     con.execute("SET parquet_metadata_cache = true")
+    con.execute("SET enable_progress_bar = false")  # it would print into csv/json output
     _create_slo_table(con, slo)
     empty_sources = _create_sources(con, results_dir, selected)
     for sql_file in _sql_files(empty_sources):

@@ -163,6 +163,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/latlab-bench-analysis"))
+    parser.add_argument("--commands", nargs="+", default=["grade", "budget", "compare"],
+                        choices=["grade", "budget", "compare"])
     parser.add_argument("--child", nargs=2, metavar=("ENGINE", "COMMAND"))
     parser.add_argument("run_ids", nargs="*")
     args = parser.parse_args()
@@ -175,7 +177,7 @@ def main() -> None:
           f"({time.perf_counter() - t0:.1f} s)")
     print("| command | DuckDB (s) | pandas (s) | pandas / DuckDB | DuckDB peak MB "  # noqa: T201
           "| pandas peak MB |\n|---|---:|---:|---:|---:|---:|")
-    for command in ("grade", "budget", "compare"):
+    for command in args.commands:
         d_s, d_mb = measure("duckdb", command, args.dir, runs, args.repeat)
         p_s, p_mb = measure("pandas", command, args.dir, runs, args.repeat)
         print(f"| {command} | {d_s:.2f} | {p_s:.2f} | {p_s / d_s:.1f}x | {d_mb:.0f} "  # noqa: T201

@@ -325,11 +325,11 @@ def tool_spans(spans: SpanRecorder, parent_at: Callable[[datetime], Span],
         elif use_id in starts:
             pre = starts.pop(use_id)
             parent = parent_at(datetime.fromtimestamp(pre[0] / 1e9, UTC))
-            out.append(_tool_span(spans, parent, pre, (t_ns, event)))
+            out.append(tool_span(spans, parent, pre, (t_ns, event)))
     return out
 
 
-def _tool_span(spans: SpanRecorder, root: Span, pre: tuple[int, dict[str, Any]],
+def tool_span(spans: SpanRecorder, root: Span, pre: tuple[int, dict[str, Any]],
                post: tuple[int, dict[str, Any]]) -> Span:
     name = str(pre[1].get("tool_name", "?"))
     tool_input = pre[1].get("tool_input") or {}

@@ -10,13 +10,16 @@ proxy stops, each session gets its ``session`` span and the run record is closed
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from runner.claude_code import record_call
-from runner.proxy import ProxiedCall, RecordingProxy
+from runner.claude_code import record_call, tool_span
+from runner.proxy import HOOK_PATH, ProxiedCall, RecordingProxy
 from runner.spans import Span, SpanRecorder, SpanWriter
 from runner.write import RunRecord, ensure_writable, write_run_record
 
@@ -46,6 +49,22 @@ class LiveRecorder:
         self.record = RunRecord(new_run_id(), datetime.now(UTC), run_name="proxy")
         self.writer = SpanWriter(self.results_dir, self.record.run_id, batch_rows=1)
         write_run_record(self.results_dir, self.record)
+
+    pending: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+
+    def hook(self, event: dict[str, Any]) -> None:
+        """A tool hook event: PreToolUse waits for its PostToolUse(Failure) → a tool_call."""
+        now, use_id = time.time_ns(), str(event.get("tool_use_id", ""))
+        if event.get("hook_event_name") == "PreToolUse":
+            self.pending[use_id] = (now, event)
+            return
+        if use_id not in self.pending:
+            return
+        pre = self.pending.pop(use_id)
+        at = datetime.fromtimestamp(pre[0] / 1e9, UTC)
+        session = self._session(str(event.get("session_id") or "proxy"), at)
+        session.recorder.end(tool_span(session.recorder, session.root, pre, (now, event)))
+        session.last_end = max(session.last_end, datetime.fromtimestamp(now / 1e9, UTC))
 
     def __call__(self, call: ProxiedCall) -> None:
         session = self._session(call.client_session or "proxy", call.started_at)
@@ -79,8 +98,22 @@ async def serve(upstream: str, host: str, port: int, results_dir: Path, provider
     """Proxy until cancelled (Ctrl-C), then close the sessions and the run."""
     recorder = LiveRecorder(results_dir, provider)
     try:
-        async with RecordingProxy(upstream, host, port=port, on_call=recorder) as proxy:
-            announce(f"{proxy.base_url} run {recorder.record.run_id}")
+        async with RecordingProxy(upstream, host, port=port, on_call=recorder,
+                                  on_hook=recorder.hook) as proxy:
+            settings = write_settings(results_dir, recorder.record.run_id, proxy.base_url)
+            announce(f"{proxy.base_url} run {recorder.record.run_id} settings {settings}")
             await asyncio.Event().wait()
     finally:
         recorder.close()
+
+
+def write_settings(results_dir: Path, run_id: str, base_url: str) -> Path:
+    """Claude Code settings for this proxy: http hooks timing every tool call, the statusline."""
+    hook = [{"hooks": [{"type": "http", "url": base_url + HOOK_PATH}]}]
+    settings = {"hooks": {e: hook for e in ("PreToolUse", "PostToolUse", "PostToolUseFailure")},
+                "statusLine": {"type": "command",
+                               "command": f"latlab statusline --results {results_dir.resolve()}"}}
+    path = results_dir.resolve() / "proxy" / f"{run_id}-settings.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=2), encoding="utf-8")
+    return path

@@ -26,6 +26,7 @@ from botocore.eventstream import EventStreamBuffer
 
 from providers.sse import SseDecoder
 
+HOOK_PATH = "/_latlab/hook"  # Claude Code http hooks post their events here (latlab proxy)
 # (url, body, headers) -> (url, headers with the upstream's auth): e.g. SigV4 for Bedrock
 Signer = Callable[[str, bytes, dict[str, str]], tuple[str, dict[str, str]]]
 
@@ -162,9 +163,10 @@ class RecordingProxy:
     """``async with RecordingProxy(upstream) as proxy:`` → ``proxy.base_url``, ``proxy.calls``."""
 
     def __init__(self, upstream: str, host: str = "127.0.0.1", signer: Signer | None = None,
-                 port: int = 0, on_call: Callable[[ProxiedCall], None] | None = None) -> None:
+                 port: int = 0, on_call: Callable[[ProxiedCall], None] | None = None,
+                 on_hook: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.upstream, self.host, self.signer = upstream.rstrip("/"), host, signer
-        self.port, self.on_call = port, on_call
+        self.port, self.on_call, self.on_hook = port, on_call, on_hook
         self.calls: list[ProxiedCall] = []
         self.base_url = ""
         self._runner: web.AppRunner | None = None
@@ -189,6 +191,8 @@ class RecordingProxy:
             await self._client.close()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        if request.path == HOOK_PATH and self.on_hook is not None:
+            return await self._hook(request)
         call = ProxiedCall(request.method, endpoint_template(request.path),
                            urlparse(self.upstream).netloc, datetime.now(UTC),
                            time.perf_counter_ns())
@@ -210,6 +214,17 @@ class RecordingProxy:
         finally:
             if self.on_call is not None:
                 self.on_call(call)
+
+    async def _hook(self, request: web.Request) -> web.StreamResponse:
+        """A Claude Code ``http`` hook's event (not forwarded): handed to ``on_hook``."""
+        assert self.on_hook is not None
+        try:
+            event = await request.json()
+        except ValueError:
+            return web.json_response({}, status=400)
+        if isinstance(event, dict):
+            self.on_hook(event)
+        return web.json_response({})
 
     async def _forward(self, request: web.Request, call: ProxiedCall, body: bytes,
                        headers: dict[str, str]) -> web.StreamResponse:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -143,3 +144,43 @@ def test_claude_code_against_a_failing_upstream_ends_with_error_spans(claude: st
     assert session["status"] == "error"
     models = [s for s in spans if s["kind"] == "model_call"]
     assert models and all(m["status"] == "error" and m["http_status"] == 529 for m in models)
+
+
+def test_claude_code_behind_latlab_proxy_live(claude: str, tmp_path: Path) -> None:
+    """A Claude Code session driven outside latlab, through ``latlab proxy`` and the settings
+    it writes (http hooks): calls and tool calls land in one live session, by the CLI's id."""
+    from providers.emulator import EmulatorProfile, start_emulator
+    from runner.claude_code import cli_env
+    from runner.tasks import load_task
+
+    work, config = tmp_path / "work", tmp_path / "config"
+    work.mkdir(), config.mkdir()
+    with start_emulator(EmulatorProfile.fixed(5, 20, 2, 10)) as emulator, subprocess.Popen(
+            [sys.executable, "-m", "runner.cli", "proxy", "--upstream", emulator.base_url],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proxy:
+        try:
+            assert proxy.stdout is not None
+            url, _, run_id, _, settings = proxy.stdout.readline().split()
+            done = subprocess.run(
+                [claude, "-p", load_task("simple").render_prompt(work), "--output-format", "json",
+                 "--settings", settings, "--dangerously-skip-permissions"], cwd=work,
+                env=cli_env(config, url, "dummy", True), capture_output=True, text=True,
+                timeout=300)
+            assert done.stdout, done.stderr[-2000:]
+            result = json.loads(done.stdout)
+            line = subprocess.run(
+                [sys.executable, "-m", "runner.cli", "statusline"], cwd=tmp_path,
+                input=json.dumps({"session_id": result["session_id"]}), capture_output=True,
+                text=True, timeout=60).stdout
+        finally:
+            proxy.send_signal(signal.SIGINT)
+            proxy.wait(timeout=30)
+    assert result["subtype"] == "success", result
+    assert line.startswith("[D] ") and " bash 0ms" not in line and "TTFT " in line, line
+    every = span_rows(tmp_path / "results")
+    assert {s["run_id"] for s in every} == {run_id}
+    # calls without the CLI's session header (its HEAD / probe) stay in session "proxy"
+    assert {s["name"] for s in every if s["session_id"] == "proxy"} <= {"HEAD /", "proxy"}
+    spans = [s for s in every if s["session_id"] == result["session_id"]]
+    assert sorted(s["name"] for s in spans if s["kind"] == "tool_call") == ["Bash", "Write"]
+    assert len([s for s in spans if s["kind"] == "model_call"]) == 3

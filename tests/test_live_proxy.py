@@ -7,10 +7,12 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import anthropic
+import httpx
 import pyarrow.parquet as pq
 import pytest
 
@@ -39,7 +41,9 @@ def test_proxy_records_a_live_session(emulator: RunningEmulator, tmp_path: Path)
 def use_proxy(proxy: subprocess.Popen[str], tmp_path: Path) -> str:
     try:
         assert proxy.stdout is not None
-        url, _, run_id = proxy.stdout.readline().split()
+        url, _, run_id, _, settings = proxy.stdout.readline().split()
+        hooks = json.loads(Path(settings).read_text())["hooks"]
+        assert hooks["PreToolUse"][0]["hooks"][0]["url"] == url + "/_latlab/hook"
         headers = {"X-Claude-Code-Session-Id": "cc-session-1"}
         with anthropic.Anthropic(base_url=url, api_key="dummy",
                                  default_headers=headers) as client:
@@ -47,10 +51,18 @@ def use_proxy(proxy: subprocess.Popen[str], tmp_path: Path) -> str:
                 with client.messages.stream(model="claude-sonnet-4-5", max_tokens=32, messages=[
                         {"role": "user", "content": "hi"}]) as stream:
                     stream.get_final_message()
+        tool = {"session_id": "cc-session-1", "tool_name": "Bash", "tool_use_id": "toolu_1",
+                "tool_input": {"command": "sleep 0.2"}}
+        httpx.post(url + "/_latlab/hook", json={**tool, "hook_event_name": "PreToolUse"})
+        time.sleep(0.2)
+        httpx.post(url + "/_latlab/hook", json={**tool, "hook_event_name": "PostToolUse"})
         line = latlab("statusline", cwd=tmp_path, stdin=json.dumps(
             {"session_id": "cc-session-1", "model": {"display_name": "Sonnet"}}))
         assert line.returncode == 0, line.stderr
         assert line.stdout.startswith("[D] Sonnet · ") and "TTFT " in line.stdout
+        bash = line.stdout.split(" · ")[2].removeprefix("bash ")
+        bash_ms = float(bash[:-2]) if bash.endswith("ms") else float(bash[:-1]) * 1000
+        assert 190 <= bash_ms < 5000, line.stdout
     finally:
         proxy.send_signal(signal.SIGINT)
         proxy.wait(timeout=30)
@@ -61,7 +73,8 @@ def check_spans(tmp_path: Path, run_id: str) -> None:
     spans = [r for f in (tmp_path / "results" / "spans" / run_id).glob("*.parquet")
              for r in pq.read_table(f).to_pylist()]
     kinds = sorted(s["kind"] for s in spans)
-    assert kinds == ["http_call", "http_call", "model_call", "model_call", "session"]
+    assert kinds == ["http_call", "http_call", "model_call", "model_call", "session",
+                     "tool_call"]
     assert {s["session_id"] for s in spans} == {"cc-session-1"}
     (session,) = [s for s in spans if s["kind"] == "session"]
     assert all(s["parent_id"] == session["span_id"] for s in spans if s["kind"] == "model_call")

@@ -168,7 +168,8 @@ class Capacity:
             self.rejected += 1
             return Admission(None, False, reject=pool.limit.reject)
         self.queued += must_wait
-        return Admission(pool, True, (time.perf_counter_ns() - start) / 1e6)
+        waited_ms = (time.perf_counter_ns() - start) / 1e6 if must_wait else 0.0
+        return Admission(pool, True, waited_ms)
 
     def snapshot(self) -> dict[str, Any]:
         return {"queued": self.queued, "rejected": self.rejected,
