@@ -109,7 +109,8 @@ class AnthropicSdkProvider(SdkProvider):
         stream = await self.client.messages.create(**kwargs, stream=True)
         clock.headers()
         m.status = stream.response.status_code
-        m.request_id = stream.response.headers.get("request-id")
+        headers = stream.response.headers  # Bedrock names its id x-amzn-RequestId
+        m.request_id = headers.get("request-id") or headers.get("x-amzn-requestid")
         await self._events(stream, clock, m)
 
     async def _events(self, stream: Any, clock: StreamClock, m: Measurement) -> None:

@@ -67,8 +67,10 @@ def test_sdk_client_parses_the_stream_and_counts_match_usage(emulator: RunningEm
     assert all(r.ok for r in rows), rows[0].error_message
     assert all(r.output_tokens == TOKENS and r.usage_source == "api" for r in rows)
     assert all(len(r.itl_ms) == TOKENS - 1 for r in rows)
-    # events are stamped as the SDK yields them: its parsing is inside (bench/clients.py)
-    assert abs(statistics.median(r.ttft_ms or 0 for r in rows) - TTFT_MS) < 15
+    # events are stamped as the SDK yields them: its parsing is inside (bench/clients.py);
+    # Bedrock adds the profile's Bedrock layer on top
+    ttft = statistics.median(r.ttft_ms or 0 for r in rows)
+    assert ttft > TTFT_MS if kind == "bedrock" else abs(ttft - TTFT_MS) < 15
     assert rows[0].input_tokens is not None and rows[0].input_tokens > 0
     assert rows[0].request_id and rows[0].status == 200
 
