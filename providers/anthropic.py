@@ -20,6 +20,7 @@ from providers.failures import error_type_for_status
 from providers.http import (
     ConnectionTiming,
     httpcore_trace,
+    read_stream,
     timed_exchange,
 )
 from providers.sse import SseDecoder
@@ -153,16 +154,7 @@ class AnthropicProvider:
             clock.done()
             read_message(json.loads(body), clock, m)
             return
-        events = AnthropicStream(clock, m)
-        async for chunk in response.aiter_raw():
-            if events.finished:
-                continue  # read the body's end (as the SDK does) so the connection is reused
-            events.feed(chunk, now_ns())
-            if events.finished:
-                clock.done()
-        if clock.t_done is None:
-            clock.done()
-        events.close()
+        await read_stream(response, AnthropicStream(clock, m), clock)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -61,6 +61,7 @@ from providers.http import (
     finish_measurement,
     httpcore_trace,
     make_http_client,
+    read_stream,
     timed_exchange,
 )
 from runner.errors import ConfigError, CredentialsError
@@ -472,6 +473,14 @@ class FrameReader:
             if self.events.finished:
                 return
 
+    @property
+    def finished(self) -> bool:
+        return self.events.finished
+
+    def close(self) -> None:
+        """Flag a stream that never reached its terminal event."""
+        self.events.close()
+
     def dispatch(self, headers: Mapping[str, Any], payload: bytes, arrival_ns: int) -> None:
         kind = headers.get(":message-type")
         if kind == "event":
@@ -523,7 +532,7 @@ class BedrockProvider:
     async def _read_body(self, response: httpx.Response, op: str, spec: RequestSpec,
                          clock: StreamClock, m: Measurement) -> None:
         if op.endswith("stream"):
-            await read_frames(response, stream_events(op, spec, clock, m), clock)
+            await read_stream(response, FrameReader(stream_events(op, spec, clock, m)), clock)
             return
         body = await response.aread()
         clock.done()
@@ -534,20 +543,6 @@ class BedrockProvider:
 
     async def aclose(self) -> None:
         await self.client.aclose()
-
-
-async def read_frames(response: httpx.Response, events: StreamEvents, clock: StreamClock) -> None:
-    """Stamp each chunk on arrival, then decode its frames; flag a stream that never ended."""
-    reader = FrameReader(events)
-    async for chunk in response.aiter_raw():
-        if events.finished:
-            continue  # read the body's end too, so the pool can reuse the connection
-        reader.feed(chunk, now_ns())
-        if events.finished:
-            clock.done()
-    if clock.t_done is None:
-        clock.done()
-    events.close()
 
 
 # ---------------------------------------------------------------------------- boto3 client

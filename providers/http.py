@@ -22,7 +22,7 @@ import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import httpx
@@ -162,6 +162,32 @@ def httpcore_trace(timing: ConnectionTiming) -> Any:
 
 
 Exchange = Callable[[StreamClock, Measurement, ConnectionTiming], Awaitable[None]]
+Finish = Callable[[Measurement, StreamClock, ConnectionTiming], None]
+
+
+class StreamEvents(Protocol):
+    """A provider's stream interpreter: fed raw chunks with their arrival time."""
+
+    @property
+    def finished(self) -> bool: ...
+
+    def feed(self, chunk: bytes, arrival_ns: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+async def read_stream(response: httpx.Response, events: StreamEvents, clock: StreamClock) -> None:
+    """Feed each chunk as it arrives; stamp the end at the terminal event, then read the
+    body's end too (as the SDKs do), so the pool can reuse the connection."""
+    async for chunk in response.aiter_raw():
+        if events.finished:
+            continue
+        events.feed(chunk, now_ns())
+        if events.finished:
+            clock.done()
+    if clock.t_done is None:
+        clock.done()
+    events.close()
 
 
 def finish_measurement(m: Measurement, clock: StreamClock, conn: ConnectionTiming) -> None:
@@ -177,7 +203,8 @@ def finish_measurement(m: Measurement, clock: StreamClock, conn: ConnectionTimin
         m.usage_source = "api"
 
 
-async def timed_exchange(exchange: Exchange, timeout_s: float) -> Measurement:
+async def timed_exchange(exchange: Exchange, timeout_s: float,
+                         finish: Finish = finish_measurement) -> Measurement:
     """Run one request exchange under a timeout; every failure becomes the row's error."""
     measurement, clock, conn = Measurement(), StreamClock(), ConnectionTiming()
     token = current_connection.set(conn)
@@ -192,5 +219,5 @@ async def timed_exchange(exchange: Exchange, timeout_s: float) -> Measurement:
         current_connection.reset(token)
     if clock.t_done is None:
         clock.done()
-    finish_measurement(measurement, clock, conn)
+    finish(measurement, clock, conn)
     return measurement

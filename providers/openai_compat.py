@@ -15,16 +15,22 @@ content or reasoning delta, and the row says so: ``usage_source = 'client'``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import httpx
 
-from providers.failures import classify_failure, describe, error_type_for_status
-from providers.http import ConnectionTiming, current_connection, finish_measurement, httpcore_trace
+from providers.failures import error_type_for_status
+from providers.http import (
+    ConnectionTiming,
+    finish_measurement,
+    httpcore_trace,
+    read_stream,
+    timed_exchange,
+)
 from providers.sse import SseDecoder
 from runner.provider_protocol import RequestSpec
 from runner.records import Measurement
@@ -157,21 +163,7 @@ class OpenAICompatProvider:
         self.transport = transport
 
     async def send(self, spec: RequestSpec) -> Measurement:
-        measurement, clock, conn = Measurement(), StreamClock(), ConnectionTiming()
-        token = current_connection.set(conn)
-        try:
-            async with asyncio.timeout(spec.timeout_s):
-                await self._exchange(spec, clock, measurement, conn)
-        except Exception as exc:  # noqa: BLE001 - inside a sweep every failure is a row
-            measurement.error_type = classify_failure(exc, measurement.status,
-                                                      clock.t_headers is not None)
-            measurement.error_message = describe(exc)
-        finally:
-            current_connection.reset(token)
-        if clock.t_done is None:
-            clock.done()
-        finish_chat(measurement, clock, conn)
-        return measurement
+        return await timed_exchange(partial(self._exchange, spec), spec.timeout_s, finish_chat)
 
     async def _exchange(self, spec: RequestSpec, clock: StreamClock, m: Measurement,
                         conn: ConnectionTiming) -> None:
@@ -190,20 +182,7 @@ class OpenAICompatProvider:
                 clock.done()
                 read_completion(json.loads(body), clock, m)
                 return
-            await self._read_stream(response, clock, m)
-
-    async def _read_stream(self, response: httpx.Response, clock: StreamClock,
-                           m: Measurement) -> None:
-        events = ChatStream(clock, m)
-        async for chunk in response.aiter_raw():
-            if events.finished:
-                continue  # read to the body's end so the connection is reused
-            events.feed(chunk, now_ns())
-            if events.finished:
-                clock.done()
-        if clock.t_done is None:
-            clock.done()
-        events.close()
+            await read_stream(response, ChatStream(clock, m), clock)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import statistics
 from collections.abc import Iterator
 
 import pytest
+from drive import send_in_turn
 
 from providers import DUMMY_KEY
 from providers.anthropic import AnthropicProvider
 from providers.emulator import EmulatorProfile, RunningEmulator, start_emulator
 from providers.http import make_http_client
-from runner.provider_protocol import RequestSpec
+from runner.provider_protocol import Provider, RequestSpec
 from runner.records import Measurement
 
 TTFB_MS, TTFT_MS, ITL_MS, TOKENS = 15.0, 40.0, 4.0, 12
@@ -32,16 +32,13 @@ def spec(stream: bool = True, max_tokens: int = 100, timeout_s: float = 5.0) -> 
 
 def send_all(base_url: str, specs: list[RequestSpec], transport: str = "aiohttp",
              reuse: bool = True, headers: dict[str, str] | None = None) -> list[Measurement]:
-    async def go() -> list[Measurement]:
+    def make() -> Provider:
         client = make_http_client(transport, 0, reuse)
         provider = AnthropicProvider(client, base_url, DUMMY_KEY, transport)
         provider.headers.update(headers or {})
-        try:
-            return [await provider.send(s) for s in specs]
-        finally:
-            await provider.aclose()
+        return provider
 
-    return asyncio.run(go())
+    return send_in_turn(make, specs)
 
 
 @pytest.mark.parametrize("transport", ["aiohttp", "httpcore"])

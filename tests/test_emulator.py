@@ -199,12 +199,14 @@ def test_stream_timing_matches_profile(emu: RunningEmulator) -> None:
 
 def test_non_stream_arrives_at_last_token(http: httpx.Client) -> None:
     http.get("/_latlab/health")
-    t_start = time.perf_counter_ns()
-    resp = http.post("/v1/messages", json=body(stream=False), headers=AUTH)
-    elapsed_ms = (time.perf_counter_ns() - t_start) / 1e6
+    elapsed_ms = []
+    for _ in range(3):  # the median of three: one slow wake-up of a shared machine is noise
+        t_start = time.perf_counter_ns()
+        resp = http.post("/v1/messages", json=body(stream=False), headers=AUTH)
+        elapsed_ms.append((time.perf_counter_ns() - t_start) / 1e6)
     assert resp.json()["usage"]["output_tokens"] == TOKENS
     expected = TTFT_MS + (TOKENS - 1) * ITL_MS
-    assert abs(elapsed_ms - expected) < 5.0
+    assert abs(statistics.median(elapsed_ms) - expected) < 5.0
     assert float(resp.headers["x-latlab-planned-total-ms"]) == pytest.approx(expected)
 
 

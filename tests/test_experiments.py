@@ -184,7 +184,7 @@ EXPERIMENTS: dict[str, tuple[list[str], Check]] = {
     "semantic_cache": ([FAST, "++matrix.batch.mode=[exact]"], check_semantic_cache),
     "agent_sessions": ([FAST, "workload.iterations=1", "++matrix.workload.task=[simple]"],
                        check_agent_sessions),
-    "bedrock_overhead": ([FAST, "workload.iterations=3", "++matrix.model=[haiku-4-5]",
+    "bedrock_overhead": ([FAST, "workload.iterations=8", "++matrix.model=[haiku-4-5]",
                           "++profile.bedrock={overhead_ms:{median:60}}"], check_bedrock_overhead),
 }
 

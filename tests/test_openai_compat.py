@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import statistics
@@ -13,13 +12,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from drive import send_in_turn
 
 from providers import DUMMY_KEY, env_key_endpoint
 from providers.emulator import EmulatorProfile, RunningEmulator, start_emulator
 from providers.http import make_http_client
 from providers.openai_compat import OpenAICompatProvider, chat_body, chat_url
 from runner.errors import CredentialsError
-from runner.provider_protocol import RequestSpec
+from runner.provider_protocol import Provider, RequestSpec
 from runner.records import Measurement
 
 TTFB_MS, TTFT_MS, ITL_MS, TOKENS = 15.0, 40.0, 4.0, 12
@@ -39,15 +39,12 @@ def spec(stream: bool = True, **extra: object) -> RequestSpec:
 
 def send_all(base_url: str, specs: list[RequestSpec],
              headers: dict[str, str] | None = None) -> list[Measurement]:
-    async def go() -> list[Measurement]:
+    def make() -> Provider:
         provider = OpenAICompatProvider(make_http_client(), base_url, DUMMY_KEY)
         provider.headers.update(headers or {})
-        try:
-            return [await provider.send(s) for s in specs]
-        finally:
-            await provider.aclose()
+        return provider
 
-    return asyncio.run(go())
+    return send_in_turn(make, specs)
 
 
 def raw_stream(base_url: str, body: dict[str, object]) -> bytes:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import statistics
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from drive import send_in_turn
 from result_files import request_rows
 
 from providers import DUMMY_KEY
@@ -19,7 +19,7 @@ from providers.emulator import EmulatorProfile, RunningEmulator, start_emulator
 from providers.http import make_http_client
 from providers.vertex import VertexProvider, model_url, vertex_body, vertex_endpoint
 from runner.errors import ConfigError, CredentialsError
-from runner.provider_protocol import RequestSpec
+from runner.provider_protocol import Provider, RequestSpec
 from runner.records import Measurement
 
 TTFB_MS, TTFT_MS, ITL_MS, TOKENS = 15.0, 40.0, 4.0, 12
@@ -42,15 +42,12 @@ def spec(stream: bool = True) -> RequestSpec:
 
 def send_all(base_url: str, specs: list[RequestSpec],
              headers: dict[str, str] | None = None) -> list[Measurement]:
-    async def go() -> list[Measurement]:
+    def make() -> Provider:
         provider = VertexProvider(make_http_client(), base_url, DUMMY_KEY, "proj", "us-east5")
         provider.headers.update(headers or {})
-        try:
-            return [await provider.send(s) for s in specs]
-        finally:
-            await provider.aclose()
+        return provider
 
-    return asyncio.run(go())
+    return send_in_turn(make, specs)
 
 
 def test_url_and_body() -> None:

@@ -34,10 +34,8 @@ from aiohttp import web
 from providers.emulator import anthropic_wire
 from providers.emulator import bedrock_wire as wire
 from providers.emulator.eventstream import corrupt_crc
-from providers.emulator.profile import FAULT_KINDS
 from providers.emulator.server import (
     FAULT_DELTAS,
-    FAULT_HEADER,
     STALL_S,
     STATE_KEY,
     EmulatorState,
@@ -47,6 +45,7 @@ from providers.emulator.server import (
     _disconnect,
     _send_at,
     _send_headers_at,
+    forced_fault,
     sleep_until,
 )
 
@@ -173,17 +172,6 @@ def body_problem(body: Any, op: Operation) -> str | None:
     return None
 
 
-def forced_fault(request: web.Request) -> str | None:
-    """The ``x-latlab-fault`` header as a canonical kind; ValueError for unknown kinds."""
-    value = request.headers.get(FAULT_HEADER)
-    if value is None:
-        return None
-    value = value.strip().lower()
-    if value != "none" and value not in FAULT_KINDS and value not in BEDROCK_FAULTS:
-        raise ValueError(f"unknown fault kind {value!r} in {FAULT_HEADER}")
-    return FAULT_ALIASES.get(value, value)
-
-
 def guarded(request: web.Request, op: Operation, body: Mapping[str, Any]) -> bool:
     """Whether the request carries a guardrail (Invoke: headers; Converse: guardrailConfig)."""
     if op.converse:
@@ -211,7 +199,8 @@ def plan_request(state: EmulatorState, request: web.Request, op: Operation,
     """Draw the model plan, then the layers. ValueError: bad request; KeyError: bad model."""
     is_guarded = guarded(request, op, body)
     messages_body = model_body(request.match_info["modelId"], op, body)
-    plan = state.plan(messages_body, t0_ns, request_id, forced_fault(request))
+    fault = forced_fault(request, BEDROCK_FAULTS, FAULT_ALIASES)
+    plan = state.plan(messages_body, t0_ns, request_id, fault)
     return add_layers(state, plan, op, is_guarded)
 
 

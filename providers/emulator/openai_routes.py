@@ -27,9 +27,7 @@ from aiohttp import web
 
 from providers.emulator import anthropic_wire
 from providers.emulator import openai_wire as wire
-from providers.emulator.profile import FAULT_KINDS
 from providers.emulator.server import (
-    FAULT_HEADER,
     STATE_KEY,
     RequestPlan,
     ServerStats,
@@ -38,6 +36,7 @@ from providers.emulator.server import (
     _send_at,
     _send_headers_at,
     _stall,
+    forced_fault,
     sleep_until,
 )
 
@@ -96,16 +95,6 @@ def body_problem(body: Any) -> str | None:
                                   or value < 1):
             return f"{key}: must be an integer >= 1"
     return None
-
-
-def forced_fault(request: web.Request) -> str | None:
-    value = request.headers.get(FAULT_HEADER)
-    if value is None:
-        return None
-    value = value.strip().lower()
-    if value != "none" and value not in FAULT_KINDS:
-        raise ValueError(f"unknown fault kind {value!r} in {FAULT_HEADER}")
-    return value
 
 
 def chat_plan(plan: RequestPlan, body: dict[str, Any]) -> ChatPlan:

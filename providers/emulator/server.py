@@ -14,7 +14,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -319,15 +319,16 @@ async def _read_request(request: web.Request, request_id: str) -> JSONDict | web
     return body
 
 
-def _forced_fault(request: web.Request) -> str | None:
-    """The ``x-latlab-fault`` header value; ValueError for unknown kinds."""
+def forced_fault(request: web.Request, extra_kinds: Collection[str] = (),
+                 aliases: Mapping[str, str] | None = None) -> str | None:
+    """The ``x-latlab-fault`` header as a canonical kind; ValueError for unknown kinds."""
     value = request.headers.get(FAULT_HEADER)
     if value is None:
         return None
     value = value.strip().lower()
-    if value != "none" and value not in FAULT_KINDS:
+    if value != "none" and value not in FAULT_KINDS and value not in extra_kinds:
         raise ValueError(f"unknown fault kind {value!r} in {FAULT_HEADER}")
-    return value
+    return (aliases or {}).get(value, value)
 
 
 # ---------------------------------------------------------------------------- sending
@@ -498,7 +499,7 @@ async def _admitted(request: web.Request, state: EmulatorState, body: JSONDict,
                     request_id: str, t0: int, admission: Admission) -> web.StreamResponse:
     """Plan and send a request that has a capacity slot (or was rejected beyond the queue)."""
     try:
-        forced = admission.reject or _forced_fault(request)
+        forced = admission.reject or forced_fault(request)
         plan = state.plan(body, t0, request_id, forced, round(admission.queue_ms * 1e6))
     except ValueError as exc:
         return error_response(400, request_id, str(exc))

@@ -26,13 +26,13 @@ from providers.emulator.server import (
     RequestPlan,
     ServerStats,
     _disconnect,
-    _forced_fault,
     _http_fault,
     _non_stream,
     _stall,
     _stream,
     _validate_body,
     error_response,
+    forced_fault,
 )
 
 METHODS = {"rawPredict": False, "streamRawPredict": True}  # method → streamed
@@ -86,7 +86,7 @@ async def handle(request: web.Request, t0_ns: int) -> web.StreamResponse:
     if isinstance(body, web.Response):
         return body
     try:
-        plan = state.plan(body, t0_ns, request_id, _forced_fault(request))
+        plan = state.plan(body, t0_ns, request_id, forced_fault(request))
     except ValueError as exc:
         return error_response(400, request_id, str(exc))
     except KeyError:
