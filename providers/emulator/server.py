@@ -505,25 +505,35 @@ async def _admitted(request: web.Request, state: EmulatorState, body: JSONDict,
         return error_response(400, request_id, str(exc))
     except KeyError:
         return error_response(404, request_id, f"model: {body['model']}")
-    stats = state.stats
+    result = await send_fault(request, plan, state.stats)
+    if result is None and body.get("tools") and (scripted := _scripted(body)) is not None:
+        from providers.emulator.scripts import respond  # agent sessions
+
+        result = await respond(request, plan, scripted, plan.input_tokens)
+    if result is None:
+        result = await send_messages(request, plan, state.stats)
+    assert isinstance(result, web.StreamResponse)
+    return result
+
+
+async def send_fault(request: web.Request, plan: RequestPlan, stats: ServerStats) -> Any:
+    """Count the plan's fault; send it if it replaces the response, else return None."""
     if plan.fault is not None:
         stats.fault(plan.fault)
     if plan.fault in HTTP_FAULTS:
-        result = await _http_fault(request, plan, stats)
-    elif plan.fault == "disconnect":
-        result = await _disconnect(request, plan)
-    elif plan.fault == "stall":
-        result = await _stall(request, plan, stats)
-    elif body.get("tools") and (scripted := _scripted(body)) is not None:  # agent sessions
-        from providers.emulator.scripts import respond
+        return await _http_fault(request, plan, stats)
+    if plan.fault == "disconnect":
+        return await _disconnect(request, plan)
+    if plan.fault == "stall":
+        return await _stall(request, plan, stats)
+    return None
 
-        result = await respond(request, plan, scripted, plan.input_tokens)
-    elif plan.stream:
-        result = await _stream(request, plan, stats)
-    else:
-        result = await _non_stream(request, plan, stats)
-    assert isinstance(result, web.StreamResponse)
-    return result
+
+async def send_messages(request: web.Request, plan: RequestPlan, stats: ServerStats) -> Any:
+    """The Messages response, streamed or whole (in-stream faults are the plan's to act on)."""
+    if plan.stream:
+        return await _stream(request, plan, stats)
+    return await _non_stream(request, plan, stats)
 
 
 def _scripted(body: JSONDict) -> Any:

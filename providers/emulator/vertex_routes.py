@@ -21,18 +21,14 @@ from aiohttp import web
 
 from providers.emulator import anthropic_wire as wire
 from providers.emulator.server import (
-    HTTP_FAULTS,
     STATE_KEY,
     RequestPlan,
     ServerStats,
-    _disconnect,
-    _http_fault,
-    _non_stream,
-    _stall,
-    _stream,
     _validate_body,
     error_response,
     forced_fault,
+    send_fault,
+    send_messages,
 )
 
 METHODS = {"rawPredict": False, "streamRawPredict": True}  # method → streamed
@@ -66,17 +62,8 @@ async def read_body(request: web.Request, request_id: str) -> dict[str, Any] | w
 
 
 async def send_plan(request: web.Request, plan: RequestPlan, stats: ServerStats) -> Any:
-    if plan.fault is not None:
-        stats.fault(plan.fault)
-    if plan.fault in HTTP_FAULTS:
-        return await _http_fault(request, plan, stats)
-    if plan.fault == "disconnect":
-        return await _disconnect(request, plan)
-    if plan.fault == "stall":
-        return await _stall(request, plan, stats)
-    if plan.stream:
-        return await _stream(request, plan, stats)
-    return await _non_stream(request, plan, stats)
+    faulted = await send_fault(request, plan, stats)
+    return faulted if faulted is not None else await send_messages(request, plan, stats)
 
 
 async def handle(request: web.Request, t0_ns: int) -> web.StreamResponse:
