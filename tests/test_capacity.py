@@ -13,6 +13,8 @@ from providers.emulator import start_emulator
 from providers.emulator.capacity import CapacityLimit, CapacityProfile
 from providers.emulator.profile import EmulatorProfile
 
+pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
+
 AUTH = {"x-api-key": "test-key", "anthropic-version": "2023-06-01"}
 TTFT_MS, ITL_MS, TOKENS = 40.0, 20.0, 10  # a request holds its slot ≈ 220 ms
 

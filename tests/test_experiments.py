@@ -16,6 +16,8 @@ from result_files import request_rows
 
 from analysis.query import open_results
 
+pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["workload.warmup=0"]
 FAST = "profile=fast"
