@@ -33,6 +33,7 @@ from aiohttp import web
 
 from providers.emulator import anthropic_wire
 from providers.emulator import bedrock_wire as wire
+from providers.emulator.capacity import Admission
 from providers.emulator.eventstream import corrupt_crc
 from providers.emulator.server import (
     FAULT_DELTAS,
@@ -45,6 +46,7 @@ from providers.emulator.server import (
     _disconnect,
     _send_at,
     _send_headers_at,
+    capacity_slot,
     forced_fault,
     sleep_until,
 )
@@ -195,12 +197,14 @@ def model_body(model_id: str, op: Operation, body: Mapping[str, Any]) -> dict[st
 
 
 def plan_request(state: EmulatorState, request: web.Request, op: Operation,
-                 body: Mapping[str, Any], t0_ns: int, request_id: str) -> BedrockPlan:
-    """Draw the model plan, then the layers. ValueError: bad request; KeyError: bad model."""
+                 body: Mapping[str, Any], t0_ns: int, request_id: str,
+                 admission: Admission) -> BedrockPlan:
+    """Draw the model plan, then the layers. ValueError: bad request; KeyError: bad model.
+    A request rejected by capacity gets ThrottlingException / ServiceUnavailableException."""
     is_guarded = guarded(request, op, body)
     messages_body = model_body(request.match_info["modelId"], op, body)
-    fault = forced_fault(request, BEDROCK_FAULTS, FAULT_ALIASES)
-    plan = state.plan(messages_body, t0_ns, request_id, fault)
+    fault = admission.reject or forced_fault(request, BEDROCK_FAULTS, FAULT_ALIASES)
+    plan = state.plan(messages_body, t0_ns, request_id, fault, admission.queue_ns)
     return add_layers(state, plan, op, is_guarded)
 
 
@@ -409,20 +413,27 @@ async def handle(request: web.Request, op: Operation, t0_ns: int) -> web.StreamR
     message = body_problem(body, op)
     if message is not None:
         return error_response("ValidationException", request_id, message)
-    try:
-        bp = plan_request(state, request, op, body, t0_ns, request_id)
-    except ValueError as exc:
-        return error_response("ValidationException", request_id, str(exc))
-    except KeyError:
-        return error_response("ValidationException", request_id,
-                              "The provided model identifier is invalid.")
+    async with capacity_slot(state, request.match_info["modelId"]) as admission:
+        try:
+            bp = plan_request(state, request, op, body, t0_ns, request_id, admission)
+        except ValueError as exc:
+            return error_response("ValidationException", request_id, str(exc))
+        except KeyError:
+            return error_response("ValidationException", request_id,
+                                  "The provided model identifier is invalid.")
+        return await send_bedrock(request, op, body, bp, state.stats)
+
+
+async def send_bedrock(request: web.Request, op: Operation, body: Mapping[str, Any],
+                       bp: BedrockPlan, stats: ServerStats) -> web.StreamResponse:
+    """The planned response: a scripted agent turn (Invoke with tools), else the model's."""
     if bp.plan.fault is None and not op.converse and body.get("tools"):  # agent sessions
         from providers.emulator.scripts import respond_bedrock, scripted_reply
 
         scripted = scripted_reply(body)
         if scripted is not None:
             return await respond_bedrock(request, bp, scripted)  # type: ignore[no-any-return]
-    result = await send_planned(request, bp, state.stats)
+    result = await send_planned(request, bp, stats)
     assert isinstance(result, web.StreamResponse)
     return result
 
