@@ -118,7 +118,10 @@ class ServerStats:
     def record(self, event: str, lag_ns: int) -> None:
         with self._lock:
             self._lag.record(lag_ns)
-            self._by_event.setdefault(event, LagHistogram()).record(lag_ns)
+            histogram = self._by_event.get(event)
+            if histogram is None:
+                histogram = self._by_event[event] = LagHistogram()
+            histogram.record(lag_ns)
 
     def request_started(self) -> None:
         with self._lock:
