@@ -29,6 +29,7 @@ from analysis.query import check_format, open_results, render
 from runner.errors import ConfigError
 
 MIN_N = 10
+NEEDS = ("comparison", "run_order", "cell_pairs", "measured_ok")  # the views compare reads
 METRICS = ("ttft_ms", "total_ms", "ttfb_ms", "output_tps")
 DEFAULT_METRICS = ("ttft_ms", "total_ms", "output_tps")
 HIGHER_IS_BETTER = {"output_tps"}
@@ -189,7 +190,7 @@ def compare_command(results_dir: Path, run_ids: Sequence[str], fmt: str,
     if by is None and len(chosen) < 2:
         raise ConfigError(f"compare needs at least 2 runs (got {len(chosen)}); "
                           "use --by AXIS to compare cells within one run")
-    con = open_results(results_dir, chosen)
+    con = open_results(results_dir, chosen, needs=NEEDS)
     try:
         con.execute("SET VARIABLE latlab_baseline_run = ?", [_baseline(con, chosen, run_ids)])
         rows = comparison_rows(con, by or "run", opts)
@@ -201,9 +202,9 @@ def compare_command(results_dir: Path, run_ids: Sequence[str], fmt: str,
 
 
 def _latest(results_dir: Path, want: int) -> list[str]:
-    from analysis.commands import latest_run_ids
+    from analysis.commands import LATEST_NEEDS, latest_run_ids
 
-    con = open_results(results_dir)
+    con = open_results(results_dir, needs=LATEST_NEEDS)
     try:
         return latest_run_ids(con, want)
     finally:
