@@ -7,23 +7,23 @@ UNPIVOT (SELECT run_id, cell, ttfb_ms, ttft_ms, total_ms, output_tps FROM measur
 ON ttfb_ms, ttft_ms, total_ms, output_tps
 INTO NAME metric VALUE value;
 
--- metric_stats: per (run_id, cell, metric): n (non-NULL values), mean, p50 (quantile_cont).
--- Computed per (run_id, cell) in one pass over measured_ok, then put in long form.
+-- metric_stats: per (run_id, cell, metric): n (non-NULL values), mean, p50 (quantile_cont),
+-- stddev (sample). Computed per (run_id, cell) in one pass over measured_ok, then put in long
+-- form.
+CREATE MACRO metric_stats_of(x) AS
+    {'n': count(x), 'mean': avg(x), 'p50': quantile_cont(x, 0.5), 'stddev': stddev_samp(x)};
+
 CREATE VIEW metric_stats AS
 WITH wide AS (
     SELECT run_id, cell,
-           {'n': count(ttfb_ms), 'mean': avg(ttfb_ms), 'p50': quantile_cont(ttfb_ms, 0.5)}
-               AS ttfb_ms,
-           {'n': count(ttft_ms), 'mean': avg(ttft_ms), 'p50': quantile_cont(ttft_ms, 0.5)}
-               AS ttft_ms,
-           {'n': count(total_ms), 'mean': avg(total_ms), 'p50': quantile_cont(total_ms, 0.5)}
-               AS total_ms,
-           {'n': count(output_tps), 'mean': avg(output_tps),
-            'p50': quantile_cont(output_tps, 0.5)} AS output_tps
+           metric_stats_of(ttfb_ms) AS ttfb_ms,
+           metric_stats_of(ttft_ms) AS ttft_ms,
+           metric_stats_of(total_ms) AS total_ms,
+           metric_stats_of(output_tps) AS output_tps
     FROM measured_ok
     GROUP BY run_id, cell
 )
-SELECT run_id, cell, metric, s.n AS n, s.mean AS mean, s.p50 AS p50
+SELECT run_id, cell, metric, s.n AS n, s.mean AS mean, s.p50 AS p50, s.stddev AS stddev
 FROM (UNPIVOT wide ON ttfb_ms, ttft_ms, total_ms, output_tps INTO NAME metric VALUE s);
 
 -- run_order: the selected runs, baseline first: the run named by the variable
@@ -44,9 +44,11 @@ FROM (SELECT run_id, min(started_at) AS started_at FROM (
 --   baseline_run, baseline_cell, run_id, cell, metric
 --   n_baseline, n, baseline_p50, p50, delta_p50 (= p50 − baseline_p50), ratio_p50 (p50 /
 --   baseline_p50), baseline_mean, mean, delta_mean
--- `latlab compare` adds a bootstrap confidence interval of delta_p50 and a verdict.
-CREATE VIEW comparison AS
-WITH stats AS MATERIALIZED (SELECT * FROM metric_stats),
+-- `latlab compare` adds a bootstrap confidence interval of delta_p50 and a verdict
+-- (analysis/55_bootstrap.sql). comparison_of(stats_table): the same over a table with the
+-- columns of metric_stats (compare computes metric_stats once, into a table).
+CREATE MACRO comparison_of(stats_table) AS TABLE
+WITH stats AS MATERIALIZED (SELECT * FROM query_table(stats_table)),
 run_pairs AS (
     SELECT 'run' AS kind, b.run_id AS baseline_run, s.cell AS baseline_cell,
            s.run_id, s.cell
@@ -69,3 +71,5 @@ SELECT p.kind, p.baseline_run, p.baseline_cell, p.run_id, p.cell, b.metric,
 FROM pairs AS p
 JOIN stats AS b ON b.run_id = p.baseline_run AND b.cell = p.baseline_cell
 JOIN stats AS c ON c.run_id = p.run_id AND c.cell = p.cell AND c.metric = b.metric;
+
+CREATE VIEW comparison AS FROM comparison_of('metric_stats');
