@@ -7,24 +7,36 @@ UNPIVOT (SELECT run_id, cell, ttfb_ms, ttft_ms, total_ms, output_tps FROM measur
 ON ttfb_ms, ttft_ms, total_ms, output_tps
 INTO NAME metric VALUE value;
 
--- metric_stats: per (run_id, cell, metric): n (non-NULL values), mean, p50 (quantile_cont),
--- stddev (sample). Computed per (run_id, cell) in one pass over measured_ok, then put in long
--- form.
-CREATE MACRO metric_stats_of(x) AS
-    {'n': count(x), 'mean': avg(x), 'p50': quantile_cont(x, 0.5), 'stddev': stddev_samp(x)};
-
-CREATE VIEW metric_stats AS
-WITH wide AS (
+-- metric_values(metrics): per (run_id, cell, metric) for each metric named in the list
+-- `metrics`: xs, the metric's non-NULL values over measured_ok (in no order). One pass.
+CREATE MACRO metric_values(metrics) AS TABLE
+SELECT run_id, cell, metric, coalesce(xs, []) AS xs
+FROM (
     SELECT run_id, cell,
-           metric_stats_of(ttfb_ms) AS ttfb_ms,
-           metric_stats_of(ttft_ms) AS ttft_ms,
-           metric_stats_of(total_ms) AS total_ms,
-           metric_stats_of(output_tps) AS output_tps
+           list(ttfb_ms) FILTER (WHERE list_contains(metrics, 'ttfb_ms')
+                                 AND ttfb_ms IS NOT NULL) AS ttfb_ms,
+           list(ttft_ms) FILTER (WHERE list_contains(metrics, 'ttft_ms')
+                                 AND ttft_ms IS NOT NULL) AS ttft_ms,
+           list(total_ms) FILTER (WHERE list_contains(metrics, 'total_ms')
+                                  AND total_ms IS NOT NULL) AS total_ms,
+           list(output_tps) FILTER (WHERE list_contains(metrics, 'output_tps')
+                                    AND output_tps IS NOT NULL) AS output_tps
     FROM measured_ok
     GROUP BY run_id, cell
-)
+) UNPIVOT INCLUDE NULLS (xs FOR metric IN (ttfb_ms, ttft_ms, total_ms, output_tps))
+WHERE list_contains(metrics, metric);
+
+-- metric_stats_of(xs): n, mean, p50 (quantile_cont) and stddev (sample) of the values xs.
+CREATE MACRO metric_stats_of(xs) AS {
+    'n': len(xs), 'mean': list_avg(xs), 'p50': list_aggregate(xs, 'quantile_cont', 0.5),
+    'stddev': list_stddev_samp(xs)
+};
+
+-- metric_stats: per (run_id, cell, metric): n (non-NULL values), mean, p50, stddev.
+CREATE VIEW metric_stats AS
 SELECT run_id, cell, metric, s.n AS n, s.mean AS mean, s.p50 AS p50, s.stddev AS stddev
-FROM (UNPIVOT wide ON ttfb_ms, ttft_ms, total_ms, output_tps INTO NAME metric VALUE s);
+FROM (SELECT run_id, cell, metric, metric_stats_of(xs) AS s
+      FROM metric_values(['ttfb_ms', 'ttft_ms', 'total_ms', 'output_tps']));
 
 -- run_order: the selected runs, baseline first: the run named by the variable
 -- latlab_baseline_run (set by `latlab compare`) if any, then by start time and id.
@@ -60,7 +72,8 @@ run_pairs AS (
           GROUP BY cell) AS b ON b.cell = s.cell AND b.run_id <> s.run_id
 ),
 axis_pairs AS (
-    SELECT axis AS kind, run_id AS baseline_run, baseline_cell, run_id, cell FROM cell_pairs
+    SELECT axis AS kind, run_id AS baseline_run, baseline_cell, run_id, cell
+    FROM cell_pairs_of(stats_table)
 ),
 pairs AS (SELECT * FROM run_pairs UNION ALL SELECT * FROM axis_pairs)
 SELECT p.kind, p.baseline_run, p.baseline_cell, p.run_id, p.cell, b.metric,

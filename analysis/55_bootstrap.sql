@@ -9,13 +9,15 @@
 -- the middle, only a band of values around each median is read and sorted, not the group.
 --
 -- Inputs, filled by `latlab compare` (analysis/compare.py):
---   bootstrap_groups  one row per group of values: g (an id), run_id, cell, metric (a column
---                     of measured_ok), n (its non-NULL values), p50 and stddev
---                     (metric_stats), widen: the band's width factor (NULL: the whole group)
+--   bootstrap_values  one row per group of values: g (an id), run_id, cell, metric, xs (the
+--                     values, metric_values)
+--   bootstrap_groups  the groups compared: g, n, p50, stddev (metric_stats_of(xs)) and
+--                     widen, the band's width factor (NULL: the whole group)
 --   bootstrap_pairs   one row per comparison: pair (an id), baseline_g and g (groups)
 --   variables latlab_bootstrap_seed (an integer) and latlab_bootstrap_replicates
-CREATE TABLE bootstrap_groups (g BIGINT, run_id VARCHAR, cell VARCHAR, metric VARCHAR,
-                               n BIGINT, p50 DOUBLE, stddev DOUBLE, widen DOUBLE);
+CREATE TABLE bootstrap_values (g BIGINT, run_id VARCHAR, cell VARCHAR, metric VARCHAR,
+                               xs DOUBLE[]);
+CREATE TABLE bootstrap_groups (g BIGINT, n BIGINT, p50 DOUBLE, stddev DOUBLE, widen DOUBLE);
 CREATE TABLE bootstrap_pairs (pair BIGINT, baseline_g BIGINT, g BIGINT);
 
 -- bootstrap_uniform(x): a number in (0, 1) from the integer x, by hashing it: the same seed
@@ -30,12 +32,17 @@ CREATE MACRO bootstrap_position(n, u) AS least(greatest(ceil(n * u), 1), n)::BIG
 -- median (k1 = k2 for odd n). Replicate r of a group hashes base = seed + 64·r + 0, 1, 2
 -- (n > 48) or + 1 … n (n <= 48).
 CREATE VIEW bootstrap_positions AS
-WITH d AS (
-    SELECT g, n, (n + 1) // 2 AS m, r,
-           ((hash(getvariable('latlab_bootstrap_seed'), run_id, cell, metric) >> 24) << 24)
-               + (64 * r)::UBIGINT AS base
-    FROM bootstrap_groups, range(getvariable('latlab_bootstrap_replicates')) AS t(r)
+WITH s AS MATERIALIZED (
+    SELECT g, n, (n + 1) // 2 AS m,
+           (hash(getvariable('latlab_bootstrap_seed'), v.run_id, v.cell, v.metric) >> 24) << 24
+               AS seed
+    FROM bootstrap_groups JOIN (SELECT g, run_id, cell, metric FROM bootstrap_values) AS v
+         USING (g)
     WHERE n > 0
+),
+d AS (
+    SELECT g, n, m, r, seed + (64 * r)::UBIGINT AS base
+    FROM s, range(getvariable('latlab_bootstrap_replicates')) AS t(r)
 ),
 large AS (
     SELECT g, n, r, u1,
@@ -57,66 +64,28 @@ small AS (
 SELECT g, r, bootstrap_position(n, u1) AS k1, bootstrap_position(n, u2) AS k2
 FROM (SELECT * FROM large UNION ALL SELECT * FROM small);
 
--- bootstrap_band_of(x, wanted, lo, hi): for one group, `below` = its values < lo and `band`
--- = its values in [lo, hi], sorted (lo, hi NULL: unbounded); nothing unless wanted.
-CREATE MACRO bootstrap_band_of(x, wanted, lo, hi) AS {
-    'below': count(*) FILTER (WHERE wanted AND x < lo),
-    'band': list(x ORDER BY x) FILTER (WHERE wanted AND x IS NOT NULL
-                                       AND (lo IS NULL OR x >= lo) AND (hi IS NULL OR x <= hi))
-};
-
 -- bootstrap_medians: per group g and replicate r, the resample median, and covered: whether
 -- the group's band held every drawn position (else compare widens it and asks again).
--- The band: p50 ± 3·√(2π)·stddev·h/n, h = the farthest drawn position from the middle
--- (three times what a normal sample needs); the whole group when n <= 1000 or widen is NULL.
+-- The band: the values within p50 ± 3·√(2π)·stddev·h/n, h = the farthest drawn position
+-- from the middle (three times what a normal sample needs); the whole group when n <= 1000
+-- or widen is NULL. below: the values under the band.
 CREATE VIEW bootstrap_medians AS
 WITH p AS MATERIALIZED (SELECT * FROM bootstrap_positions),
 e AS (
-    SELECT g.*, k.k_lo, k.k_hi,
-           CASE WHEN g.n > 1000 AND g.widen IS NOT NULL THEN
-               g.widen * 3 * sqrt(2 * pi()) * coalesce(g.stddev, 0)
-               * (greatest((g.n + 1) / 2 - k.k_lo, k.k_hi - (g.n + 1) / 2) + 1) / g.n
-           END AS w
-    FROM bootstrap_groups AS g
-    JOIN (SELECT g, min(k1) AS k_lo, max(k2) AS k_hi FROM p GROUP BY g) AS k USING (g)
-),
-edges AS (
-    SELECT run_id, cell,
-           any_value(g) FILTER (WHERE metric = 'ttfb_ms') AS ttfb_g,
-           any_value(p50 - w) FILTER (WHERE metric = 'ttfb_ms') AS ttfb_lo,
-           any_value(p50 + w) FILTER (WHERE metric = 'ttfb_ms') AS ttfb_hi,
-           any_value(g) FILTER (WHERE metric = 'ttft_ms') AS ttft_g,
-           any_value(p50 - w) FILTER (WHERE metric = 'ttft_ms') AS ttft_lo,
-           any_value(p50 + w) FILTER (WHERE metric = 'ttft_ms') AS ttft_hi,
-           any_value(g) FILTER (WHERE metric = 'total_ms') AS total_g,
-           any_value(p50 - w) FILTER (WHERE metric = 'total_ms') AS total_lo,
-           any_value(p50 + w) FILTER (WHERE metric = 'total_ms') AS total_hi,
-           any_value(g) FILTER (WHERE metric = 'output_tps') AS tps_g,
-           any_value(p50 - w) FILTER (WHERE metric = 'output_tps') AS tps_lo,
-           any_value(p50 + w) FILTER (WHERE metric = 'output_tps') AS tps_hi
-    FROM e GROUP BY run_id, cell
-),
-wide AS (  -- one pass over the values of every wanted (run, cell)
-    SELECT any_value(e.ttfb_g) AS ttfb_g, any_value(e.ttft_g) AS ttft_g,
-           any_value(e.total_g) AS total_g, any_value(e.tps_g) AS tps_g,
-           bootstrap_band_of(m.ttfb_ms, e.ttfb_g IS NOT NULL, e.ttfb_lo, e.ttfb_hi) AS ttfb_b,
-           bootstrap_band_of(m.ttft_ms, e.ttft_g IS NOT NULL, e.ttft_lo, e.ttft_hi) AS ttft_b,
-           bootstrap_band_of(m.total_ms, e.total_g IS NOT NULL, e.total_lo, e.total_hi)
-               AS total_b,
-           bootstrap_band_of(m.output_tps, e.tps_g IS NOT NULL, e.tps_lo, e.tps_hi) AS tps_b
-    FROM measured_ok AS m JOIN edges AS e USING (run_id, cell)
-    GROUP BY m.run_id, m.cell
+    SELECT g, k_lo, k_hi, p50 - w AS lo, p50 + w AS hi
+    FROM (SELECT *, CASE WHEN g.n > 1000 AND g.widen IS NOT NULL THEN
+                     g.widen * 3 * sqrt(2 * pi()) * coalesce(g.stddev, 0)
+                     * (greatest((g.n + 1) / 2 - k.k_lo, k.k_hi - (g.n + 1) / 2) + 1) / g.n
+                 END AS w
+          FROM bootstrap_groups AS g
+          JOIN (SELECT g, min(k1) AS k_lo, max(k2) AS k_hi FROM p GROUP BY g) AS k USING (g))
 ),
 bands AS (
-    SELECT b.g, b.below, b.band, b.below + 1 <= e.k_lo AND b.below + len(b.band) >= e.k_hi
-               AS covered
-    FROM (SELECT unnest([{'g': ttfb_g, 'below': ttfb_b.below, 'band': ttfb_b.band},
-                         {'g': ttft_g, 'below': ttft_b.below, 'band': ttft_b.band},
-                         {'g': total_g, 'below': total_b.below, 'band': total_b.band},
-                         {'g': tps_g, 'below': tps_b.below, 'band': tps_b.band}],
-                        recursive := true)
-          FROM wide) AS b
-    JOIN e USING (g)
+    SELECT g, below, band, below + 1 <= k_lo AND below + len(band) >= k_hi AS covered
+    FROM (SELECT e.g, e.k_lo, e.k_hi, len(list_filter(v.xs, lambda x: x < e.lo)) AS below,
+                 list_sort(list_filter(v.xs, lambda x: (e.lo IS NULL OR x >= e.lo)
+                                                       AND (e.hi IS NULL OR x <= e.hi))) AS band
+          FROM e JOIN bootstrap_values AS v USING (g))
 ),
 v AS (  -- the band's values with their positions
     SELECT g, below + generate_subscripts(band, 1) AS k, unnest(band) AS value FROM bands
