@@ -7,36 +7,31 @@ UNPIVOT (SELECT run_id, cell, ttfb_ms, ttft_ms, total_ms, output_tps FROM measur
 ON ttfb_ms, ttft_ms, total_ms, output_tps
 INTO NAME metric VALUE value;
 
--- metric_values(metrics): per (run_id, cell, metric) for each metric named in the list
--- `metrics`: xs, the metric's non-NULL values over measured_ok (in no order). One pass.
-CREATE MACRO metric_values(metrics) AS TABLE
-SELECT run_id, cell, metric, coalesce(xs, []) AS xs
-FROM (
-    SELECT run_id, cell,
-           list(ttfb_ms) FILTER (WHERE list_contains(metrics, 'ttfb_ms')
-                                 AND ttfb_ms IS NOT NULL) AS ttfb_ms,
-           list(ttft_ms) FILTER (WHERE list_contains(metrics, 'ttft_ms')
-                                 AND ttft_ms IS NOT NULL) AS ttft_ms,
-           list(total_ms) FILTER (WHERE list_contains(metrics, 'total_ms')
-                                  AND total_ms IS NOT NULL) AS total_ms,
-           list(output_tps) FILTER (WHERE list_contains(metrics, 'output_tps')
-                                    AND output_tps IS NOT NULL) AS output_tps
-    FROM measured_ok
-    GROUP BY run_id, cell
-) UNPIVOT INCLUDE NULLS (xs FOR metric IN (ttfb_ms, ttft_ms, total_ms, output_tps))
-WHERE list_contains(metrics, metric);
-
--- metric_stats_of(xs): n, mean, p50 (quantile_cont) and stddev (sample) of the values xs.
-CREATE MACRO metric_stats_of(xs) AS {
-    'n': len(xs), 'mean': list_avg(xs), 'p50': list_aggregate(xs, 'quantile_cont', 0.5),
-    'stddev': list_stddev_samp(xs)
+-- metric_stats_for(metrics): per (run_id, cell, metric) for each metric named in the list
+-- `metrics`: n (non-NULL values), mean, p50 (quantile_cont), stddev (sample). One pass over
+-- measured_ok; the metrics not named are not computed.
+CREATE MACRO metric_stats_of(x, wanted) AS {
+    'n': count(x) FILTER (WHERE wanted), 'mean': avg(x) FILTER (WHERE wanted),
+    'p50': quantile_cont(x, 0.5) FILTER (WHERE wanted),
+    'stddev': stddev_samp(x) FILTER (WHERE wanted)
 };
 
--- metric_stats: per (run_id, cell, metric): n (non-NULL values), mean, p50, stddev.
-CREATE VIEW metric_stats AS
+CREATE MACRO metric_stats_for(metrics) AS TABLE
 SELECT run_id, cell, metric, s.n AS n, s.mean AS mean, s.p50 AS p50, s.stddev AS stddev
-FROM (SELECT run_id, cell, metric, metric_stats_of(xs) AS s
-      FROM metric_values(['ttfb_ms', 'ttft_ms', 'total_ms', 'output_tps']));
+FROM (UNPIVOT (
+    SELECT run_id, cell,
+           metric_stats_of(ttfb_ms, list_contains(metrics, 'ttfb_ms')) AS ttfb_ms,
+           metric_stats_of(ttft_ms, list_contains(metrics, 'ttft_ms')) AS ttft_ms,
+           metric_stats_of(total_ms, list_contains(metrics, 'total_ms')) AS total_ms,
+           metric_stats_of(output_tps, list_contains(metrics, 'output_tps')) AS output_tps
+    FROM measured_ok
+    GROUP BY run_id, cell
+) ON ttfb_ms, ttft_ms, total_ms, output_tps INTO NAME metric VALUE s)
+WHERE list_contains(metrics, metric);
+
+-- metric_stats: metric_stats_for every metric.
+CREATE VIEW metric_stats AS
+FROM metric_stats_for(['ttfb_ms', 'ttft_ms', 'total_ms', 'output_tps']);
 
 -- run_order: the selected runs, baseline first: the run named by the variable
 -- latlab_baseline_run (set by `latlab compare`) if any, then by start time and id.

@@ -80,34 +80,22 @@ def bootstrap_pairs(con: duckdb.DuckDBPyConnection, opts: CompareOptions
 # and scale); the pairs by group id; WIDEN_SQL: whole groups for those pairs
 GROUPS_SQL = """
 INSERT INTO bootstrap_groups
-SELECT g, n, p50, stddev, 1.0 FROM compare_stats
-WHERE g IN (SELECT unnest([b.g, o.g]) FROM compared AS c
-            JOIN compare_stats AS b ON (b.run_id, b.cell, b.metric)
-                                       = (c.baseline_run, c.baseline_cell, c.metric)
-            JOIN compare_stats AS o ON (o.run_id, o.cell, o.metric)
-                                       = (c.run_id, c.cell, c.metric))
+SELECT row_number() OVER (ORDER BY run_id, cell, metric), run_id, cell, metric, n, p50,
+       stddev, 1.0
+FROM compare_stats
+WHERE (run_id, cell, metric) IN (SELECT (baseline_run, baseline_cell, metric) FROM compared
+                                 UNION SELECT (run_id, cell, metric) FROM compared)
 """
 PAIRS_SQL = """
 INSERT INTO bootstrap_pairs
 SELECT c.pair, b.g, o.g FROM compared AS c
-JOIN compare_stats AS b ON (b.run_id, b.cell, b.metric) = (c.baseline_run, c.baseline_cell,
-                                                          c.metric)
-JOIN compare_stats AS o ON (o.run_id, o.cell, o.metric) = (c.run_id, c.cell, c.metric)
+JOIN bootstrap_groups AS b ON (b.run_id, b.cell, b.metric) = (c.baseline_run, c.baseline_cell,
+                                                             c.metric)
+JOIN bootstrap_groups AS o ON (o.run_id, o.cell, o.metric) = (c.run_id, c.cell, c.metric)
 """
 WIDEN_SQL = """
 UPDATE bootstrap_groups SET widen = NULL
 WHERE g IN (SELECT unnest([baseline_g, g]) FROM bootstrap_pairs WHERE list_contains($pairs, pair))
-"""
-# one pass over the values of the metrics compared (their lists kept for the bootstrap)
-VALUES_SQL = """
-INSERT INTO bootstrap_values
-SELECT row_number() OVER (ORDER BY run_id, cell, metric), run_id, cell, metric, xs
-FROM metric_values($metrics)
-"""
-STATS_SQL = """
-CREATE OR REPLACE TEMP TABLE compare_stats AS
-SELECT g, run_id, cell, metric, s.n AS n, s.mean AS mean, s.p50 AS p50, s.stddev AS stddev
-FROM (SELECT *, metric_stats_of(xs) AS s FROM bootstrap_values)
 """
 
 
@@ -136,21 +124,23 @@ def _sides(row: dict[str, Any]) -> tuple[str, str]:
     return diff[0]
 
 
-def read_values(con: duckdb.DuckDBPyConnection, metrics: Sequence[str]) -> None:
-    """Fill bootstrap_values and compare_stats with the values of ``metrics`` (one pass over
-    the results; kept for the next call on the same connection)."""
-    have = {r[0] for r in con.execute("SELECT DISTINCT metric FROM bootstrap_values").fetchall()}
-    if set(metrics) <= have:
-        return
-    con.execute("DELETE FROM bootstrap_values")
-    con.execute(VALUES_SQL, {"metrics": sorted(set(metrics) | have)})
-    con.execute(STATS_SQL)
+def read_stats(con: duckdb.DuckDBPyConnection, metrics: Sequence[str]) -> None:
+    """compare_stats: metric_stats of ``metrics`` (one pass over the values; kept for the
+    next call on the same connection)."""
+    if con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'compare_stats'"
+                   ).fetchall():
+        have = {r[0] for r in con.execute("SELECT DISTINCT metric FROM compare_stats").fetchall()}
+        if set(metrics) <= have:
+            return
+        metrics = sorted(set(metrics) | have)
+    con.execute("CREATE OR REPLACE TEMP TABLE compare_stats AS FROM metric_stats_for($metrics)",
+                {"metrics": list(metrics)})
 
 
 def comparison_rows(con: duckdb.DuckDBPyConnection, kind: str, opts: CompareOptions
                     ) -> list[tuple[Any, ...]]:
     """Rows of COLUMNS for every pair of the given kind ('run' or an axis)."""
-    read_values(con, opts.metrics)
+    read_stats(con, opts.metrics)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE compared AS "
         "SELECT row_number() OVER (ORDER BY cell, baseline_cell, run_id, "

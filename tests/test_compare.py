@@ -210,13 +210,11 @@ def sql_positions(results: Path, sizes: list[int], reps: int, seed: int = 0
     con.execute("SET VARIABLE latlab_bootstrap_seed = ?", [seed])
     con.execute("SET VARIABLE latlab_bootstrap_replicates = ?", [reps])
     for g, n in enumerate(sizes):
-        con.execute("INSERT INTO bootstrap_values VALUES (?, 'r', 'c', ?, [])", [g, f"m{g}"])
-        con.execute("INSERT INTO bootstrap_groups VALUES (?, ?, 0, 1, 1)", [g, n])
-    rows = con.execute("SELECT g, k1 - 1, k2 - 1 FROM bootstrap_positions ORDER BY g, r")
-    out: list[list[tuple[int, int]]] = [[] for _ in sizes]
-    for g, k1, k2 in rows.fetchall():
-        out[g].append((k1, k2))
-    return out
+        con.execute("INSERT INTO bootstrap_groups VALUES (?, 'r', 'c', ?, ?, 0, 1, 1)",
+                    [g, f"m{g}", n])
+    rows = con.execute("SELECT g, k1s, k2s FROM bootstrap_positions ORDER BY g").fetchall()
+    assert [g for g, _, _ in rows] == list(range(len(sizes)))
+    return [[(k1 - 1, k2 - 1) for k1, k2 in zip(k1s, k2s, strict=True)] for _, k1s, k2s in rows]
 
 
 @pytest.mark.parametrize(("n", "reps", "tolerance"), [(7, 40000, 0.01), (49, 40000, 0.012),
@@ -275,7 +273,7 @@ def test_band_is_widened_when_a_position_falls_outside(tmp_path: Path) -> None:
     """Groups above 1000 values are read from a band around the median sized by their
     stddev; a group whose stddev badly understates the spread at its median (here: set to
     0) misses drawn positions, and compare redoes it over the whole group."""
-    from analysis.compare import CompareOptions, bootstrap_pairs, intervals, read_values
+    from analysis.compare import CompareOptions, bootstrap_pairs, intervals, read_stats
 
     r = tmp_path / "results"
     for day, (run, shift) in enumerate((("big01", 0.0), ("big02", 5.0))):
@@ -284,7 +282,7 @@ def test_band_is_widened_when_a_position_falls_outside(tmp_path: Path) -> None:
         write_run(r, run, T0 + timedelta(days=day))
     con = open_results(r, needs=("comparison", "bootstrap_intervals"))
     con.execute("SET VARIABLE latlab_baseline_run = 'big01'")
-    read_values(con, ["ttft_ms"])
+    read_stats(con, ["ttft_ms"])
     con.execute("CREATE TEMP TABLE compared AS SELECT 1 AS pair, * FROM comparison_of("
                 "'compare_stats') WHERE kind = 'run' AND metric = 'ttft_ms'")
     opts = CompareOptions()
