@@ -13,7 +13,8 @@
 --                     of measured_ok), n (its non-NULL values), p50 and stddev
 --                     (metric_stats), widen: the band's width factor (NULL: the whole group)
 --   bootstrap_pairs   one row per comparison: pair (an id), baseline_g and g (groups)
---   variables latlab_bootstrap_seed (an integer) and latlab_bootstrap_replicates
+--   variables latlab_bootstrap_seed (an integer), latlab_bootstrap_replicates and
+--   latlab_bootstrap_metrics (the metrics of the groups)
 CREATE TABLE bootstrap_groups (g BIGINT, run_id VARCHAR, cell VARCHAR, metric VARCHAR,
                                n BIGINT, p50 DOUBLE, stddev DOUBLE, widen DOUBLE);
 CREATE TABLE bootstrap_pairs (pair BIGINT, baseline_g BIGINT, g BIGINT);
@@ -63,6 +64,11 @@ FROM (SELECT g, n, list_transform(u1s, lambda u: bootstrap_position(n, u)) AS k1
              list_transform(u2s, lambda u: bootstrap_position(n, u)) AS k2s
       FROM (SELECT * FROM large UNION ALL SELECT * FROM small));
 
+-- bootstrap_wanted(metric, x): x if the variable latlab_bootstrap_metrics (a list) names the
+-- metric, else NULL: a constant, so the metric's column is not even read.
+CREATE MACRO bootstrap_wanted(metric, x) AS
+    CASE WHEN list_contains(getvariable('latlab_bootstrap_metrics'), metric) THEN x END;
+
 -- bootstrap_band_of(x, lo, hi): for one group, `below` = its values < lo and `band` = its
 -- values in [lo, hi] (in no order). (count(*) FILTER (…) would cost more per row.)
 CREATE MACRO bootstrap_band_of(x, lo, hi) AS {
@@ -104,10 +110,14 @@ edges AS (  -- one row per (run, cell): the groups of its metrics and their band
 wide AS (  -- the one pass over the values
     SELECT any_value(e.ttfb_g) AS ttfb_g, any_value(e.ttft_g) AS ttft_g,
            any_value(e.total_g) AS total_g, any_value(e.tps_g) AS tps_g,
-           bootstrap_band_of(m.ttfb_ms, e.ttfb_lo, e.ttfb_hi) AS ttfb_b,
-           bootstrap_band_of(m.ttft_ms, e.ttft_lo, e.ttft_hi) AS ttft_b,
-           bootstrap_band_of(m.total_ms, e.total_lo, e.total_hi) AS total_b,
-           bootstrap_band_of(m.output_tps, e.tps_lo, e.tps_hi) AS tps_b
+           bootstrap_band_of(bootstrap_wanted('ttfb_ms', m.ttfb_ms), e.ttfb_lo, e.ttfb_hi)
+               AS ttfb_b,
+           bootstrap_band_of(bootstrap_wanted('ttft_ms', m.ttft_ms), e.ttft_lo, e.ttft_hi)
+               AS ttft_b,
+           bootstrap_band_of(bootstrap_wanted('total_ms', m.total_ms), e.total_lo, e.total_hi)
+               AS total_b,
+           bootstrap_band_of(bootstrap_wanted('output_tps', m.output_tps), e.tps_lo, e.tps_hi)
+               AS tps_b
     FROM measured_ok AS m JOIN edges AS e USING (run_id, cell)
     GROUP BY e.cell_g
 )

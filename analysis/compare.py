@@ -56,6 +56,8 @@ def intervals(con: duckdb.DuckDBPyConnection, opts: CompareOptions
     bootstrap_pairs and bootstrap_groups: pair -> (interval, covered)."""
     con.execute("SET VARIABLE latlab_bootstrap_seed = ?", [opts.seed])
     con.execute("SET VARIABLE latlab_bootstrap_replicates = ?", [opts.replicates])
+    con.execute("SET VARIABLE latlab_bootstrap_metrics = "
+                "(SELECT list(DISTINCT metric) FROM bootstrap_groups)")
     rows = con.execute("SELECT pair, ci_low, ci_high, covered FROM bootstrap_intervals")
     return {pair: (Interval(float(low), float(high)), bool(covered))
             for pair, low, high, covered in rows.fetchall()}

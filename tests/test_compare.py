@@ -209,6 +209,7 @@ def sql_positions(results: Path, sizes: list[int], reps: int, seed: int = 0
     con = open_results(results, ["base01"], needs=("bootstrap_positions",))
     con.execute("SET VARIABLE latlab_bootstrap_seed = ?", [seed])
     con.execute("SET VARIABLE latlab_bootstrap_replicates = ?", [reps])
+    con.execute("SET VARIABLE latlab_bootstrap_metrics = []")
     for g, n in enumerate(sizes):
         con.execute("INSERT INTO bootstrap_groups VALUES (?, 'r', 'c', ?, ?, 0, 1, 1)",
                     [g, f"m{g}", n])
