@@ -60,6 +60,7 @@ def send_all(kind: str, base_url: str, stream: bool, n: int) -> list[Measurement
     return asyncio.run(go())
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 @pytest.mark.parametrize("kind", ["anthropic", "bedrock", "vertex", "openai_compat"])
 def test_sdk_client_parses_the_stream_and_counts_match_usage(emulator: RunningEmulator,
                                                               kind: str) -> None:
