@@ -22,9 +22,6 @@ from typing import Any
 
 import duckdb
 import yaml
-from rich import box
-from rich.console import Console
-from rich.table import Table
 
 from runner.errors import ConfigError, ResultsError
 from runner.records import REQUESTS_SCHEMA
@@ -397,6 +394,10 @@ def table_width() -> int:
 
 
 def _render_table(columns: list[str], rows: list[list[Any]], width: int | None) -> str:
+    from rich import box  # here: csv and json need no rich (40 ms to import)
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(box=box.SIMPLE_HEAD, header_style="bold")
     for i, name in enumerate(columns):
         numeric = bool(rows) and all(_is_number(row[i]) for row in rows)
