@@ -197,11 +197,12 @@ def test_streamed_timings_match_the_profile_plus_the_bedrock_layer(
         emulator: RunningEmulator, client: str, transport: str, api: str) -> None:
     rows = send_all(emulator.base_url, provider_cfg(client, api, transport), [spec()] * 6)[1:]
     assert all(r.ok for r in rows), rows[0].error_message
-    # boto3's TTFB is stamped when the call returns: after botocore has parsed the headers
-    ttfb_slack = 10 if client == "boto3" else 4
+    # boto3's TTFB is stamped when the call returns: after botocore has parsed the headers;
+    # its stream is read in a worker thread, which shares the GIL with the embedded emulator
+    ttfb_slack, slack = (10, 6) if client == "boto3" else (4, 4)
     assert abs(median(rows, lambda r: r.ttfb_ms) - (TTFB_MS + OVERHEAD_MS)) < ttfb_slack
-    assert abs(median(rows, lambda r: r.ttft_ms) - (TTFT_MS + OVERHEAD_MS)) < 4
-    assert abs(median(rows, lambda r: r.total_ms) - PLANNED_TOTAL_MS) < 4
+    assert abs(median(rows, lambda r: r.ttft_ms) - (TTFT_MS + OVERHEAD_MS)) < slack
+    assert abs(median(rows, lambda r: r.total_ms) - PLANNED_TOTAL_MS) < slack
     assert abs(statistics.median(g for r in rows for g in r.itl_ms) - ITL_MS) < 1.5
     row = rows[0]
     assert row.server_latency_ms == round(PLANNED_TOTAL_MS)
@@ -217,7 +218,8 @@ def test_whole_responses(emulator: RunningEmulator, client: str, api: str) -> No
     rows = send_all(emulator.base_url, provider_cfg(client, api), [spec(stream=False)] * 2)
     row = rows[1]
     assert row.ok, row.error_message
-    assert row.ttft_ms == row.total_ms and abs((row.total_ms or 0) - PLANNED_TOTAL_MS) < 4
+    slack = 6 if client == "boto3" else 4  # boto3 reads in a thread: GIL hand-offs
+    assert row.ttft_ms == row.total_ms and abs((row.total_ms or 0) - PLANNED_TOTAL_MS) < slack
     assert row.server_latency_ms == round(PLANNED_TOTAL_MS) and row.output_tokens == TOKENS
 
 

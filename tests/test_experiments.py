@@ -188,7 +188,8 @@ EXPERIMENTS: dict[str, tuple[list[str], Check]] = {
     "agent_sessions": ([FAST, "workload.iterations=1", "++matrix.workload.task=[simple]"],
                        check_agent_sessions),
     "bedrock_overhead": ([FAST, "workload.iterations=8", "++matrix.model=[haiku-4-5]",
-                          "++profile.bedrock={overhead_ms:{median:60}}"], check_bedrock_overhead),
+                          "++profile.bedrock={overhead_ms:{median:60,sigma:0}}"],
+                         check_bedrock_overhead),
 }
 
 

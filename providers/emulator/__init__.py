@@ -26,7 +26,7 @@ from providers.emulator.profile import (
     FaultProfile,
     ModelProfile,
 )
-from providers.emulator.server import STATE_KEY, build_app, start_site
+from providers.emulator.server import PACING, STATE_KEY, build_app, start_site
 from runner.timing import new_event_loop
 
 __all__ = [
@@ -51,6 +51,7 @@ class RunningEmulator:
     def __init__(self, profile: EmulatorProfile, host: str = "127.0.0.1", port: int = 0) -> None:
         self.profile = profile
         self._app = build_app(profile)
+        PACING.spin_margin_ns = 0  # in the client's process: never hold the GIL spinning
         self._loop = new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="latlab-emulator", daemon=True

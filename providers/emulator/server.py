@@ -14,10 +14,16 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Coroutine,
+    Mapping,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -41,7 +47,26 @@ CACHE_LOST_FAULTS = frozenset({*HTTP_FAULTS, "disconnect", "stall"})  # no first
 _REASONS = {529: "Overloaded"}
 
 JSONDict = dict[str, Any]
-sleep_until = partial(timing.sleep_until, spin_margin_ns=SPIN_MARGIN_NS)
+
+
+@dataclass
+class Pacing:
+    """How this process's emulator waits for a send instant: sleep to ``spin_margin_ns``
+    before it, then spin (yield) the rest. A standalone emulator (its own process) spins. One
+    embedded in the client's process (``start_emulator``: a thread) does not: its spinning
+    holds the GIL and starves the client's thread, whose reads then come late and in clumps
+    (measured: 6 streams, profile=fast, TTFT median 64 ms instead of 20; without the spin
+    23.5 ms)."""
+
+    spin_margin_ns: int = SPIN_MARGIN_NS
+
+
+PACING = Pacing()
+
+
+def sleep_until(deadline_ns: int) -> Coroutine[Any, Any, None]:
+    """Wait until the absolute ``perf_counter_ns`` instant, paced as ``PACING`` says."""
+    return timing.sleep_until(deadline_ns, PACING.spin_margin_ns)
 
 
 # ---------------------------------------------------------------------------- lag statistics
