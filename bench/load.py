@@ -90,16 +90,19 @@ def server_lag_p99(bases: list[str]) -> float:
 
 
 def latlab_args(bases: list[str], workers: int, streams: int, seconds: float,
-                results: Path) -> list[str]:
+                results: Path, closed: bool = False) -> list[str]:
     """``latlab run`` overrides for one level: open loop at the rate that keeps ``streams``
     streams in flight (arrivals evenly spread, so completions do not come in waves), for
-    ``seconds``, after one stream's length of warm-up (connections opened, not measured)."""
+    ``seconds``, after one stream's length of warm-up (connections opened, not measured).
+    ``closed``: closed loop at ``workload.concurrency=streams`` instead (each slot sends its
+    next request when the last ends, as GuideLLM's ``concurrent`` profile does)."""
     rate = streams / STREAM_S
     per_cell = round(rate * seconds / len(bases))
     warmup = math.ceil(streams / len(bases))
+    pace = ([f"workload.concurrency={streams}"] if closed else
+            [f"workload.rate={rate:.3f}", "workload.max_in_flight=100000"])
     args = ["emulate=false", f"provider.base_url={bases[0]}", f"results_dir={results}",
-            f"workload.warmup={warmup}", f"workload.iterations={per_cell}",
-            f"workload.rate={rate:.3f}", "workload.max_in_flight=100000",
+            f"workload.warmup={warmup}", f"workload.iterations={per_cell}", *pace,
             f"workload.workers={workers}", "workload.max_tokens=128",
             "hydra/job_logging=none", "hydra/hydra_logging=none"]
     if len(bases) > 1:
@@ -119,12 +122,14 @@ SELECT count(*), sum(output_tokens) / ((max(epoch_ms(started_at) + total_ms)
 FROM r"""
 
 
-def measure_latlab(bases: list[str], workers: int, target: int, seconds: float) -> Level:
+def measure_latlab(bases: list[str], workers: int, target: int, seconds: float,
+                   loop: str = "open") -> Level:
+    closed = loop == "closed"
     with tempfile.TemporaryDirectory() as tmp:
         results = Path(tmp) / "results"
         reset_servers(bases)
         done = subprocess.run([sys.executable, "-m", "runner.cli", "run",
-                               *latlab_args(bases, workers, target, seconds, results)],
+                               *latlab_args(bases, workers, target, seconds, results, closed)],
                               cwd=tmp, capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
             raise RuntimeError(f"latlab run failed: {done.stderr[-2000:]}")
@@ -135,8 +140,8 @@ def measure_latlab(bases: list[str], workers: int, target: int, seconds: float) 
         run = duckdb.execute("SELECT loop_lag_p99_ms, client_cpu_pct FROM read_parquet(?)",
                              [str(next(results.glob("runs/*.parquet")))]).fetchone() or ()
     flagged = "bottleneck" if "client was the bottleneck" in done.stderr else "none"
-    return Level("latlab", workers, round(streams), n, tps, p50, p99, itl, lag, late,
-                 run[0], run[1], errors, flagged)
+    return Level("latlab-cl" if closed else "latlab", workers, round(streams), n, tps, p50,
+                 p99, itl, lag, late, run[0], run[1], errors, flagged)
 
 
 def has_chat_endpoint(base: str) -> bool:
@@ -152,10 +157,10 @@ def has_chat_endpoint(base: str) -> bool:
         return False
 
 
-HEADER = (f"{'tool':<9}{'workers':>8}{'streams':>8}{'reqs':>7}{'tok/s':>9}{'ttft err':>9}"
+HEADER = (f"{'tool':<11}{'workers':>8}{'streams':>8}{'reqs':>7}{'tok/s':>9}{'ttft err':>9}"
           f"{'ttft err':>9}{'itl err':>8}{'server':>8}{'late':>7}{'loop lag':>9}{'cpu':>6}"
           f"{'err':>5}  pass  flagged\n"
-          f"{'':<41}{'p50 ms':>9}{'p99 ms':>9}{'p99 ms':>8}{'lag p99':>8}"
+          f"{'':<43}{'p50 ms':>9}{'p99 ms':>9}{'p99 ms':>8}{'lag p99':>8}"
           f"{'share':>7}{'p99 ms':>9}{'%':>6}\n")
 
 
@@ -164,7 +169,7 @@ def fmt(value: float | None, width: int, digits: int = 2) -> str:
 
 
 def line(level: Level, limit_ms: float) -> str:
-    return (f"{level.tool:<9}{level.workers:>8}{level.concurrency:>8}{level.requests:>7}"
+    return (f"{level.tool:<11}{level.workers:>8}{level.concurrency:>8}{level.requests:>7}"
             f"{level.tokens_per_s:>9.0f}{fmt(level.ttft_err_p50, 9)}{fmt(level.ttft_err_p99, 9)}"
             f"{fmt(level.itl_err_p99, 8)}{fmt(level.server_lag_p99, 8)}"
             f"{fmt(level.late_share, 7)}{fmt(level.loop_lag_p99, 9)}{fmt(level.cpu_pct, 6, 0)}"
@@ -210,6 +215,9 @@ def main() -> None:
                         help="target streams in flight (open loop at streams / 0.64 s)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--seconds", type=float, default=8.0, help="streaming time per level")
+    parser.add_argument("--loop", nargs="+", choices=["open", "closed"], default=["open"],
+                        help="latlab's pacing: open loop (rate) and/or closed loop "
+                             "(concurrency, tool latlab-cl; like GuideLLM's concurrent)")
     parser.add_argument("--emulators", type=int, default=1, help="emulator processes")
     parser.add_argument("--max-error-ms", type=float, default=5.0)
     parser.add_argument("--peer", default=None,
@@ -225,11 +233,12 @@ def main() -> None:
         bases = [stack.enter_context(emulator()) for _ in range(args.emulators)]
         out.write(f"emulators {' '.join(bases)}  profile: {' '.join(PROFILE_ARGS)}  "
                   f"cores {os.cpu_count()}  {time.strftime('%Y-%m-%d %H:%M')}\n{HEADER}")
-        for workers in [] if args.peer_only else args.workers:
-            for target in args.streams:
-                level = measure_latlab(bases, workers, target, args.seconds)
-                out.write(line(level, args.max_error_ms))
-                out.flush()
+        for loop in [] if args.peer_only else args.loop:
+            for workers in args.workers:
+                for target in args.streams:
+                    level = measure_latlab(bases, workers, target, args.seconds, loop)
+                    out.write(line(level, args.max_error_ms))
+                    out.flush()
         if args.peer:
             run_peer(args, bases[0], out)
 
