@@ -133,12 +133,17 @@ class AnthropicProvider:
     def body_for(self, spec: RequestSpec) -> dict[str, Any]:
         return messages_body(spec)
 
+    def request_headers(self) -> dict[str, str]:
+        """Headers of the next request (Vertex's bearer token can change during a run)."""
+        return self.headers
+
     async def _exchange(self, spec: RequestSpec, clock: StreamClock, m: Measurement,
                         conn: ConnectionTiming) -> None:
         extensions = {"trace": httpcore_trace(conn)} if self.transport == "httpcore" else {}
         clock.t_start = now_ns()
+        headers = self.request_headers()
         async with self.client.stream("POST", self.url_for(spec), json=self.body_for(spec),
-                                      headers=self.headers, extensions=extensions) as response:
+                                      headers=headers, extensions=extensions) as response:
             clock.headers()
             m.status = response.status_code
             m.request_id = response.headers.get("request-id")

@@ -111,9 +111,10 @@ def build_openai_compat(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
 
 
 def build_vertex(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
-    from providers.vertex import VertexProvider, region_of
+    from providers.vertex import BearerToken, VertexAuth, VertexProvider, adc_token, region_of
 
-    project, region = str(endpoint.credentials), region_of(cfg)
+    auth: VertexAuth = endpoint.credentials
+    project, region = auth.project, region_of(cfg)
     if client_of(cfg) == "sdk":
         try:
             import anthropic
@@ -123,11 +124,12 @@ def build_vertex(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
 
         quiet_sdk_logs()
 
-        return AnthropicSdkProvider(anthropic.AsyncAnthropicVertex(
-            region=region, project_id=project, access_token=endpoint.api_key,
+        return AnthropicSdkProvider(anthropic.AsyncAnthropicVertex(  # ADC: the SDK refreshes
+            region=region, project_id=project, access_token=None if auth.adc else endpoint.api_key,
             base_url=endpoint.base_url.rstrip("/") + "/v1", max_retries=0))
-    return VertexProvider(_http(cfg), endpoint.base_url, endpoint.api_key or "", project,
-                          region, str(cfg.get("transport", "aiohttp")))
+    token = BearerToken(endpoint.api_key or "", adc_token if auth.adc else None)
+    return VertexProvider(_http(cfg), endpoint.base_url, token, project, region,
+                          str(cfg.get("transport", "aiohttp")))
 
 
 def build_bedrock_sdk(cfg: Mapping[str, Any], endpoint: Endpoint, region: str) -> Provider:

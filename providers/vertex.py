@@ -14,12 +14,20 @@ variable named by ``provider.api_key_env`` (``GOOGLE_OAUTH_ACCESS_TOKEN``; e.g.
 ``$(gcloud auth print-access-token)``), else Application Default Credentials through
 google-auth (the optional extra ``latlab[vertex]``). The project: ``provider.project``, else
 ``ANTHROPIC_VERTEX_PROJECT_ID`` or ``GOOGLE_CLOUD_PROJECT``.
+
+Access tokens live an hour. A token from ADC is fetched again during a run once it is
+``REFRESH_AFTER_S`` old (in a thread: the event loop never waits for Google's token endpoint);
+a token from the environment cannot be renewed by latlab, so sweeps longer than about 50
+minutes should use ADC.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
@@ -88,6 +96,46 @@ def adc_token() -> str:
     return str(credentials.token)
 
 
+REFRESH_AFTER_S = 45 * 60  # Google access tokens live 60 minutes
+RETRY_AFTER_S = 60.0  # a failed re-fetch keeps the old token and tries again this much later
+
+
+@dataclass(frozen=True)
+class VertexAuth:
+    """``Endpoint.credentials`` for Vertex: the project, and whether the token came from ADC
+    (and so can be fetched again during the run)."""
+
+    project: str
+    adc: bool = False
+
+
+class BearerToken:
+    """The token of every request; an ADC token is fetched again once it is
+    ``REFRESH_AFTER_S`` old, in a thread, while requests go on with the old (still valid) one."""
+
+    def __init__(self, token: str, fetch: Callable[[], str] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.token, self._fetch, self._clock = token, fetch, clock
+        self._fetched_at = clock()
+        self._refreshing: asyncio.Task[None] | None = None
+
+    def current(self) -> str:
+        """The token to send now (starts a background re-fetch when it is due)."""
+        due = self._clock() - self._fetched_at >= REFRESH_AFTER_S
+        if self._fetch is not None and due and self._refreshing is None:
+            self._refreshing = asyncio.get_running_loop().create_task(self._refetch(self._fetch))
+        return self.token
+
+    async def _refetch(self, fetch: Callable[[], str]) -> None:
+        try:
+            self.token = await asyncio.to_thread(fetch)
+            self._fetched_at = self._clock()
+        except CredentialsError:  # keep the old token: a 401 becomes a visible error row
+            self._fetched_at = self._clock() - REFRESH_AFTER_S + RETRY_AFTER_S
+        finally:
+            self._refreshing = None
+
+
 def is_loopback(url: str) -> bool:
     host = urlparse(url).hostname or ""
     return host in ("localhost", "::1") or host.startswith("127.")
@@ -101,23 +149,26 @@ def vertex_endpoint(cfg: Mapping[str, Any], emulator_url: str | None) -> Endpoin
     emulated = emulator_url is not None
     project = project_of(cfg, emulated)
     if emulator_url is not None:
-        return Endpoint(emulator_url, DUMMY_KEY, emulated=True, credentials=project)
+        return Endpoint(emulator_url, DUMMY_KEY, emulated=True, credentials=VertexAuth(project))
     base = str(cfg["base_url"])
     env = str(cfg.get("api_key_env") or "")
     token = os.environ.get(env, "") if env else ""
-    if not token:
-        token = DUMMY_KEY if is_loopback(base) else adc_token()
-    return Endpoint(base, token, emulated=False, credentials=project)
+    if token or is_loopback(base):
+        return Endpoint(base, token or DUMMY_KEY, emulated=False, credentials=VertexAuth(project))
+    return Endpoint(base, adc_token(), emulated=False, credentials=VertexAuth(project, adc=True))
 
 
 class VertexProvider(AnthropicProvider):
     """The Anthropic client with Vertex's URL, body and bearer token."""
 
-    def __init__(self, client: httpx.AsyncClient, base_url: str, token: str, project: str,
-                 region: str, transport: str = "aiohttp") -> None:
-        super().__init__(client, base_url, token, transport)
-        self.base_url, self.project, self.region = base_url, project, region
-        self.headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    def __init__(self, client: httpx.AsyncClient, base_url: str, token: BearerToken,
+                 project: str, region: str, transport: str = "aiohttp") -> None:
+        super().__init__(client, base_url, token.token, transport)
+        self.base_url, self.project, self.region, self.token = base_url, project, region, token
+        self.headers = {"content-type": "application/json"}
+
+    def request_headers(self) -> dict[str, str]:
+        return {**self.headers, "authorization": f"Bearer {self.token.current()}"}
 
     def url_for(self, spec: RequestSpec) -> str:
         return model_url(self.base_url, self.project, self.region, spec.model_id, spec.stream)

@@ -16,6 +16,8 @@ from providers.http import make_http_client
 from runner.provider_protocol import Provider, RequestSpec
 from runner.records import Measurement
 
+pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
+
 TTFB_MS, TTFT_MS, ITL_MS, TOKENS = 15.0, 40.0, 4.0, 12
 
 

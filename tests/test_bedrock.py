@@ -36,6 +36,8 @@ from runner.errors import ConfigError, CredentialsError
 from runner.provider_protocol import Provider, RequestSpec
 from runner.records import Measurement
 
+pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 TTFB_MS, TTFT_MS, ITL_MS, TOKENS = 15.0, 40.0, 4.0, 10
 OVERHEAD_MS, GUARD_MS, GUARD_SHARE = 30.0, 40.0, 0.5

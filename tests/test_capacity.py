@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from result_files import request_rows
 
 from providers.emulator import start_emulator
 from providers.emulator.capacity import CapacityLimit, CapacityProfile
 from providers.emulator.profile import EmulatorProfile
+
+pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 
 AUTH = {"x-api-key": "test-key", "anthropic-version": "2023-06-01"}
 TTFT_MS, ITL_MS, TOKENS = 40.0, 20.0, 10  # a request holds its slot ≈ 220 ms
@@ -103,3 +109,21 @@ def test_unlimited_by_default() -> None:
         assert emu.stats()["capacity"] == {"queued": 0, "rejected": 0, "active": {},
                                            "waiting": {}}
     assert all(status == 200 for status, _, _ in results)
+
+
+@pytest.mark.parametrize(("provider", "model"), [
+    ("anthropic", "haiku-4-5"), ("bedrock", "haiku-4-5"), ("vertex", "haiku-4-5"),
+    ("openai_compat", "haiku-4-5")])
+def test_every_route_shares_the_capacity_pools(tmp_path: Path, provider: str,
+                                               model: str) -> None:
+    """One slot and no queue, six at once: one is served, the rest are typed overloaded rows
+    (Anthropic/Vertex 529, Bedrock ServiceUnavailableException, OpenAI-compatible 503)."""
+    done = subprocess.run([sys.executable, "-m", "runner.cli", "run", f"provider={provider}",
+                           f"model={model}", "emulate=true", "profile=fast", "workload.warmup=0",
+                           "workload.iterations=6", "workload.concurrency=6",
+                           "++profile.capacity={slots:1,max_queue:0}"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr
+    rows = request_rows(tmp_path / "results")
+    errors = [r["error_type"] for r in rows if r["error_type"] is not None]
+    assert len(rows) == 6 and len(errors) < 6 and errors and set(errors) == {"overloaded"}

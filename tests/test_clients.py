@@ -17,6 +17,7 @@ from providers import DUMMY_KEY, Endpoint
 from providers.bedrock import DUMMY_CREDENTIALS
 from providers.clients import client_of, client_version
 from providers.emulator import EmulatorProfile, RunningEmulator, start_emulator
+from providers.vertex import VertexAuth
 from runner.errors import ConfigError
 from runner.provider_protocol import Provider, RequestSpec
 from runner.records import Measurement
@@ -41,7 +42,7 @@ def sdk_provider(kind: str, base_url: str) -> Provider:
 
     cfg: dict[str, Any] = {"name": kind, "kind": kind, "client": "sdk", "region": "us-east1",
                            "api": "invoke_stream"}
-    credentials = {"bedrock": DUMMY_CREDENTIALS, "vertex": "proj"}.get(kind)
+    credentials = {"bedrock": DUMMY_CREDENTIALS, "vertex": VertexAuth("proj")}.get(kind)
     endpoint = Endpoint(base_url, None if kind == "bedrock" else DUMMY_KEY, True, credentials)
     return kind_for(kind).build(cfg, endpoint)
 
@@ -60,6 +61,7 @@ def send_all(kind: str, base_url: str, stream: bool, n: int) -> list[Measurement
     return asyncio.run(go())
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 @pytest.mark.parametrize("kind", ["anthropic", "bedrock", "vertex", "openai_compat"])
 def test_sdk_client_parses_the_stream_and_counts_match_usage(emulator: RunningEmulator,
                                                               kind: str) -> None:

@@ -25,6 +25,8 @@ from providers.emulator.cli import add_serve_arguments, load_profile, profile_fr
 from providers.emulator.profile import FAULT_KINDS, Distribution, EmulatorProfile
 from providers.emulator.server import EmulatorState
 
+pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 TTFB_MS, TTFT_MS, ITL_MS, TOKENS = 20.0, 60.0, 5.0, 10
 AUTH = {"x-api-key": "test-key", "anthropic-version": "2023-06-01"}

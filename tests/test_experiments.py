@@ -16,6 +16,8 @@ from result_files import request_rows
 
 from analysis.query import open_results
 
+pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["workload.warmup=0"]
 FAST = "profile=fast"
@@ -221,3 +223,16 @@ def test_semantic_cache_hits_paraphrases_and_sometimes_wrongly(tmp_path: Path) -
     assert strict["hit_rate"] == 0.2 and strict["wrong_hit_rate"] == 0.0  # repeats, rewordings
     # at 0.7 it also takes "reset my username" for "reset my password", Mexico for Canada
     assert loose["hit_rate"] == 0.4 and loose["wrong_hit_rate"] == 0.25
+
+
+@pytest.mark.parametrize("api", ["invoke", "invoke_stream", "converse", "converse_stream"])
+def test_prompt_caching_on_bedrock(api: str, tmp_path: Path) -> None:
+    """The same study on Bedrock: cache_control (InvokeModel) or cachePoint (Converse) marks
+    the system prompt; the emulator's cache answers in each API's own usage fields."""
+    done = subprocess.run([sys.executable, "-m", "runner.cli", "run", "experiment=prompt_caching",
+                           "provider=bedrock", f"provider.api={api}", "emulate=true", FAST,
+                           "workload.iterations=4", *QUICK], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    results = tmp_path / "results"
+    check_prompt_caching(open_results(results), request_rows(results))

@@ -18,6 +18,8 @@ import pytest
 
 from providers.emulator import EmulatorProfile, RunningEmulator, start_emulator
 
+pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
+
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[RunningEmulator]:

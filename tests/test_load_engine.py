@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from result_files import request_rows, the_run, wait_for_request_files
 
+pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
+
 FAST = ["profile=fast", "workload.warmup=1"]
 
 

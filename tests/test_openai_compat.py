@@ -22,6 +22,8 @@ from runner.errors import CredentialsError
 from runner.provider_protocol import Provider, RequestSpec
 from runner.records import Measurement
 
+pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
+
 TTFB_MS, TTFT_MS, ITL_MS, TOKENS = 15.0, 40.0, 4.0, 12
 MODEL = "claude-haiku-4-5-20251001"
 

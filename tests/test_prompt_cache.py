@@ -14,6 +14,8 @@ from providers.emulator.profile import EmulatorProfile
 from providers.emulator.prompt_cache import CacheProfile, PromptCache, breakpoints
 from runner.prompts import synthetic_text
 
+pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
+
 AUTH = {"x-api-key": "test-key", "anthropic-version": "2023-06-01"}
 MODEL = "claude-sonnet-4-5"
 SECOND = 1_000_000_000

@@ -12,6 +12,8 @@ import pytest
 from providers.emulator import EmulatorProfile, RunningEmulator, start_emulator
 from runner.proxy import ProxiedCall, RecordingProxy, endpoint_template
 
+pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
+
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[RunningEmulator]:

@@ -12,6 +12,8 @@ from runner.plan import Cell, PlannedRequest, plan_requests
 from runner.schedule import arrival_offsets_ns, run_plan
 from runner.timing import now_ns
 
+pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
+
 
 def cell(**workload: Any) -> Cell:
     base = {"warmup": 0, "iterations": 40, "concurrency": 1, "stream": True, "seed": 3}

@@ -132,6 +132,7 @@ def test_unknown_task_is_a_config_error(tmp_path: Path) -> None:
     assert not (tmp_path / "results" / "spans").exists()
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 def test_cross_provider_delta_shows_bedrocks_layer_in_model_time(tmp_path: Path) -> None:
     """Default profile: Bedrock adds ≈ 700 ms (575–850 ms p10–p90) to each Haiku call; the
     simple task makes 3 model calls, so model time grows by ≈ 2.1 s and tool time does not."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import statistics
 import subprocess
@@ -17,10 +18,21 @@ from result_files import request_rows
 from providers import DUMMY_KEY
 from providers.emulator import EmulatorProfile, RunningEmulator, start_emulator
 from providers.http import make_http_client
-from providers.vertex import VertexProvider, model_url, vertex_body, vertex_endpoint
+from providers.vertex import (
+    REFRESH_AFTER_S,
+    RETRY_AFTER_S,
+    BearerToken,
+    VertexAuth,
+    VertexProvider,
+    model_url,
+    vertex_body,
+    vertex_endpoint,
+)
 from runner.errors import ConfigError, CredentialsError
 from runner.provider_protocol import Provider, RequestSpec
 from runner.records import Measurement
+
+pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 
 TTFB_MS, TTFT_MS, ITL_MS, TOKENS = 15.0, 40.0, 4.0, 12
 MODEL = "claude-haiku-4-5@20251001"
@@ -43,7 +55,8 @@ def spec(stream: bool = True) -> RequestSpec:
 def send_all(base_url: str, specs: list[RequestSpec],
              headers: dict[str, str] | None = None) -> list[Measurement]:
     def make() -> Provider:
-        provider = VertexProvider(make_http_client(), base_url, DUMMY_KEY, "proj", "us-east5")
+        provider = VertexProvider(make_http_client(), base_url, BearerToken(DUMMY_KEY), "proj",
+                                  "us-east5")
         provider.headers.update(headers or {})
         return provider
 
@@ -109,9 +122,9 @@ def test_anthropic_vertex_sdk_parses_the_emulator(emulator: RunningEmulator) -> 
 def test_env_token_and_project(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GOOGLE_OAUTH_ACCESS_TOKEN", "ya29.token")
     endpoint = vertex_endpoint(CFG, None)
-    assert endpoint.api_key == "ya29.token" and endpoint.credentials == "proj"
+    assert endpoint.api_key == "ya29.token" and endpoint.credentials == VertexAuth("proj")
     monkeypatch.setenv("ANTHROPIC_VERTEX_PROJECT_ID", "from-env")
-    assert vertex_endpoint({**CFG, "project": None}, None).credentials == "from-env"
+    assert vertex_endpoint({**CFG, "project": None}, None).credentials == VertexAuth("from-env")
 
 
 def test_missing_project_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -160,3 +173,47 @@ def test_emulated_run_writes_vertex_rows(tmp_path: Path) -> None:
     assert len(rows) == 2 and all(r["error_type"] is None for r in rows)
     assert {r["model_id"] for r in rows} == {MODEL} and rows[0]["client"] == "httpx"
     assert rows[0]["client_version"] == httpx.__version__
+
+
+def test_an_adc_token_is_fetched_again_before_it_expires() -> None:
+    """Requests go on with the old token while the new one is fetched in a thread; a failed
+    fetch keeps the old token and tries again RETRY_AFTER_S later."""
+    now = [0.0]
+    answers: list[str | CredentialsError] = ["ya29.second", CredentialsError("offline"),
+                                             "ya29.third"]
+
+    def fetch() -> str:
+        answer = answers.pop(0)
+        if isinstance(answer, CredentialsError):
+            raise answer
+        return answer
+
+    async def go() -> list[str]:
+        token = BearerToken("ya29.first", fetch, clock=lambda: now[0])
+        provider = VertexProvider(make_http_client(), "http://127.0.0.1:9", token, "p", "r")
+        seen = [provider.request_headers()["authorization"]]
+        now[0] = REFRESH_AFTER_S  # due: this request still carries the old token
+        seen.append(provider.request_headers()["authorization"])
+        await asyncio.sleep(0.2)  # the fetch (a thread) finishes
+        seen.append(token.current())
+        now[0] += REFRESH_AFTER_S
+        token.current()
+        await asyncio.sleep(0.2)  # this fetch fails: the old token stays
+        seen.append(token.current())
+        now[0] += RETRY_AFTER_S
+        token.current()
+        await asyncio.sleep(0.2)
+        seen.append(token.current())
+        await provider.aclose()
+        return seen
+
+    assert asyncio.run(go()) == ["Bearer ya29.first", "Bearer ya29.first", "ya29.second",
+                                 "ya29.second", "ya29.third"]
+
+
+def test_a_token_from_the_environment_is_never_fetched_again() -> None:
+    async def go() -> str:
+        token = BearerToken("ya29.env", clock=lambda: 10 * REFRESH_AFTER_S)
+        return token.current()
+
+    assert asyncio.run(go()) == "ya29.env"

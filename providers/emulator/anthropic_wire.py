@@ -56,9 +56,12 @@ def new_tool_use_id() -> str:
     return "toolu_01" + _random_suffix()
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # made once: hot path
+
+
 def dumps(data: Mapping[str, Any]) -> str:
     """Single-line compact JSON, as the API emits it."""
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return _COMPACT.encode(data)
 
 
 def sse_event(name: str, data: Mapping[str, Any]) -> bytes:

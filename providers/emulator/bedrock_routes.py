@@ -33,6 +33,7 @@ from aiohttp import web
 
 from providers.emulator import anthropic_wire
 from providers.emulator import bedrock_wire as wire
+from providers.emulator.capacity import Admission
 from providers.emulator.eventstream import corrupt_crc
 from providers.emulator.server import (
     FAULT_DELTAS,
@@ -45,6 +46,7 @@ from providers.emulator.server import (
     _disconnect,
     _send_at,
     _send_headers_at,
+    capacity_slot,
     forced_fault,
     sleep_until,
 )
@@ -188,19 +190,24 @@ def guarded(request: web.Request, op: Operation, body: Mapping[str, Any]) -> boo
 
 def model_body(model_id: str, op: Operation, body: Mapping[str, Any]) -> dict[str, Any]:
     """The Messages-shaped body ``EmulatorState.plan`` draws a plan for."""
-    max_tokens = (wire.converse_max_tokens(body, CONVERSE_DEFAULT_MAX_TOKENS) if op.converse
-                  else int(body["max_tokens"]))
-    return {"model": model_id, "max_tokens": max_tokens, "messages": body["messages"],
-            "system": body.get("system"), "stream": op.stream}
+    if op.converse:
+        system, messages = wire.converse_as_messages(body)
+        max_tokens = wire.converse_max_tokens(body, CONVERSE_DEFAULT_MAX_TOKENS)
+        return {"model": model_id, "max_tokens": max_tokens, "messages": messages,
+                "system": system, "stream": op.stream}
+    return {"model": model_id, "max_tokens": int(body["max_tokens"]),
+            "messages": body["messages"], "system": body.get("system"), "stream": op.stream}
 
 
 def plan_request(state: EmulatorState, request: web.Request, op: Operation,
-                 body: Mapping[str, Any], t0_ns: int, request_id: str) -> BedrockPlan:
-    """Draw the model plan, then the layers. ValueError: bad request; KeyError: bad model."""
+                 body: Mapping[str, Any], t0_ns: int, request_id: str,
+                 admission: Admission) -> BedrockPlan:
+    """Draw the model plan, then the layers. ValueError: bad request; KeyError: bad model.
+    A request rejected by capacity gets ThrottlingException / ServiceUnavailableException."""
     is_guarded = guarded(request, op, body)
     messages_body = model_body(request.match_info["modelId"], op, body)
-    fault = forced_fault(request, BEDROCK_FAULTS, FAULT_ALIASES)
-    plan = state.plan(messages_body, t0_ns, request_id, fault)
+    fault = admission.reject or forced_fault(request, BEDROCK_FAULTS, FAULT_ALIASES)
+    plan = state.plan(messages_body, t0_ns, request_id, fault, admission.queue_ns)
     return add_layers(state, plan, op, is_guarded)
 
 
@@ -230,7 +237,7 @@ def add_layers(state: EmulatorState, plan: RequestPlan, op: Operation,
 def invoke_frames(bp: BedrockPlan) -> list[Frame]:
     """InvokeModelWithResponseStream: one ``chunk`` frame per Anthropic event (no pings)."""
     p = bp.plan
-    start = anthropic_wire.message_start(p.message_id, p.model, p.input_tokens)
+    start = anthropic_wire.message_start(p.message_id, p.model, p.input_tokens, p.cache)
     frames: list[Frame] = [
         ("message_start", wire.chunk_frame(start), p.ttfb_at),
         ("content_block_start", wire.chunk_frame(anthropic_wire.content_block_start_text(0)),
@@ -247,9 +254,9 @@ def invoke_ending(bp: BedrockPlan) -> list[Frame]:
     if p.fault in ("stream_error", "bad_crc", "truncate"):
         return fault_frames(bp, wire.chunk_frame(anthropic_wire.text_delta(" x", 0)))
     metrics = wire.invocation_metrics(p.input_tokens, p.n_tokens, bp.invocation_ms,
-                                      bp.first_byte_ms)
+                                      bp.first_byte_ms, p.cache)
     stop = wire.final_message_stop(metrics, bp.guardrail_action)
-    delta = anthropic_wire.message_delta(bp.stop_reason, p.input_tokens, p.n_tokens)
+    delta = anthropic_wire.message_delta(bp.stop_reason, p.input_tokens, p.n_tokens, p.cache)
     return [("content_block_stop", wire.chunk_frame(anthropic_wire.content_block_stop(0)), at),
             ("message_delta", wire.chunk_frame(delta), at),
             ("message_stop", wire.chunk_frame(stop), at)]
@@ -275,7 +282,7 @@ def converse_frames(bp: BedrockPlan) -> list[Frame]:
     return frames + [
         ("contentBlockStop", wire.content_block_stop(), at),
         ("messageStop", wire.message_stop(bp.stop_reason), at),
-        ("metadata", wire.metadata(p.input_tokens, p.n_tokens, bp.invocation_ms), at),
+        ("metadata", wire.metadata(p.input_tokens, p.n_tokens, bp.invocation_ms, p.cache), at),
     ]
 
 
@@ -315,12 +322,13 @@ def whole_body(bp: BedrockPlan) -> tuple[bytes, dict[str, str]]:
     text = "".join(bp.texts[: p.n_tokens])
     if bp.op.converse:
         body = wire.converse_body(text, bp.stop_reason, p.input_tokens, p.n_tokens,
-                                  bp.invocation_ms)
+                                  bp.invocation_ms, p.cache)
         headers = {"x-amzn-RequestId": p.request_id, "Content-Type": wire.JSON_CONTENT_TYPE}
         return body, {**headers, **bp.headers()}
     message = anthropic_wire.text_message(p.message_id, p.model, text, bp.stop_reason,
-                                          p.input_tokens, p.n_tokens)
-    headers = wire.invoke_headers(p.request_id, bp.invocation_ms, p.input_tokens, p.n_tokens)
+                                          p.input_tokens, p.n_tokens, p.cache)
+    headers = wire.invoke_headers(p.request_id, bp.invocation_ms, p.input_tokens, p.n_tokens,
+                                  p.cache)
     return wire.invoke_body(message, bp.guardrail_action), {**headers, **bp.headers()}
 
 
@@ -409,20 +417,27 @@ async def handle(request: web.Request, op: Operation, t0_ns: int) -> web.StreamR
     message = body_problem(body, op)
     if message is not None:
         return error_response("ValidationException", request_id, message)
-    try:
-        bp = plan_request(state, request, op, body, t0_ns, request_id)
-    except ValueError as exc:
-        return error_response("ValidationException", request_id, str(exc))
-    except KeyError:
-        return error_response("ValidationException", request_id,
-                              "The provided model identifier is invalid.")
+    async with capacity_slot(state, request.match_info["modelId"]) as admission:
+        try:
+            bp = plan_request(state, request, op, body, t0_ns, request_id, admission)
+        except ValueError as exc:
+            return error_response("ValidationException", request_id, str(exc))
+        except KeyError:
+            return error_response("ValidationException", request_id,
+                                  "The provided model identifier is invalid.")
+        return await send_bedrock(request, op, body, bp, state.stats)
+
+
+async def send_bedrock(request: web.Request, op: Operation, body: Mapping[str, Any],
+                       bp: BedrockPlan, stats: ServerStats) -> web.StreamResponse:
+    """The planned response: a scripted agent turn (Invoke with tools), else the model's."""
     if bp.plan.fault is None and not op.converse and body.get("tools"):  # agent sessions
         from providers.emulator.scripts import respond_bedrock, scripted_reply
 
         scripted = scripted_reply(body)
         if scripted is not None:
             return await respond_bedrock(request, bp, scripted)  # type: ignore[no-any-return]
-    result = await send_planned(request, bp, state.stats)
+    result = await send_planned(request, bp, stats)
     assert isinstance(result, web.StreamResponse)
     return result
 

@@ -98,11 +98,19 @@ def model_stream_error(original_status: int = 529) -> bytes:
 # ---------------------------------------------------------------------------- InvokeModel
 
 
+Cache = tuple[int, int, int]  # tokens written, read, written with a one-hour TTL (the plan's)
+
+
 def invocation_metrics(input_tokens: int, output_tokens: int, invocation_latency_ms: int,
-                       first_byte_latency_ms: int) -> JSONDict:
-    """``amazon-bedrock-invocationMetrics`` of the final stream chunk (ms, tokens)."""
-    return {"inputTokenCount": input_tokens, "outputTokenCount": output_tokens,
-            "invocationLatency": invocation_latency_ms, "firstByteLatency": first_byte_latency_ms}
+                       first_byte_latency_ms: int, cache: Cache = (0, 0, 0)) -> JSONDict:
+    """``amazon-bedrock-invocationMetrics`` of the final stream chunk (ms, tokens); the cache
+    counts only when the request used the cache."""
+    metrics: JSONDict = {"inputTokenCount": input_tokens, "outputTokenCount": output_tokens,
+                         "invocationLatency": invocation_latency_ms,
+                         "firstByteLatency": first_byte_latency_ms}
+    if cache[0] or cache[1]:
+        metrics.update(cacheReadInputTokenCount=cache[1], cacheWriteInputTokenCount=cache[0])
+    return metrics
 
 
 def invoke_body(message: Mapping[str, Any], guardrail_action: str | None) -> bytes:
@@ -114,15 +122,19 @@ def invoke_body(message: Mapping[str, Any], guardrail_action: str | None) -> byt
 
 
 def invoke_headers(request_id: str, invocation_latency_ms: int, input_tokens: int,
-                   output_tokens: int) -> dict[str, str]:
+                   output_tokens: int, cache: Cache = (0, 0, 0)) -> dict[str, str]:
     """InvokeModel response headers (latency and token counts known when the body is sent)."""
-    return {
+    headers = {
         "x-amzn-RequestId": request_id,
         "Content-Type": JSON_CONTENT_TYPE,
         "X-Amzn-Bedrock-Invocation-Latency": str(invocation_latency_ms),
         "X-Amzn-Bedrock-Input-Token-Count": str(input_tokens),
         "X-Amzn-Bedrock-Output-Token-Count": str(output_tokens),
     }
+    if cache[0] or cache[1]:
+        headers["X-Amzn-Bedrock-Cache-Read-Input-Token-Count"] = str(cache[1])
+        headers["X-Amzn-Bedrock-Cache-Write-Input-Token-Count"] = str(cache[0])
+    return headers
 
 
 def stream_headers(request_id: str, invoke: bool) -> dict[str, str]:
@@ -162,18 +174,24 @@ def final_message_stop(metrics: Mapping[str, Any], guardrail_action: str | None)
 # ---------------------------------------------------------------------------- Converse
 
 
-def converse_usage(input_tokens: int, output_tokens: int) -> JSONDict:
-    return {"inputTokens": input_tokens, "outputTokens": output_tokens,
-            "totalTokens": input_tokens + output_tokens}
+def converse_usage(input_tokens: int, output_tokens: int, cache: Cache = (0, 0, 0)) -> JSONDict:
+    """``usage``: ``inputTokens`` excludes cached tokens; the cache members only when the
+    request used the cache. Whether ``totalTokens`` counts cache tokens is unverified
+    (shared/reference/wire-formats.md); here it does, as everything the request consumed."""
+    usage: JSONDict = {"inputTokens": input_tokens, "outputTokens": output_tokens,
+                       "totalTokens": input_tokens + output_tokens + cache[0] + cache[1]}
+    if cache[0] or cache[1]:
+        usage.update(cacheReadInputTokens=cache[1], cacheWriteInputTokens=cache[0])
+    return usage
 
 
 def converse_body(text: str, stop_reason: str, input_tokens: int, output_tokens: int,
-                  latency_ms: int) -> bytes:
+                  latency_ms: int, cache: Cache = (0, 0, 0)) -> bytes:
     """The Converse response."""
     return dumps_bytes({
         "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
         "stopReason": stop_reason,
-        "usage": converse_usage(input_tokens, output_tokens),
+        "usage": converse_usage(input_tokens, output_tokens, cache),
         "metrics": {"latencyMs": latency_ms},
     })
 
@@ -194,13 +212,36 @@ def message_stop(stop_reason: str) -> bytes:
     return event_frame("messageStop", {"stopReason": stop_reason})
 
 
-def metadata(input_tokens: int, output_tokens: int, latency_ms: int) -> bytes:
+def metadata(input_tokens: int, output_tokens: int, latency_ms: int,
+             cache: Cache = (0, 0, 0)) -> bytes:
     """The terminal ConverseStream event: usage and ``metrics.latencyMs``."""
-    return event_frame("metadata", {"usage": converse_usage(input_tokens, output_tokens),
+    return event_frame("metadata", {"usage": converse_usage(input_tokens, output_tokens, cache),
                                     "metrics": {"latencyMs": latency_ms}})
 
 
 # ---------------------------------------------------------------------------- requests
+
+
+def converse_blocks(blocks: Any) -> list[JSONDict]:
+    """Converse content (``{text}`` and ``{cachePoint}`` members) as Anthropic text blocks: a
+    cache point marks the block before it with ``cache_control`` (the emulator's prompt cache
+    keys on Anthropic-shaped prompts)."""
+    out: list[JSONDict] = []
+    for block in blocks if isinstance(blocks, list) else []:
+        point = block.get("cachePoint") if isinstance(block, Mapping) else None
+        if isinstance(point, Mapping) and out:
+            ttl = {"ttl": point["ttl"]} if point.get("ttl") == "1h" else {}
+            out[-1] = {**out[-1], "cache_control": {"type": "ephemeral", **ttl}}
+        elif isinstance(block, Mapping) and isinstance(block.get("text"), str):
+            out.append({"type": "text", "text": block["text"]})
+    return out
+
+
+def converse_as_messages(body: Mapping[str, Any]) -> tuple[list[JSONDict], list[JSONDict]]:
+    """A Converse request's ``system`` and ``messages`` in the Anthropic shape."""
+    messages = [{"role": m.get("role"), "content": converse_blocks(m.get("content"))}
+                for m in body.get("messages") or [] if isinstance(m, Mapping)]
+    return converse_blocks(body.get("system")), messages
 
 
 def converse_max_tokens(body: Mapping[str, Any], default: int) -> int:

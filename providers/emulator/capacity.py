@@ -134,6 +134,10 @@ class Admission:
     queue_ms: float = 0.0
     reject: str | None = None
 
+    @property
+    def queue_ns(self) -> int:
+        return round(self.queue_ms * 1e6)
+
     def release(self) -> None:
         if self.pool is not None and self.admitted:
             self.pool.leave()

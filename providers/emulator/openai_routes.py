@@ -36,6 +36,7 @@ from providers.emulator.server import (
     _send_at,
     _send_headers_at,
     _stall,
+    capacity_slot,
     forced_fault,
     sleep_until,
 )
@@ -203,14 +204,16 @@ async def handle(request: web.Request, t0_ns: int) -> web.StreamResponse:
     problem = body_problem(body)
     if problem is not None:
         return error_response(400, request_id, problem)
-    try:
-        plan = state.plan(wire.messages_as_anthropic(body), t0_ns, request_id,
-                          forced_fault(request))
-    except ValueError as exc:
-        return error_response(400, request_id, str(exc))
-    except KeyError:
-        return error_response(404, request_id, f"The model `{body['model']}` does not exist.")
-    result = await send_planned(request, chat_plan(plan, body), state.stats)
+    async with capacity_slot(state, str(body["model"])) as admission:
+        try:
+            plan = state.plan(wire.messages_as_anthropic(body), t0_ns, request_id,
+                              admission.reject or forced_fault(request), admission.queue_ns)
+        except ValueError as exc:
+            return error_response(400, request_id, str(exc))
+        except KeyError:
+            return error_response(404, request_id,
+                                  f"The model `{body['model']}` does not exist.")
+        result = await send_planned(request, chat_plan(plan, body), state.stats)
     assert isinstance(result, web.StreamResponse)
     return result
 

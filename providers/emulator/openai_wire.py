@@ -10,11 +10,12 @@ notes, section 5.
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Mapping
 from typing import Any
+
+from providers.emulator import anthropic_wire
 
 JSONDict = dict[str, Any]
 
@@ -46,8 +47,9 @@ def new_request_id() -> str:
     return "req_" + "".join(_ID_RNG.choices("0123456789abcdef", k=32))
 
 
-def dumps(data: Mapping[str, Any]) -> str:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+dumps = anthropic_wire.dumps  # one compact JSON encoder for every wire
 
 
 def sse_data(data: Mapping[str, Any]) -> bytes:

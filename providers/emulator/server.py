@@ -14,7 +14,8 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -117,7 +118,10 @@ class ServerStats:
     def record(self, event: str, lag_ns: int) -> None:
         with self._lock:
             self._lag.record(lag_ns)
-            self._by_event.setdefault(event, LagHistogram()).record(lag_ns)
+            histogram = self._by_event.get(event)
+            if histogram is None:
+                histogram = self._by_event[event] = LagHistogram()
+            histogram.record(lag_ns)
 
     def request_started(self) -> None:
         with self._lock:
@@ -488,9 +492,19 @@ async def _handle_messages(
     body = await _read_request(request, request_id)
     if isinstance(body, web.Response):
         return body
-    admission = await state.capacity.admit(str(body["model"]))
-    try:
+    async with capacity_slot(state, str(body["model"])) as admission:
         return await _admitted(request, state, body, request_id, t0, admission)
+
+
+@asynccontextmanager
+async def capacity_slot(state: EmulatorState, model_id: str) -> AsyncIterator[Admission]:
+    """Hold one of the model's capacity slots (profile ``capacity``) for the block; the
+    admission says how long the request queued, or which fault rejects it (beyond the queue).
+    Every route plans with ``admission.reject or forced_fault(...)`` and ``admission.queue_ns``.
+    """
+    admission = await state.capacity.admit(model_id)
+    try:
+        yield admission
     finally:
         admission.release()
 
@@ -500,7 +514,7 @@ async def _admitted(request: web.Request, state: EmulatorState, body: JSONDict,
     """Plan and send a request that has a capacity slot (or was rejected beyond the queue)."""
     try:
         forced = admission.reject or forced_fault(request)
-        plan = state.plan(body, t0, request_id, forced, round(admission.queue_ms * 1e6))
+        plan = state.plan(body, t0, request_id, forced, admission.queue_ns)
     except ValueError as exc:
         return error_response(400, request_id, str(exc))
     except KeyError:

@@ -25,6 +25,7 @@ from providers.emulator.server import (
     RequestPlan,
     ServerStats,
     _validate_body,
+    capacity_slot,
     error_response,
     forced_fault,
     send_fault,
@@ -72,13 +73,15 @@ async def handle(request: web.Request, t0_ns: int) -> web.StreamResponse:
     body = await read_body(request, request_id)
     if isinstance(body, web.Response):
         return body
-    try:
-        plan = state.plan(body, t0_ns, request_id, forced_fault(request))
-    except ValueError as exc:
-        return error_response(400, request_id, str(exc))
-    except KeyError:
-        return error_response(404, request_id, f"model: {body['model']}")
-    result = await send_plan(request, plan, state.stats)
+    async with capacity_slot(state, str(body["model"])) as admission:
+        try:
+            plan = state.plan(body, t0_ns, request_id,
+                              admission.reject or forced_fault(request), admission.queue_ns)
+        except ValueError as exc:
+            return error_response(400, request_id, str(exc))
+        except KeyError:
+            return error_response(404, request_id, f"model: {body['model']}")
+        result = await send_plan(request, plan, state.stats)
     assert isinstance(result, web.StreamResponse)
     return result
 
