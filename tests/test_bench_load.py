@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+# appended, not prepended: bench/analysis.py must not shadow the analysis package
+sys.path.append(str(Path(__file__).resolve().parents[1] / "bench"))
 
 from guidellm_peer import (  # noqa: E402
     PeerReport,
