@@ -5,29 +5,19 @@
 -- Percentiles are quantile_cont (linear interpolation); stddev is the sample stddev.
 -- Formulas: docs/columns.md.
 --
--- `cells` joins five parts, each a view of its own so that a view needing a few columns
--- (grades) computes only its part: cell_counts, cell_latency, cell_gaps, cell_tokens,
--- cell_goodput. The four percentiles of a metric come from one sort (a list of quantiles).
+-- `cells` joins four parts, each a view of its own so that a view needing a few columns
+-- (grades) computes only its part: cell_summary (= cell_counts + cell_latency, one pass),
+-- cell_gaps, cell_tokens, cell_goodput. The four percentiles of a metric come from one
+-- sort (a list of quantiles).
 
-CREATE VIEW cell_counts AS
-SELECT run_id, cell,
-       any_value(provider) AS provider,
-       any_value(api) AS api,
-       any_value(model) AS model,
-       any_value(model_id) AS model_id,
-       any_value(prompt) AS prompt,
-       any_value(guardrail) AS guardrail,
-       any_value(stream) AS stream,
-       any_value(concurrency) AS concurrency,
-       count(*) AS n,
-       count(*) FILTER (WHERE error_type IS NULL) AS ok,
-       count(*) FILTER (WHERE error_type IS NOT NULL) AS errors,
-       count(*) FILTER (WHERE error_type IS NOT NULL) / count(*) AS error_rate
-FROM measured
-GROUP BY run_id, cell;
+-- cell_summary: cell_counts and cell_latency side by side, from one pass over measured
+-- (ok_only(x, error_type): x on successful rows, NULL on errors, which every statistic
+-- skips).
+CREATE MACRO ok_only(x, error_type) AS CASE WHEN error_type IS NULL THEN x END;
 
-CREATE VIEW cell_latency AS
-SELECT run_id, cell,
+CREATE VIEW cell_summary AS
+SELECT run_id, cell, provider, api, model, model_id, prompt, guardrail, stream, concurrency,
+       n, ok, errors, error_rate,
        ttfb_mean_ms, ttfb_min_ms, ttfb_max_ms, ttfb_stddev_ms,
        ttfb_q[1] AS ttfb_p50_ms, ttfb_q[2] AS ttfb_p90_ms, ttfb_q[3] AS ttfb_p95_ms, ttfb_q[4] AS ttfb_p99_ms,
        ttft_mean_ms, ttft_min_ms, ttft_max_ms, ttft_stddev_ms,
@@ -40,24 +30,50 @@ SELECT run_id, cell,
        output_tps_q[1] AS output_tps_p50, output_tps_q[2] AS output_tps_p90, output_tps_q[3] AS output_tps_p95, output_tps_q[4] AS output_tps_p99
 FROM (
     SELECT run_id, cell,
-           avg(ttfb_ms) AS ttfb_mean_ms, min(ttfb_ms) AS ttfb_min_ms,
-           max(ttfb_ms) AS ttfb_max_ms, stddev_samp(ttfb_ms) AS ttfb_stddev_ms,
-           quantile_cont(ttfb_ms, [0.50, 0.90, 0.95, 0.99]) AS ttfb_q,
-           avg(ttft_ms) AS ttft_mean_ms, min(ttft_ms) AS ttft_min_ms,
-           max(ttft_ms) AS ttft_max_ms, stddev_samp(ttft_ms) AS ttft_stddev_ms,
-           quantile_cont(ttft_ms, [0.50, 0.90, 0.95, 0.99]) AS ttft_q,
-           avg(total_ms) AS total_mean_ms, min(total_ms) AS total_min_ms,
-           max(total_ms) AS total_max_ms, stddev_samp(total_ms) AS total_stddev_ms,
-           quantile_cont(total_ms, [0.50, 0.90, 0.95, 0.99]) AS total_q,
-           avg(generation_ms) AS generation_mean_ms, min(generation_ms) AS generation_min_ms,
-           max(generation_ms) AS generation_max_ms, stddev_samp(generation_ms) AS generation_stddev_ms,
-           quantile_cont(generation_ms, [0.50, 0.90, 0.95, 0.99]) AS generation_q,
-           avg(output_tps) AS output_tps_mean, min(output_tps) AS output_tps_min,
-           max(output_tps) AS output_tps_max, stddev_samp(output_tps) AS output_tps_stddev,
-           quantile_cont(output_tps, [0.50, 0.90, 0.95, 0.99]) AS output_tps_q
-    FROM measured_ok
+           any_value(provider) AS provider,
+           any_value(api) AS api,
+           any_value(model) AS model,
+           any_value(model_id) AS model_id,
+           any_value(prompt) AS prompt,
+           any_value(guardrail) AS guardrail,
+           any_value(stream) AS stream,
+           any_value(concurrency) AS concurrency,
+           count(*) AS n,
+           count(ok_only(1, error_type)) AS ok,
+           count(error_type) AS errors,
+           count(error_type) / count(*) AS error_rate,
+           avg(ok_only(ttfb_ms, error_type)) AS ttfb_mean_ms, min(ok_only(ttfb_ms, error_type)) AS ttfb_min_ms,
+           max(ok_only(ttfb_ms, error_type)) AS ttfb_max_ms, stddev_samp(ok_only(ttfb_ms, error_type)) AS ttfb_stddev_ms,
+           quantile_cont(ok_only(ttfb_ms, error_type), [0.50, 0.90, 0.95, 0.99]) AS ttfb_q,
+           avg(ok_only(ttft_ms, error_type)) AS ttft_mean_ms, min(ok_only(ttft_ms, error_type)) AS ttft_min_ms,
+           max(ok_only(ttft_ms, error_type)) AS ttft_max_ms, stddev_samp(ok_only(ttft_ms, error_type)) AS ttft_stddev_ms,
+           quantile_cont(ok_only(ttft_ms, error_type), [0.50, 0.90, 0.95, 0.99]) AS ttft_q,
+           avg(ok_only(total_ms, error_type)) AS total_mean_ms, min(ok_only(total_ms, error_type)) AS total_min_ms,
+           max(ok_only(total_ms, error_type)) AS total_max_ms, stddev_samp(ok_only(total_ms, error_type)) AS total_stddev_ms,
+           quantile_cont(ok_only(total_ms, error_type), [0.50, 0.90, 0.95, 0.99]) AS total_q,
+           avg(ok_only(generation_ms, error_type)) AS generation_mean_ms,
+           min(ok_only(generation_ms, error_type)) AS generation_min_ms,
+           max(ok_only(generation_ms, error_type)) AS generation_max_ms,
+           stddev_samp(ok_only(generation_ms, error_type)) AS generation_stddev_ms,
+           quantile_cont(ok_only(generation_ms, error_type), [0.50, 0.90, 0.95, 0.99]) AS generation_q,
+           avg(ok_only(output_tps, error_type)) AS output_tps_mean, min(ok_only(output_tps, error_type)) AS output_tps_min,
+           max(ok_only(output_tps, error_type)) AS output_tps_max,
+           stddev_samp(ok_only(output_tps, error_type)) AS output_tps_stddev,
+           quantile_cont(ok_only(output_tps, error_type), [0.50, 0.90, 0.95, 0.99]) AS output_tps_q
+    FROM measured
     GROUP BY run_id, cell
 );
+
+CREATE VIEW cell_counts AS
+SELECT run_id, cell, provider, api, model, model_id, prompt, guardrail, stream, concurrency,
+       n, ok, errors, error_rate
+FROM cell_summary;
+
+-- latency statistics of the cells with at least one successful request
+CREATE VIEW cell_latency AS
+SELECT * EXCLUDE (provider, api, model, model_id, prompt, guardrail, stream, concurrency,
+                  n, ok, errors, error_rate)
+FROM cell_summary WHERE ok > 0;
 
 -- distribution of every gap of every successful request in the cell
 CREATE VIEW cell_gaps AS
@@ -110,13 +126,11 @@ GROUP BY m.run_id, m.cell;
 
 CREATE VIEW cells AS
 SELECT k.*,
-       l.* EXCLUDE (run_id, cell),
        g.* EXCLUDE (run_id, cell),
        t.* EXCLUDE (run_id, cell),
        coalesce(o.good, 0) AS good,
        coalesce(o.good, 0) / k.n AS goodput
-FROM cell_counts AS k
-LEFT JOIN cell_latency AS l USING (run_id, cell)
+FROM cell_summary AS k
 LEFT JOIN cell_gaps AS g USING (run_id, cell)
 LEFT JOIN cell_tokens AS t USING (run_id, cell)
 LEFT JOIN cell_goodput AS o USING (run_id, cell);

@@ -27,8 +27,9 @@ CREATE MACRO slo_letter(r) AS (SELECT grade FROM slo_grades WHERE rank = r);
 CREATE VIEW grades AS
 WITH c AS MATERIALIZED (
     -- the columns of `cells` a grade needs, from its parts (analysis/10_cells.sql)
-    SELECT k.*, l.ttft_p50_ms, l.ttft_p99_ms, l.output_tps_mean
-    FROM cell_counts AS k LEFT JOIN cell_latency AS l USING (run_id, cell)
+    SELECT run_id, cell, provider, api, model, model_id, prompt, guardrail, stream,
+           concurrency, n, ok, errors, error_rate, ttft_p50_ms, ttft_p99_ms, output_tps_mean
+    FROM cell_summary
 ),
 matched AS (
     SELECT c.run_id, c.cell,

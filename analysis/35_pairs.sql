@@ -1,7 +1,8 @@
 -- cell_axes: one row per (run_id, cell, axis): a cell name is
 -- provider/model/prompt/guardrail/stream|block[/key=value…] (runner/plan.py), so its
 -- segments are the matrix axes. axis_index is 1-based; extra axes are named by their key.
-CREATE VIEW cell_axes AS
+-- cell_axes_of(cells_table): the same for the (run_id, cell) of any table or view.
+CREATE MACRO cell_axes_of(cells_table) AS TABLE
 SELECT run_id, cell, axis_index,
        CASE axis_index
            WHEN 1 THEN 'provider' WHEN 2 THEN 'model' WHEN 3 THEN 'prompt'
@@ -13,8 +14,10 @@ FROM (
     SELECT run_id, cell,
            generate_subscripts(string_split(cell, '/'), 1) AS axis_index,
            unnest(string_split(cell, '/')) AS value
-    FROM (SELECT DISTINCT run_id, cell FROM measured)
+    FROM (SELECT DISTINCT run_id, cell FROM query_table(cells_table))
 );
+
+CREATE VIEW cell_axes AS FROM cell_axes_of('measured');
 
 -- Which side of a pair is the baseline: the direct API, no guardrail, streaming, else the
 -- value that sorts first.
@@ -25,8 +28,10 @@ CREATE MACRO baseline_rank(value) AS
 -- Columns: run_id, axis (provider, model, prompt, guardrail, stream or an extra axis key),
 -- baseline_cell, cell, baseline_value, value. One row per pair, baseline chosen by
 -- baseline_rank then by name.
-CREATE VIEW cell_pairs AS
-WITH sizes AS (
+-- cell_pairs_of(cells_table): the same among the cells of any table or view.
+CREATE MACRO cell_pairs_of(cells_table) AS TABLE
+WITH cell_axes AS (FROM cell_axes_of(cells_table)),
+sizes AS (
     SELECT run_id, cell, count(*) AS axes FROM cell_axes GROUP BY run_id, cell
 ),
 diff AS (
@@ -48,3 +53,5 @@ JOIN sizes AS sb ON sb.run_id = d.run_id AND sb.cell = d.cell
 WHERE d.n_diff = 1 AND sa.axes = d.shared_axes AND sb.axes = d.shared_axes
   AND (baseline_rank(d.baseline_value), d.baseline_value)
       < (baseline_rank(d.value), d.value);
+
+CREATE VIEW cell_pairs AS FROM cell_pairs_of('measured');

@@ -42,8 +42,8 @@ SELECT c.run_id, c.cell,
        any_value(c.prompt) AS prompt, any_value(c.guardrail) AS guardrail,
        any_value(c.stream) AS stream,
        count(*) AS n,
-       count(*) FILTER (WHERE c.new_connection OR c.connect_ms > 0) AS new_connections,
-       avg(c.connect_ms) FILTER (WHERE c.new_connection OR c.connect_ms > 0)
+       count(CASE WHEN c.new_connection OR c.connect_ms > 0 THEN 1 END) AS new_connections,
+       avg(CASE WHEN c.new_connection OR c.connect_ms > 0 THEN c.connect_ms END)
            AS connect_new_mean_ms,
        avg(c.connect_ms) AS connect_mean_ms, quantile_cont(c.connect_ms, 0.5) AS connect_p50_ms,
        avg(c.headers_ms) AS headers_mean_ms, quantile_cont(c.headers_ms, 0.5) AS headers_p50_ms,
@@ -57,7 +57,7 @@ SELECT c.run_id, c.cell,
        avg(c.server_ms) AS server_mean_ms, quantile_cont(c.server_ms, 0.5) AS server_p50_ms,
        avg(c.outside_server_ms) AS outside_server_mean_ms,
        quantile_cont(c.outside_server_ms, 0.5) AS outside_server_p50_ms,
-       avg(c.server_ms) / avg(c.total_ms) FILTER (WHERE c.server_ms IS NOT NULL)
+       avg(c.server_ms) / avg(CASE WHEN c.server_ms IS NOT NULL THEN c.total_ms END)
            AS server_share
 FROM request_phases AS c
 GROUP BY c.run_id, c.cell;

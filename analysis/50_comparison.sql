@@ -7,24 +7,33 @@ UNPIVOT (SELECT run_id, cell, ttfb_ms, ttft_ms, total_ms, output_tps FROM measur
 ON ttfb_ms, ttft_ms, total_ms, output_tps
 INTO NAME metric VALUE value;
 
--- metric_stats: per (run_id, cell, metric): n (non-NULL values), mean, p50 (quantile_cont).
--- Computed per (run_id, cell) in one pass over measured_ok, then put in long form.
-CREATE VIEW metric_stats AS
-WITH wide AS (
+-- metric_stats_for(metrics): per (run_id, cell, metric) for each metric named in the list
+-- `metrics`: n (non-NULL values), mean, p50 (quantile_cont), stddev (sample). One pass over
+-- measured_ok; the metrics not named are not computed.
+CREATE MACRO metric_stats_of(x) AS
+    {'n': count(x), 'mean': avg(x), 'p50': quantile_cont(x, 0.5), 'stddev': stddev_samp(x)};
+
+-- (a metric not named is NULL throughout: no work; a FILTER clause would cost per row)
+CREATE MACRO metric_stats_for(metrics) AS TABLE
+SELECT run_id, cell, metric, s.n AS n, s.mean AS mean, s.p50 AS p50, s.stddev AS stddev
+FROM (UNPIVOT (
     SELECT run_id, cell,
-           {'n': count(ttfb_ms), 'mean': avg(ttfb_ms), 'p50': quantile_cont(ttfb_ms, 0.5)}
+           metric_stats_of(CASE WHEN list_contains(metrics, 'ttfb_ms') THEN ttfb_ms END)
                AS ttfb_ms,
-           {'n': count(ttft_ms), 'mean': avg(ttft_ms), 'p50': quantile_cont(ttft_ms, 0.5)}
+           metric_stats_of(CASE WHEN list_contains(metrics, 'ttft_ms') THEN ttft_ms END)
                AS ttft_ms,
-           {'n': count(total_ms), 'mean': avg(total_ms), 'p50': quantile_cont(total_ms, 0.5)}
+           metric_stats_of(CASE WHEN list_contains(metrics, 'total_ms') THEN total_ms END)
                AS total_ms,
-           {'n': count(output_tps), 'mean': avg(output_tps),
-            'p50': quantile_cont(output_tps, 0.5)} AS output_tps
+           metric_stats_of(CASE WHEN list_contains(metrics, 'output_tps') THEN output_tps END)
+               AS output_tps
     FROM measured_ok
     GROUP BY run_id, cell
-)
-SELECT run_id, cell, metric, s.n AS n, s.mean AS mean, s.p50 AS p50
-FROM (UNPIVOT wide ON ttfb_ms, ttft_ms, total_ms, output_tps INTO NAME metric VALUE s);
+) ON ttfb_ms, ttft_ms, total_ms, output_tps INTO NAME metric VALUE s)
+WHERE list_contains(metrics, metric);
+
+-- metric_stats: metric_stats_for every metric.
+CREATE VIEW metric_stats AS
+FROM metric_stats_for(['ttfb_ms', 'ttft_ms', 'total_ms', 'output_tps']);
 
 -- run_order: the selected runs, baseline first: the run named by the variable
 -- latlab_baseline_run (set by `latlab compare`) if any, then by start time and id.
@@ -44,9 +53,11 @@ FROM (SELECT run_id, min(started_at) AS started_at FROM (
 --   baseline_run, baseline_cell, run_id, cell, metric
 --   n_baseline, n, baseline_p50, p50, delta_p50 (= p50 − baseline_p50), ratio_p50 (p50 /
 --   baseline_p50), baseline_mean, mean, delta_mean
--- `latlab compare` adds a bootstrap confidence interval of delta_p50 and a verdict.
-CREATE VIEW comparison AS
-WITH stats AS MATERIALIZED (SELECT * FROM metric_stats),
+-- `latlab compare` adds a bootstrap confidence interval of delta_p50 and a verdict
+-- (analysis/55_bootstrap.sql). comparison_of(stats_table): the same over a table with the
+-- columns of metric_stats (compare computes metric_stats once, into a table).
+CREATE MACRO comparison_of(stats_table) AS TABLE
+WITH stats AS MATERIALIZED (SELECT * FROM query_table(stats_table)),
 run_pairs AS (
     SELECT 'run' AS kind, b.run_id AS baseline_run, s.cell AS baseline_cell,
            s.run_id, s.cell
@@ -58,7 +69,8 @@ run_pairs AS (
           GROUP BY cell) AS b ON b.cell = s.cell AND b.run_id <> s.run_id
 ),
 axis_pairs AS (
-    SELECT axis AS kind, run_id AS baseline_run, baseline_cell, run_id, cell FROM cell_pairs
+    SELECT axis AS kind, run_id AS baseline_run, baseline_cell, run_id, cell
+    FROM cell_pairs_of(stats_table)
 ),
 pairs AS (SELECT * FROM run_pairs UNION ALL SELECT * FROM axis_pairs)
 SELECT p.kind, p.baseline_run, p.baseline_cell, p.run_id, p.cell, b.metric,
@@ -69,3 +81,5 @@ SELECT p.kind, p.baseline_run, p.baseline_cell, p.run_id, p.cell, b.metric,
 FROM pairs AS p
 JOIN stats AS b ON b.run_id = p.baseline_run AND b.cell = p.baseline_cell
 JOIN stats AS c ON c.run_id = p.run_id AND c.cell = p.cell AND c.metric = b.metric;
+
+CREATE VIEW comparison AS FROM comparison_of('metric_stats');

@@ -6,9 +6,10 @@ A bootstrap resample of ``n`` values from a sample is ``F_n⁻¹(U₁) … F_n�
 the order statistics of ``n`` uniforms have known laws: ``U₍m₎ ~ Beta(m, n − m + 1)`` and,
 given it, ``U₍m+1₎ = U₍m₎ + (1 − U₍m₎)·Beta(1, n − m)``. So one replicate needs one or two
 beta draws and one or two sorted positions, not ``n`` random picks: the same distribution
-as resampling, at a cost independent of ``n``. DuckDB has no beta variates, so the draws
-happen here (stdlib ``random``, seeded) and DuckDB sorts each group and picks the values
-at those positions (``analysis/compare.py``).
+as resampling, at a cost independent of ``n``. The functions here are the reference
+(checked against brute-force resampling in tests/test_compare.py); ``latlab compare`` draws
+by the same law in SQL (``analysis/55_bootstrap.sql``: hashed uniforms, seeded), where the
+drawn positions pick values from a narrow band around each median.
 
 Draws: n ≤ SMALL_N, the n uniforms themselves (exact); above, ``Beta(m, n − m + 1)`` from
 its normal approximation (for a median the law is symmetric around 1/2 and its excess

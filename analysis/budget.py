@@ -13,6 +13,7 @@ from analysis.query import check_format, open_results, render
 
 PHASES = ("connect", "headers", "first_token", "generation", "tail")
 STATS = ("mean", "p50")
+NEEDS = ("budget", "budget_delta", "runs", "requests")  # the views this command reads
 DELTA_COLUMNS = ["run_id", "axis", "baseline_cell", "cell", "connect_delta_ms",
                  "headers_delta_ms", "first_token_delta_ms", "generation_delta_ms",
                  "tail_delta_ms", "total_delta_ms", "total_delta_pct", "server_delta_ms",
@@ -55,7 +56,7 @@ def budget_command(results_dir: Path, run_ids: Sequence[str] | None, fmt: str,
         from runner.errors import ConfigError
 
         raise ConfigError(f"--stat: unknown statistic {stat!r}; use {', '.join(STATS)}")
-    con = open_results(results_dir, run_ids)
+    con = open_results(results_dir, run_ids, needs=NEEDS)
     try:
         runs = selected_runs(con, run_ids)
         columns, rows = budget_rows(con, runs, stat, deltas)

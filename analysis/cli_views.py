@@ -178,7 +178,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     from analysis.report import report_command
 
     _print(report_command(args.results, args.run_ids or None, args.latest, args.html,
-                          args.markdown, load_slo(args.slo)))
+                          args.markdown, load_slo(args.slo), args.format))
 
 
 def _add_report(commands: Subcommands) -> None:
@@ -193,6 +193,9 @@ def _add_report(commands: Subcommands) -> None:
     p.add_argument("--html", type=Path, metavar="FILE", help="write the HTML report to FILE")
     p.add_argument("--markdown", type=Path, metavar="FILE", help="write the Markdown to FILE")
     p.add_argument("--slo", default="default", help="SLO name in conf/slo or a YAML path")
+    p.add_argument("--format", choices=("markdown", "html", "json"), default="markdown",
+                   help="what to print: markdown (default), the html page, or json (the "
+                   "tables and notes, no plots); tables of one view: latlab export")
     p.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
                    help="results directory (default: ./results)")
     p.set_defaults(handler=cmd_report)

@@ -41,7 +41,7 @@ def grade_command(
     Without ``run_ids``, only the latest run is graded.
     """
     check_format(fmt)
-    con = open_results(results_dir, run_ids, slo)
+    con = open_results(results_dir, run_ids, slo, needs=("grades", *LATEST_NEEDS))
     try:
         sql = f"SELECT {', '.join(GRADE_COLUMNS)} FROM grades"
         params: dict[str, Any] = {}
@@ -76,6 +76,9 @@ def compact_grades(rows: list[tuple[Any, ...]]) -> tuple[list[str], list[tuple[A
                     _value_and_grade(r[5], r[6], " ms"), _value_and_grade(r[7], r[8], ""),
                     _value_and_grade(r[9], r[10], "%"), r[11]))
     return COMPACT_COLUMNS, out
+
+
+LATEST_NEEDS = ("runs", "requests")  # the views latest_run_ids reads
 
 
 def latest_run_ids(con: duckdb.DuckDBPyConnection, n: int) -> list[str]:

@@ -10,7 +10,6 @@ per cell would narrow it that far.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,37 +17,18 @@ from typing import Any
 
 import duckdb
 
-from analysis.bootstrap import (
-    REPLICATES,
-    Interval,
-    median_difference_ci,
-    median_positions,
-    needed_per_cell,
-)
+from analysis.bootstrap import REPLICATES, Interval, needed_per_cell
 from analysis.query import check_format, open_results, render
 from runner.errors import ConfigError
 
 MIN_N = 10
+NEEDS = ("comparison", "bootstrap_intervals", "cell_pairs")  # the views compare reads
 METRICS = ("ttft_ms", "total_ms", "ttfb_ms", "output_tps")
 DEFAULT_METRICS = ("ttft_ms", "total_ms", "output_tps")
 HIGHER_IS_BETTER = {"output_tps"}
 AXES = ("provider", "model", "prompt", "guardrail", "stream")
 COLUMNS = ["cell", "baseline", "other", "metric", "n_baseline", "n", "baseline_p50", "p50",
            "delta_p50", "ratio_p50", "ci95_low", "ci95_high", "verdict", "needed_per_cell"]
-
-# DuckDB sorts each group and picks the drawn positions (1-based in list_select); one
-# aggregate per metric over measured_ok (the values of metric_samples, without unpivoting)
-PICK_SQL = """
-SELECT w.run_id, w.cell, w.metric, w.ks, list_select(s.sorted, w.ks)
-FROM wanted_positions AS w
-JOIN ({sorted}) AS s USING (run_id, cell, metric)
-"""
-SORTED_SQL = """
-SELECT run_id, cell, '{metric}' AS metric,
-       list({metric} ORDER BY {metric}) FILTER (WHERE {metric} IS NOT NULL) AS sorted
-FROM measured_ok WHERE list_contains($runs, run_id) GROUP BY run_id, cell
-"""
-
 
 @dataclass(frozen=True)
 class CompareOptions:
@@ -70,48 +50,64 @@ def verdict(metric: str, ci: Interval, n_baseline: int, n: int) -> str:
     return "slower" if worse else "faster"
 
 
-Key = tuple[str, str, str]  # run_id, cell, metric
+def intervals(con: duckdb.DuckDBPyConnection, opts: CompareOptions
+              ) -> dict[int, tuple[Interval, bool]]:
+    """The bootstrap_intervals view (analysis/55_bootstrap.sql) over the filled
+    bootstrap_pairs and bootstrap_groups: pair -> (interval, covered)."""
+    con.execute("SET VARIABLE latlab_bootstrap_seed = ?", [opts.seed])
+    con.execute("SET VARIABLE latlab_bootstrap_replicates = ?", [opts.replicates])
+    con.execute("SET VARIABLE latlab_bootstrap_metrics = "
+                "(SELECT list(DISTINCT metric) FROM bootstrap_groups)")
+    rows = con.execute("SELECT pair, ci_low, ci_high, covered FROM bootstrap_intervals")
+    return {pair: (Interval(float(low), float(high)), bool(covered))
+            for pair, low, high, covered in rows.fetchall()}
 
 
-def bootstrap_groups(con: duckdb.DuckDBPyConnection, sizes: dict[Key, int],
-                     opts: CompareOptions) -> dict[Key, list[float]]:
-    """Bootstrap medians for every (run, cell, metric) group of ``sizes`` (its value count),
-    each seeded by its key."""
-    import pyarrow as pa
-
-    draws = {key: median_positions(n, random.Random("/".join((str(opts.seed), *key))),
-                                   opts.replicates) for key, n in sizes.items() if n}
-    wanted = {key: sorted({k + 1 for pair in pairs for k in pair})
-              for key, pairs in draws.items()}
-    metrics = sorted({k[2] for k in wanted})
-    if not metrics:
-        return {}
-    sorted_sql = " UNION ALL ".join(SORTED_SQL.format(metric=m) for m in metrics)
-    con.register("wanted_positions", pa.table({
-        "run_id": [k[0] for k in wanted], "cell": [k[1] for k in wanted],
-        "metric": [k[2] for k in wanted], "ks": list(wanted.values())}))
-    try:
-        picked = con.execute(PICK_SQL.format(sorted=sorted_sql),
-                             {"runs": sorted({k[0] for k in wanted})}).fetchall()
-    finally:
-        con.unregister("wanted_positions")
-    out: dict[Key, list[float]] = {}
-    for run, cell, metric, ks, values in picked:
-        at = {k - 1: float(v) for k, v in zip(ks, values, strict=True)}
-        out[(run, cell, metric)] = [(at[a] + at[b]) / 2 for a, b in draws[(run, cell, metric)]]
-    return out
+def bootstrap_pairs(con: duckdb.DuckDBPyConnection, opts: CompareOptions
+                    ) -> dict[int, Interval]:
+    """The interval of every pair of the table ``compared``; groups whose band missed a
+    drawn position (never seen: a band is 3x what a normal sample needs) are redone whole."""
+    con.execute("DELETE FROM bootstrap_groups")
+    con.execute(GROUPS_SQL)
+    con.execute("DELETE FROM bootstrap_pairs")
+    con.execute(PAIRS_SQL)
+    found = intervals(con, opts)
+    if not all(covered for _, covered in found.values()):
+        con.execute(WIDEN_SQL, {"pairs": [p for p, (_, ok) in found.items() if not ok]})
+        found = intervals(con, opts)
+    return {pair: ci for pair, (ci, _) in found.items()}
 
 
-def assess(medians: dict[Key, list[float]], row: dict[str, Any], opts: CompareOptions
-           ) -> tuple[Interval, str, int | None]:
-    """Bootstrap one comparison row: its interval, verdict and requests needed."""
-    base = medians[(row["baseline_run"], row["baseline_cell"], row["metric"])]
-    other = medians[(row["run_id"], row["cell"], row["metric"])]
-    ci = median_difference_ci(base, other)
+# the groups of both sides of every pair with their median and spread (the band's centre
+# and scale); the pairs by group id; WIDEN_SQL: whole groups for those pairs
+GROUPS_SQL = """
+INSERT INTO bootstrap_groups
+SELECT row_number() OVER (ORDER BY run_id, cell, metric), run_id, cell, metric, n, p50,
+       stddev, 1.0
+FROM compare_stats
+WHERE (run_id, cell, metric) IN (SELECT (baseline_run, baseline_cell, metric) FROM compared
+                                 UNION SELECT (run_id, cell, metric) FROM compared)
+"""
+PAIRS_SQL = """
+INSERT INTO bootstrap_pairs
+SELECT c.pair, b.g, o.g FROM compared AS c
+JOIN bootstrap_groups AS b ON (b.run_id, b.cell, b.metric) = (c.baseline_run, c.baseline_cell,
+                                                             c.metric)
+JOIN bootstrap_groups AS o ON (o.run_id, o.cell, o.metric) = (c.run_id, c.cell, c.metric)
+"""
+WIDEN_SQL = """
+UPDATE bootstrap_groups SET widen = NULL
+WHERE g IN (SELECT unnest([baseline_g, g]) FROM bootstrap_pairs WHERE list_contains($pairs, pair))
+"""
+
+
+def assess(ci: Interval, row: dict[str, Any], opts: CompareOptions
+           ) -> tuple[str, int | None]:
+    """The verdict and the requests needed of one comparison row with interval ``ci``."""
     word = verdict(row["metric"], ci, row["n_baseline"], row["n"])
     target = opts.detect * abs(row["baseline_p50"])
     needed = needed_per_cell(row["n_baseline"], row["n"], ci, target)
-    return ci, word, needed if word != "faster" and word != "slower" else None
+    return word, needed if word != "faster" and word != "slower" else None
 
 
 def shared_key(row: dict[str, Any]) -> str:
@@ -130,23 +126,37 @@ def _sides(row: dict[str, Any]) -> tuple[str, str]:
     return diff[0]
 
 
+def read_stats(con: duckdb.DuckDBPyConnection, metrics: Sequence[str]) -> None:
+    """compare_stats: metric_stats of ``metrics`` (one pass over the values; kept for the
+    next call on the same connection)."""
+    if con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'compare_stats'"
+                   ).fetchall():
+        have = {r[0] for r in con.execute("SELECT DISTINCT metric FROM compare_stats").fetchall()}
+        if set(metrics) <= have:
+            return
+        metrics = sorted(set(metrics) | have)
+    con.execute("CREATE OR REPLACE TEMP TABLE compare_stats AS FROM metric_stats_for($metrics)",
+                {"metrics": list(metrics)})
+
+
 def comparison_rows(con: duckdb.DuckDBPyConnection, kind: str, opts: CompareOptions
                     ) -> list[tuple[Any, ...]]:
     """Rows of COLUMNS for every pair of the given kind ('run' or an axis)."""
-    cur = con.execute(
-        "SELECT * FROM comparison WHERE kind = $kind AND list_contains($metrics, metric) "
-        "AND n > 0 AND n_baseline > 0 "
-        "ORDER BY cell, baseline_cell, run_id, list_position($metrics, metric)",
+    read_stats(con, opts.metrics)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE compared AS "
+        "SELECT row_number() OVER (ORDER BY cell, baseline_cell, run_id, "
+        "list_position($metrics, metric)) AS pair, * FROM comparison_of('compare_stats') "
+        "WHERE kind = $kind AND list_contains($metrics, metric) AND n > 0 AND n_baseline > 0",
         {"kind": kind, "metrics": list(opts.metrics)})
+    cur = con.execute("SELECT * FROM compared ORDER BY pair")
     names = [d[0] for d in cur.description or []]
     rows = [dict(zip(names, values, strict=True)) for values in cur.fetchall()]
-    sizes = {(r["run_id"], r["cell"], r["metric"]): int(r["n"]) for r in rows}
-    sizes |= {(r["baseline_run"], r["baseline_cell"], r["metric"]): int(r["n_baseline"])
-              for r in rows}
-    medians = bootstrap_groups(con, sizes, opts)
+    cis = bootstrap_pairs(con, opts) if rows else {}
     out = []
     for row in rows:
-        ci, word, needed = assess(medians, row, opts)
+        ci = cis[row["pair"]]
+        word, needed = assess(ci, row, opts)
         out.append((shared_key(row), *_sides(row), row["metric"], row["n_baseline"], row["n"],
                     row["baseline_p50"], row["p50"], row["delta_p50"], row["ratio_p50"],
                     ci.low, ci.high, word, needed))
@@ -189,7 +199,7 @@ def compare_command(results_dir: Path, run_ids: Sequence[str], fmt: str,
     if by is None and len(chosen) < 2:
         raise ConfigError(f"compare needs at least 2 runs (got {len(chosen)}); "
                           "use --by AXIS to compare cells within one run")
-    con = open_results(results_dir, chosen)
+    con = open_results(results_dir, chosen, needs=NEEDS)
     try:
         con.execute("SET VARIABLE latlab_baseline_run = ?", [_baseline(con, chosen, run_ids)])
         rows = comparison_rows(con, by or "run", opts)
@@ -201,9 +211,9 @@ def compare_command(results_dir: Path, run_ids: Sequence[str], fmt: str,
 
 
 def _latest(results_dir: Path, want: int) -> list[str]:
-    from analysis.commands import latest_run_ids
+    from analysis.commands import LATEST_NEEDS, latest_run_ids
 
-    con = open_results(results_dir)
+    con = open_results(results_dir, needs=LATEST_NEEDS)
     try:
         return latest_run_ids(con, want)
     finally:

@@ -12,6 +12,7 @@ import importlib.resources
 import io
 import json
 import math
+import re
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
@@ -21,11 +22,7 @@ from typing import Any
 
 import duckdb
 import yaml
-from rich import box
-from rich.console import Console
-from rich.table import Table
 
-from runner import storage
 from runner.errors import ConfigError, ResultsError
 from runner.records import REQUESTS_SCHEMA
 from runner.spans import SPANS_SCHEMA
@@ -161,7 +158,9 @@ def _create_sources(
     con: duckdb.DuckDBPyConnection, results_dir: Path, run_ids: Sequence[str]
 ) -> set[str]:
     """Point the source views at the selected files; return the sources that have none."""
-    if storage.is_remote(results_dir):  # object storage: read with pyarrow, not httpfs
+    if _is_remote(results_dir):  # object storage: read with pyarrow, not httpfs
+        from runner import storage
+
         for name, schema in (("requests", REQUESTS_SCHEMA), ("runs", RUNS_SCHEMA),
                              ("spans", SPANS_SCHEMA)):
             table = storage.read_source(results_dir, name, list(run_ids), schema)
@@ -177,19 +176,72 @@ def _create_sources(
         ("runs", run_files, RUNS_SCHEMA),
         ("spans", span_files, SPANS_SCHEMA),
     ):
-        con.from_arrow(schema.empty_table()).create(f"latlab_{name}_columns")
+        _create_empty(con, f"latlab_{name}_columns", schema)
         if files:
             con.execute(f"SET VARIABLE latlab_{name[:-1]}_files = ?", [files])
         else:  # read_parquet cannot read zero files: an empty typed table stands in
-            con.from_arrow(schema.empty_table()).create(name)
+            _create_empty(con, name, schema)
             empty.add(name)
     return empty
 
 
-def _sql_files(skip_sources: set[str]) -> list[Path]:
-    """analysis/NN_name.sql in filename order, without the sources in ``skip_sources``."""
+_SQL_TYPES = {"string": "VARCHAR", "bool": "BOOLEAN", "int64": "BIGINT", "double": "DOUBLE",
+              "timestamp[us, tz=UTC]": "TIMESTAMPTZ"}
+
+
+def _create_empty(con: duckdb.DuckDBPyConnection, name: str, schema: Any) -> None:
+    """An empty table with ``schema``'s columns, by DDL: DuckDB's from_arrow would import
+    pandas where it is installed (0.5 s per command)."""
+    columns = [(f.name, _sql_type(str(f.type))) for f in schema]
+    if any(t is None for _, t in columns):  # a type not mapped here
+        con.from_arrow(schema.empty_table()).create(name)
+        return
+    con.execute(f"CREATE TABLE {name} ({', '.join(f'{c} {t}' for c, t in columns)})")
+
+
+def _sql_type(arrow_type: str) -> str | None:
+    if arrow_type.startswith("list<item: ") and arrow_type.endswith(">"):
+        item = _sql_type(arrow_type[len("list<item: "):-1])
+        return None if item is None else f"{item}[]"
+    return _SQL_TYPES.get(arrow_type)
+
+
+def _is_remote(results_dir: Path) -> bool:
+    """``s3://…`` results (runner.storage, imported only then: it costs ~0.2 s)."""
+    if not str(results_dir).startswith("s3:"):
+        return False
+    from runner import storage
+
+    return storage.is_remote(results_dir)
+
+
+def _sql_files(skip_sources: set[str], needs: Sequence[str] | None = None) -> list[Path]:
+    """analysis/NN_name.sql in filename order, without the sources in ``skip_sources``;
+    with ``needs`` (view or macro names), only the files that define them and the files
+    those use (each view file binds its views at once: ~4 ms per use of ``requests``)."""
     files = sorted(SQL_DIR.glob("*.sql"))
-    return [f for f in files if f.stem.partition("_")[2] not in skip_sources]
+    files = [f for f in files if f.stem.partition("_")[2] not in skip_sources]
+    return files if needs is None else _needed_files(files, needs)
+
+
+_DEFINES = re.compile(r"CREATE\s+(?:OR\s+REPLACE\s+)?(?:VIEW|MACRO|TABLE)\s+(\w+)",
+                      re.IGNORECASE)
+
+
+def _needed_files(files: list[Path], needs: Sequence[str]) -> list[Path]:
+    """The files defining ``needs`` and, transitively, every file whose names they mention
+    outside ``--`` comments."""
+    texts = {f: re.sub(r"--[^\n]*", "", f.read_text(encoding="utf-8")) for f in files}
+    words = {f: set(re.findall(r"\w+", text.lower())) for f, text in texts.items()}
+    defined_in = {name.lower(): f for f, text in texts.items() for name in _DEFINES.findall(text)}
+    wanted: set[Path] = set()
+    todo = [defined_in[n.lower()] for n in needs if n.lower() in defined_in]  # else a table
+    while todo:
+        f = todo.pop()
+        if f not in wanted:
+            wanted.add(f)
+            todo += [g for name, g in defined_in.items() if g != f and name in words[f]]
+    return [f for f in files if f in wanted]
 
 
 # ---------------------------------------------------------------- open
@@ -209,12 +261,16 @@ def open_results(
     results_dir: Path,
     run_ids: Sequence[str] | None = None,
     slo: Mapping[str, Any] | None = None,
+    needs: Sequence[str] | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the views of analysis/*.sql over ``results_dir``."""
+    """An in-memory DuckDB with the views of analysis/*.sql over ``results_dir``; with
+    ``needs``, only the views (and macros) named there and those they build on."""
     results_dir = Path(results_dir)
     slo = default_slo() if slo is None else slo
     validate_slo(slo)
-    if storage.is_remote(results_dir):
+    if _is_remote(results_dir):
+        from runner import storage
+
         known = storage.run_ids(results_dir)
     else:
         known = known_run_ids(results_dir) if results_dir.is_dir() else []
@@ -228,7 +284,7 @@ def open_results(
     con.execute("SET enable_progress_bar = false")  # it would print into csv/json output
     _create_slo_table(con, slo)
     empty_sources = _create_sources(con, results_dir, selected)
-    for sql_file in _sql_files(empty_sources):
+    for sql_file in _sql_files(empty_sources, needs):
         create_views(con, sql_file, results_dir)
     return con
 
@@ -338,6 +394,10 @@ def table_width() -> int:
 
 
 def _render_table(columns: list[str], rows: list[list[Any]], width: int | None) -> str:
+    from rich import box  # here: csv and json need no rich (40 ms to import)
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(box=box.SIMPLE_HEAD, header_style="bold")
     for i, name in enumerate(columns):
         numeric = bool(rows) and all(_is_number(row[i]) for row in rows)

@@ -7,6 +7,7 @@ the budget as stacked bars, tokens/s, and TTFT over time.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
@@ -225,10 +226,25 @@ def _html_table(columns: list[str], rows: list[tuple[Any, ...]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+REPORT_FORMATS = ("markdown", "html", "json")
+
+
+def as_json(report: Report) -> str:
+    """The report's tables (lists of objects) and notes, without the plots."""
+    tables = {title: [dict(zip(columns, (_plain(v) for v in row), strict=True))
+                      for row in rows] for title, (columns, rows) in report.tables}
+    return json.dumps({"runs": report.runs, "empty": report.empty, "tables": tables,
+                       "notes": dict(report.notes)}, indent=2, default=str)
+
+
 def report_command(results_dir: Path, run_ids: Sequence[str] | None, latest: int | None,
                    html_path: Path | None, md_path: Path | None,
-                   slo: Mapping[str, Any] | None = None) -> str:
-    """Markdown to print (or a note when written to ``md_path``); HTML to ``html_path``."""
+                   slo: Mapping[str, Any] | None = None, fmt: str = "markdown") -> str:
+    """The report to print in ``fmt`` (markdown, html or json), or a note when written to
+    ``md_path``; HTML also to ``html_path``."""
+    if fmt not in REPORT_FORMATS:
+        raise ConfigError(f"--format: unknown report format {fmt!r}; use one of "
+                          f"{', '.join(REPORT_FORMATS)}")
     if latest is not None and (latest < 1 or run_ids):
         raise ConfigError("--latest: a number >= 1, and not together with run ids")
     runs = list(run_ids) if run_ids else _latest(results_dir, latest or 1)
@@ -247,6 +263,8 @@ def report_command(results_dir: Path, run_ids: Sequence[str] | None, latest: int
     if md_path is not None:
         _write(md_path, text, "--markdown")
         return "\n".join([f"Markdown report -> {md_path}", *notes])
+    if fmt != "markdown":  # the page or the JSON alone on stdout, for a pipe
+        return (html(report) if fmt == "html" else as_json(report)).rstrip()
     return "\n".join([text.rstrip(), *notes])
 
 

@@ -165,6 +165,9 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path("/tmp/latlab-bench-analysis"))
     parser.add_argument("--commands", nargs="+", default=["grade", "budget", "compare"],
                         choices=["grade", "budget", "compare"])
+    parser.add_argument("--engines", nargs="+", default=["duckdb", "pandas"],
+                        choices=["duckdb", "pandas"], help="pandas alone is slow: duckdb "
+                        "alone for a quick look (no ratio then)")
     parser.add_argument("--child", nargs=2, metavar=("ENGINE", "COMMAND"))
     parser.add_argument("run_ids", nargs="*")
     args = parser.parse_args()
@@ -179,6 +182,9 @@ def main() -> None:
           "| pandas peak MB |\n|---|---:|---:|---:|---:|---:|")
     for command in args.commands:
         d_s, d_mb = measure("duckdb", command, args.dir, runs, args.repeat)
+        if "pandas" not in args.engines:
+            print(f"| {command} | {d_s:.2f} | - | - | {d_mb:.0f} | - |", flush=True)  # noqa: T201
+            continue
         p_s, p_mb = measure("pandas", command, args.dir, runs, args.repeat)
         print(f"| {command} | {d_s:.2f} | {p_s:.2f} | {p_s / d_s:.1f}x | {d_mb:.0f} "  # noqa: T201
               f"| {p_mb:.0f} |", flush=True)

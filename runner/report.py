@@ -33,7 +33,7 @@ def print_provider_overhead(summary: RunSummary) -> None:
 
     if not summary.requests:
         return
-    con = open_results(summary.results_dir, [summary.run_id])
+    con = open_results(summary.results_dir, [summary.run_id], needs=("provider_overhead",))
     try:
         cursor = con.execute(OVERHEAD_SQL, [summary.run_id])
         columns, rows = [d[0] for d in cursor.description or []], cursor.fetchall()

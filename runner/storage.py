@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -105,6 +104,8 @@ def read_source(location: Path | str, name: str, ids: list[str],
                  else p.split("/")[-1][:-8]) in ids]
     if not files:
         return schema.empty_table()
+    import pyarrow.dataset as ds  # here: it imports pandas when installed (0.5 s per command)
+
     try:
         return ds.dataset(files, filesystem=fs, format="parquet", schema=schema).to_table()
     except (OSError, pa.ArrowInvalid) as exc:

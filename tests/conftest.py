@@ -12,6 +12,7 @@ A readers-writer lock over two files in the run's shared temp directory: a timin
 """
 
 import fcntl
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,11 @@ import pytest
 ROOT = str(Path(__file__).resolve().parents[1])
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+# xdist workers (and anything started in the background by a shell) ignore SIGINT, and a
+# child inherits an ignored signal: the tests that press Ctrl-C on a run or a proxy would
+# wait forever. With a handler installed here, every child starts with the default again.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @contextmanager

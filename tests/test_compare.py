@@ -197,3 +197,101 @@ def test_bad_input_and_nothing_to_compare(results: Path) -> None:
     assert out == "nothing to compare: no cell appears in more than one of the selected runs"
     out = compare_command(results, ["base01"], "table", by="guardrail")
     assert out.startswith("nothing to compare: no two cells of a run differ only in 'guardrail'")
+
+
+# ---------------------------------------------------------------- the SQL bootstrap
+
+
+def sql_positions(results: Path, sizes: list[int], reps: int, seed: int = 0
+                  ) -> list[list[tuple[int, int]]]:
+    """bootstrap_positions (analysis/55_bootstrap.sql) for groups of the given sizes: per
+    group, the 0-based positions (k1, k2) of replicates 0 … reps − 1."""
+    con = open_results(results, ["base01"], needs=("bootstrap_positions",))
+    con.execute("SET VARIABLE latlab_bootstrap_seed = ?", [seed])
+    con.execute("SET VARIABLE latlab_bootstrap_replicates = ?", [reps])
+    con.execute("SET VARIABLE latlab_bootstrap_metrics = []")
+    for g, n in enumerate(sizes):
+        con.execute("INSERT INTO bootstrap_groups VALUES (?, 'r', 'c', ?, ?, 0, 1, 1)",
+                    [g, f"m{g}", n])
+    rows = con.execute("SELECT g, k1s, k2s FROM bootstrap_positions ORDER BY g").fetchall()
+    assert [g for g, _, _ in rows] == list(range(len(sizes)))
+    return [[(k1 - 1, k2 - 1) for k1, k2 in zip(k1s, k2s, strict=True)] for _, k1s, k2s in rows]
+
+
+@pytest.mark.parametrize(("n", "reps", "tolerance"), [(7, 40000, 0.01), (49, 40000, 0.012),
+                                                     (201, 20000, 0.015)])
+def test_sql_positions_have_the_exact_bootstrap_law(results: Path, n: int, reps: int,
+                                                    tolerance: float) -> None:
+    """The SQL draws follow the law the Python reference is tested against above: n = 7
+    from sorted hashed uniforms, n = 49 and 201 through the normal approximation."""
+    (pairs,) = sql_positions(results, [n], reps)
+    assert all(k1 == k2 for k1, k2 in pairs)  # odd n: one position
+    counts = [0] * n
+    for k, _ in pairs:
+        counts[k] += 1
+    m, cdf = (n + 1) // 2, 0.0
+    for j in range(1, n + 1):
+        cdf += counts[j - 1] / reps
+        exact = sum(math.comb(n, i) * (j / n) ** i * (1 - j / n) ** (n - i)
+                    for i in range(m, n + 1))
+        assert cdf == pytest.approx(exact, abs=tolerance)
+
+
+@pytest.mark.parametrize(("sample", "reps", "tolerance"), [
+    ([3.0, 9.0, 1.0, 7.0, 4.0, 12.0], 30000, 0.6),  # exact draws
+    ([float((i * 37) % 101) for i in range(60)], 10000, 1.5),  # normal approximation
+])
+def test_sql_even_n_medians_match_brute_force_resampling(
+        results: Path, sample: list[float], reps: int, tolerance: float) -> None:
+    sample = sorted(sample)
+    (pairs,) = sql_positions(results, [len(sample)], reps, seed=3)
+    assert all(k1 <= k2 for k1, k2 in pairs)
+    fast = sorted((sample[a] + sample[b]) / 2 for a, b in pairs)
+    rng, half, brute = random.Random(2), len(sample) // 2, []
+    for _ in range(reps):
+        s = sorted(rng.choice(sample) for _ in sample)
+        brute.append((s[half - 1] + s[half]) / 2)
+    brute.sort()
+    for q in (0.05, 0.25, 0.5, 0.75, 0.95):
+        assert percentile(fast, q) == pytest.approx(percentile(brute, q), abs=tolerance)
+
+
+def test_sql_groups_draw_independently_and_reproducibly(results: Path) -> None:
+    """Two groups of one size get uncorrelated draws (their replicates are paired in a
+    difference); the same seed gives the same draws, another seed others."""
+    a, b = sql_positions(results, [201, 201], 20000)
+    xa, xb = [k for k, _ in a], [k for k, _ in b]
+    mean_a, mean_b = sum(xa) / len(xa), sum(xb) / len(xb)
+    cov = sum((p - mean_a) * (q - mean_b) for p, q in zip(xa, xb, strict=True))
+    var_a = sum((p - mean_a) ** 2 for p in xa)
+    var_b = sum((q - mean_b) ** 2 for q in xb)
+    assert abs(cov / math.sqrt(var_a * var_b)) < 0.03
+    assert sql_positions(results, [201], 50) == sql_positions(results, [201], 50)
+    assert sql_positions(results, [201], 50) != sql_positions(results, [201], 50, seed=1)
+
+
+def test_band_is_widened_when_a_position_falls_outside(tmp_path: Path) -> None:
+    """Groups above 1000 values are read from a band around the median sized by their
+    stddev; a group whose stddev badly understates the spread at its median (here: set to
+    0) misses drawn positions, and compare redoes it over the whole group."""
+    from analysis.compare import CompareOptions, bootstrap_pairs, intervals, read_stats
+
+    r = tmp_path / "results"
+    for day, (run, shift) in enumerate((("big01", 0.0), ("big02", 5.0))):
+        ttfts = [100.0 + shift + (i * 7919) % 1201 / 10 for i in range(1201)]
+        write_requests(r, run, "0000", rows(run, CELL, ttfts, [50.0] * 1201))
+        write_run(r, run, T0 + timedelta(days=day))
+    con = open_results(r, needs=("comparison", "bootstrap_intervals"))
+    con.execute("SET VARIABLE latlab_baseline_run = 'big01'")
+    read_stats(con, ["ttft_ms"])
+    con.execute("CREATE TEMP TABLE compared AS SELECT 1 AS pair, * FROM comparison_of("
+                "'compare_stats') WHERE kind = 'run' AND metric = 'ttft_ms'")
+    opts = CompareOptions()
+    banded = bootstrap_pairs(con, opts)[1]
+    assert 0 < banded.low < 5 < banded.high < 10  # a shift of 5, medians ± 1.7
+    con.execute("UPDATE bootstrap_groups SET widen = NULL")  # the whole groups
+    assert intervals(con, opts)[1] == (banded, True)
+    con.execute("UPDATE compare_stats SET stddev = 0")
+    assert bootstrap_pairs(con, opts)[1] == banded  # widened after a miss
+    con.execute("UPDATE bootstrap_groups SET widen = 1")
+    assert intervals(con, opts)[1][1] is False  # the miss

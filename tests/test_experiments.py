@@ -167,8 +167,9 @@ def check_agent_sessions(con: duckdb.DuckDBPyConnection, rows: list[dict[str, An
 EXPERIMENTS: dict[str, tuple[list[str], Check]] = {
     "quickstart": ([FAST, "workload.iterations=2"], check_quickstart),
     "streaming": ([FAST, "workload.iterations=3", "workload.concurrency=1"], check_streaming),
-    # the experiment raises the default profile's output length; fixed timings here
-    "max_tokens": (["workload.iterations=2", "++matrix.workload.max_tokens=[4,64]",
+    # the experiment raises the default profile's output length; fixed timings here; three
+    # per cell, so the median is not the run's cold first request
+    "max_tokens": (["workload.iterations=3", "++matrix.workload.max_tokens=[4,64]",
                     "profile.models.haiku.ttft_ms.sigma=0", "profile.models.haiku.itl_ms.sigma=0"],
                    check_max_tokens),
     "connection_reuse": ([FAST, "workload.iterations=3"], check_connection_reuse),

@@ -54,3 +54,38 @@ def test_first_schema_results_are_read_by_every_view(tmp_path: Path) -> None:
     assert run_sql(con, "SELECT n, ttft_p50_ms FROM cells")[1] == [(2, 200.0)]
     newest = REQUESTS_SCHEMA.names[-1]
     assert run_sql(con, f"SELECT count({newest}) FROM requests")[1] == [(0,)]
+
+
+def test_needs_opens_only_the_views_a_command_reads(tmp_path: Path) -> None:
+    """open_results(needs=…) runs the view files that define those names and the files
+    they use; the empty source tables have the schema from_arrow would give them."""
+    import duckdb
+
+    from analysis.query import _create_empty
+    from runner.spans import SPANS_SCHEMA
+    from runner.write import RUNS_SCHEMA
+
+    results = tmp_path / "results"
+    write_first_schema_run(results)
+    con = open_results(results, needs=("grades",))
+    names = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
+    assert {"requests", "measured", "cell_summary", "grades"} <= names
+    assert not names & {"advice", "budget", "comparison", "session_times"}
+    assert con.execute("SELECT cell, n FROM grades").fetchall() == [("c", 2)]
+    for schema in (REQUESTS_SCHEMA, RUNS_SCHEMA, SPANS_SCHEMA):
+        ddl, arrow = duckdb.connect(), duckdb.connect()
+        _create_empty(ddl, "t", schema)
+        arrow.from_arrow(schema.empty_table()).create("t")
+        assert ddl.execute("DESCRIBE t").fetchall() == arrow.execute("DESCRIBE t").fetchall()
+
+
+def test_metric_stats_for_some_metrics_equals_metric_stats(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    write_first_schema_run(results)
+    con = open_results(results)
+    some = con.execute("SELECT * FROM metric_stats_for(['ttft_ms', 'output_tps']) "
+                       "ORDER BY metric").fetchall()
+    every = con.execute("SELECT * FROM metric_stats WHERE metric IN ('ttft_ms', 'output_tps') "
+                        "ORDER BY metric").fetchall()
+    assert some == every == [("old1", "c", "output_tps", 2, 100.0, 100.0, 0.0),
+                             ("old1", "c", "ttft_ms", 2, 200.0, 200.0, 141.4213562373095)]

@@ -3,6 +3,7 @@ Chromium (Debian's package): no console errors, and the screenshot shows the plo
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -32,6 +33,19 @@ def test_markdown_has_every_section(tmp_path: Path) -> None:
     assert f"| bud001 | {DIRECT} | 2 | 10.0 | 100.0 | 170.0 | 520.0 | 35.0 | 835.0 | – |" in md
     assert "- bedrock adds 710 ms (+85%) over anthropic, of which +655 ms server-side" in md
     assert "too few requests (< 10)" in md  # two requests per cell are not judged
+
+
+def test_format_html_and_json_print_the_same_report(tmp_path: Path) -> None:
+    results = make_budget_results(tmp_path)
+    page = report_command(results, None, None, None, None, fmt="html")
+    assert page.startswith("<!doctype html>") and page.endswith("</html>")
+    data = json.loads(report_command(results, None, None, None, None, fmt="json"))
+    assert data["runs"] == ["bud001"] and data["empty"] is False
+    budget = data["tables"]["Budget (mean ms; phases add up to the total)"]
+    assert budget[0]["cell"] == DIRECT and budget[0]["total_mean_ms"] == 835.0
+    assert "Advice" in data["notes"]
+    with pytest.raises(ConfigError, match="--format: unknown report format 'pdf'"):
+        report_command(results, None, None, None, None, fmt="pdf")
 
 
 def test_html_is_self_contained_with_six_charts(tmp_path: Path) -> None:

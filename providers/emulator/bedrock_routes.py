@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -47,6 +48,7 @@ from providers.emulator.server import (
     _send_at,
     _send_headers_at,
     capacity_slot,
+    counted,
     forced_fault,
     sleep_until,
 )
@@ -406,7 +408,7 @@ async def read_json(request: web.Request) -> Any:
         return None
 
 
-async def handle(request: web.Request, op: Operation, t0_ns: int) -> web.StreamResponse:
+async def handle(request: web.Request, t0_ns: int, op: Operation) -> web.StreamResponse:
     """One Bedrock request: auth, body, plan, send."""
     state = request.app[STATE_KEY]
     request_id = wire.new_request_id()
@@ -442,22 +444,7 @@ async def send_bedrock(request: web.Request, op: Operation, body: Mapping[str, A
     return result
 
 
-def handler(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """The aiohttp handler of one operation (counts the request in the stats)."""
-
-    async def serve(request: web.Request) -> web.StreamResponse:
-        t0_ns = time.perf_counter_ns()
-        stats = request.app[STATE_KEY].stats
-        stats.request_started()
-        try:
-            return await handle(request, op, t0_ns)
-        finally:
-            stats.request_finished()
-
-    return serve
-
-
 def add_bedrock_routes(app: web.Application) -> None:
     """Register the four Bedrock Runtime operations (before any catch-all route)."""
     for op in OPERATIONS:
-        app.router.add_post(f"/model/{{modelId}}/{op.path}", handler(op))
+        app.router.add_post(f"/model/{{modelId}}/{op.path}", counted(partial(handle, op=op)))

@@ -37,6 +37,7 @@ from providers.emulator.server import (
     _send_headers_at,
     _stall,
     capacity_slot,
+    counted,
     forced_fault,
     sleep_until,
 )
@@ -193,6 +194,7 @@ async def send_planned(request: web.Request, cp: ChatPlan, stats: ServerStats) -
 
 
 async def handle(request: web.Request, t0_ns: int) -> web.StreamResponse:
+    """``POST /v1/chat/completions``."""
     state = request.app[STATE_KEY]
     request_id = wire.new_request_id()
     if not authorized(request):
@@ -218,17 +220,6 @@ async def handle(request: web.Request, t0_ns: int) -> web.StreamResponse:
     return result
 
 
-async def handle_chat(request: web.Request) -> web.StreamResponse:
-    """``POST /v1/chat/completions``."""
-    t0_ns = time.perf_counter_ns()
-    stats = request.app[STATE_KEY].stats
-    stats.request_started()
-    try:
-        return await handle(request, t0_ns)
-    finally:
-        stats.request_finished()
-
-
 async def handle_models(request: web.Request) -> web.StreamResponse:
     """``GET /v1/models``: the profile's model keys as OpenAI model objects."""
     names = sorted(request.app[STATE_KEY].profile.models)
@@ -238,5 +229,5 @@ async def handle_models(request: web.Request) -> web.StreamResponse:
 
 def add_openai_routes(app: web.Application) -> None:
     """Register the OpenAI-compatible routes (before any catch-all route)."""
-    app.router.add_post("/v1/chat/completions", handle_chat)
+    app.router.add_post("/v1/chat/completions", counted(handle))
     app.router.add_get("/v1/models", handle_models)

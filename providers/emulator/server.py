@@ -14,7 +14,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -308,14 +308,24 @@ def _validate_body(body: Any) -> str | None:
     return None
 
 
-async def _read_request(request: web.Request, request_id: str) -> JSONDict | web.Response:
-    """Auth, JSON body and validation; returns the body or the error response to send."""
-    if not _authorized(request):
-        return error_response(401, request_id, "x-api-key header is required")
+async def read_json_object(request: web.Request, request_id: str) -> JSONDict | web.Response:
+    """The request's JSON object body, or the 400 to send (Anthropic's error envelope)."""
     try:
         body = await request.json()
     except ValueError:
         return error_response(400, request_id, "request body is not valid JSON")
+    if not isinstance(body, dict):
+        return error_response(400, request_id, "request body must be a JSON object")
+    return body
+
+
+async def _read_request(request: web.Request, request_id: str) -> JSONDict | web.Response:
+    """Auth, JSON body and validation; returns the body or the error response to send."""
+    if not _authorized(request):
+        return error_response(401, request_id, "x-api-key header is required")
+    body = await read_json_object(request, request_id)
+    if isinstance(body, web.Response):
+        return body
     problem = _validate_body(body)
     if problem:
         return error_response(400, request_id, problem)
@@ -475,20 +485,28 @@ async def _non_stream(request: web.Request, plan: RequestPlan, stats: ServerStat
 # ---------------------------------------------------------------------------- handlers
 
 
-async def handle_messages(request: web.Request) -> web.StreamResponse:
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def counted(handle: Callable[[web.Request, int], Awaitable[web.StreamResponse]]) -> Handler:
+    """The aiohttp handler of a model route: stamps the arrival (the plan's clock starts
+    there) and counts the request in the stats while it is served."""
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        t0_ns = time.perf_counter_ns()
+        stats = request.app[STATE_KEY].stats
+        stats.request_started()
+        try:
+            return await handle(request, t0_ns)
+        finally:
+            stats.request_finished()
+
+    return serve
+
+
+async def handle_messages(request: web.Request, t0: int) -> web.StreamResponse:
     """``POST /v1/messages``."""
-    t0 = time.perf_counter_ns()
-    state = request.app[STATE_KEY]
-    state.stats.request_started()
-    try:
-        return await _handle_messages(request, state, wire.new_request_id(), t0)
-    finally:
-        state.stats.request_finished()
-
-
-async def _handle_messages(
-    request: web.Request, state: EmulatorState, request_id: str, t0: int
-) -> web.StreamResponse:
+    state, request_id = request.app[STATE_KEY], wire.new_request_id()
     body = await _read_request(request, request_id)
     if isinstance(body, web.Response):
         return body
@@ -562,12 +580,9 @@ async def handle_count_tokens(request: web.Request) -> web.StreamResponse:
     request_id = wire.new_request_id()
     if not _authorized(request):
         return error_response(401, request_id, "x-api-key header is required")
-    try:
-        body = await request.json()
-    except ValueError:
-        return error_response(400, request_id, "request body is not valid JSON")
-    if not isinstance(body, dict):
-        return error_response(400, request_id, "request body must be a JSON object")
+    body = await read_json_object(request, request_id)
+    if isinstance(body, web.Response):
+        return body
     tokens = {"input_tokens": wire.estimate_input_tokens(body)}
     return web.json_response(tokens, headers={"request-id": request_id})
 
@@ -596,7 +611,7 @@ def build_app(profile: EmulatorProfile) -> web.Application:
     """The aiohttp application for one emulator (its own seeded generator and stats)."""
     app = web.Application()
     app[STATE_KEY] = EmulatorState(profile)
-    app.router.add_post("/v1/messages", handle_messages)
+    app.router.add_post("/v1/messages", counted(handle_messages))
     app.router.add_post("/v1/messages/count_tokens", handle_count_tokens)
     app.router.add_get("/_latlab/stats", handle_stats)
     app.router.add_post("/_latlab/stats/reset", handle_stats_reset)

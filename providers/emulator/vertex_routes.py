@@ -14,7 +14,6 @@ or the profile's rate, as on the Anthropic routes.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from aiohttp import web
@@ -26,8 +25,10 @@ from providers.emulator.server import (
     ServerStats,
     _validate_body,
     capacity_slot,
+    counted,
     error_response,
     forced_fault,
+    read_json_object,
     send_fault,
     send_messages,
 )
@@ -51,12 +52,9 @@ async def read_body(request: web.Request, request_id: str) -> dict[str, Any] | w
         return error_response(404, request_id, f"unknown method {method!r}")
     if not authorized(request):
         return error_response(401, request_id, "Authorization: Bearer <token> is required")
-    try:
-        body = await request.json()
-    except ValueError:
-        return error_response(400, request_id, "request body is not valid JSON")
-    if not isinstance(body, dict):
-        return error_response(400, request_id, "request body must be a JSON object")
+    body = await read_json_object(request, request_id)
+    if isinstance(body, web.Response):
+        return body
     body = {**body, "model": model, "stream": METHODS[method] and bool(body.get("stream", True))}
     problem = _validate_body(body)
     return error_response(400, request_id, problem) if problem else body
@@ -68,6 +66,7 @@ async def send_plan(request: web.Request, plan: RequestPlan, stats: ServerStats)
 
 
 async def handle(request: web.Request, t0_ns: int) -> web.StreamResponse:
+    """``…/models/{model}:rawPredict`` and ``:streamRawPredict``."""
     state = request.app[STATE_KEY]
     request_id = new_request_id()
     body = await read_body(request, request_id)
@@ -86,18 +85,7 @@ async def handle(request: web.Request, t0_ns: int) -> web.StreamResponse:
     return result
 
 
-async def handle_predict(request: web.Request) -> web.StreamResponse:
-    """``…/models/{model}:rawPredict`` and ``:streamRawPredict``."""
-    t0_ns = time.perf_counter_ns()
-    stats = request.app[STATE_KEY].stats
-    stats.request_started()
-    try:
-        return await handle(request, t0_ns)
-    finally:
-        stats.request_finished()
-
-
 def add_vertex_routes(app: web.Application) -> None:
     """Register the Vertex publisher-model routes (before any catch-all route)."""
     app.router.add_post("/v1/projects/{project}/locations/{region}/publishers/anthropic/models/"
-                        "{model_method}", handle_predict)
+                        "{model_method}", counted(handle))

@@ -1,0 +1,39 @@
+"""The suite's own harness (tests/conftest.py): timing tests alone, Ctrl-C reaches children."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from conftest import machine_turn
+
+
+def test_children_start_with_sigint_not_ignored() -> None:
+    """Tests press Ctrl-C on runs and proxies: it must not be inherited as ignored."""
+    status = subprocess.run(["grep", "SigIgn", "/proc/self/status"], capture_output=True,
+                            text=True, check=True).stdout
+    assert not int(status.split()[1], 16) & (1 << 1), status  # SIGINT is bit 1
+
+
+def test_a_timing_turn_waits_for_shared_turns_and_blocks_new_ones(tmp_path: Path) -> None:
+    events: list[str] = []
+
+    def hold(name: str, alone: bool, seconds: float) -> None:
+        with machine_turn(tmp_path, alone):
+            events.append(f"{name}+")
+            time.sleep(seconds)
+            events.append(f"{name}-")
+
+    shared = threading.Thread(target=hold, args=("shared", False, 0.3))
+    shared.start()
+    time.sleep(0.05)
+    alone = threading.Thread(target=hold, args=("alone", True, 0.3))
+    alone.start()
+    time.sleep(0.05)
+    late = threading.Thread(target=hold, args=("late", False, 0.0))
+    late.start()
+    for thread in (shared, alone, late):
+        thread.join(timeout=5)
+    assert events == ["shared+", "shared-", "alone+", "alone-", "late+", "late-"]
