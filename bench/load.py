@@ -6,12 +6,14 @@ rising load (open loop at the rate that keeps N streams in flight) with 1 and 2 
 processes, and compares what latlab measured with the known truth: TTFT error =
 ``ttft_ms`` − 150, inter-token error = |gap − 10| over every gap. The emulator's own send
 lag (``/_latlab/stats``) is reported beside it, so a late server is not blamed on the
-client. ``--peer`` checks for the emulator's OpenAI-compatible endpoint that a peer tool
-(GuideLLM) needs.
+client. ``--peer PATH`` (a ``guidellm`` executable, in its own venv) runs GuideLLM against the
+same emulator's ``/v1/chat/completions`` at the same concurrency levels, after latlab's rows,
+and adds its rows (tool ``guidellm``) to the same table (bench/guidellm_peer.py).
 
     python bench/load.py --streams 50 100 200 300 400 --workers 1 2 --seconds 8
     python bench/load.py --emulators 2 ...           # two emulator processes, one per cell
-    python bench/load.py --peer /work/peers-venv/bin/guidellm --streams 200
+    python bench/load.py --streams 50 100 200 --workers 1 --seconds 8 \
+        --peer /work/peers-venv/bin/guidellm
 
 Every level prints one row; a level "passes" when TTFT and inter-token error p99 are both
 within ``--max-error-ms`` (5).
@@ -35,6 +37,8 @@ from typing import Any
 
 import duckdb
 from emulator_process import emulator_process
+from guidellm_peer import guidellm_command, run_guidellm, summarize
+from peer_tokenizer import build_tokenizer
 
 TTFB_MS, TTFT_MS, ITL_MS, TOKENS = 5.0, 150.0, 10.0, 50
 PROFILE_ARGS = ["--ttfb-ms", str(TTFB_MS), "--ttft-ms", str(TTFT_MS), "--itl-ms", str(ITL_MS),
@@ -59,6 +63,7 @@ class Level:
     loop_lag_p99: float | None
     cpu_pct: float | None
     errors: int
+    flagged: str = "-"
 
     def passes(self, limit_ms: float) -> bool:
         return self.ttft_err_p99 <= limit_ms and (self.itl_err_p99 or 0.0) <= limit_ms
@@ -85,16 +90,19 @@ def server_lag_p99(bases: list[str]) -> float:
 
 
 def latlab_args(bases: list[str], workers: int, streams: int, seconds: float,
-                results: Path) -> list[str]:
+                results: Path, closed: bool = False) -> list[str]:
     """``latlab run`` overrides for one level: open loop at the rate that keeps ``streams``
     streams in flight (arrivals evenly spread, so completions do not come in waves), for
-    ``seconds``, after one stream's length of warm-up (connections opened, not measured)."""
+    ``seconds``, after one stream's length of warm-up (connections opened, not measured).
+    ``closed``: closed loop at ``workload.concurrency=streams`` instead (each slot sends its
+    next request when the last ends, as GuideLLM's ``concurrent`` profile does)."""
     rate = streams / STREAM_S
     per_cell = round(rate * seconds / len(bases))
     warmup = math.ceil(streams / len(bases))
+    pace = ([f"workload.concurrency={streams}"] if closed else
+            [f"workload.rate={rate:.3f}", "workload.max_in_flight=100000"])
     args = ["emulate=false", f"provider.base_url={bases[0]}", f"results_dir={results}",
-            f"workload.warmup={warmup}", f"workload.iterations={per_cell}",
-            f"workload.rate={rate:.3f}", "workload.max_in_flight=100000",
+            f"workload.warmup={warmup}", f"workload.iterations={per_cell}", *pace,
             f"workload.workers={workers}", "workload.max_tokens=128",
             "hydra/job_logging=none", "hydra/hydra_logging=none"]
     if len(bases) > 1:
@@ -114,12 +122,14 @@ SELECT count(*), sum(output_tokens) / ((max(epoch_ms(started_at) + total_ms)
 FROM r"""
 
 
-def measure_latlab(bases: list[str], workers: int, target: int, seconds: float) -> Level:
+def measure_latlab(bases: list[str], workers: int, target: int, seconds: float,
+                   loop: str = "open") -> Level:
+    closed = loop == "closed"
     with tempfile.TemporaryDirectory() as tmp:
         results = Path(tmp) / "results"
         reset_servers(bases)
         done = subprocess.run([sys.executable, "-m", "runner.cli", "run",
-                               *latlab_args(bases, workers, target, seconds, results)],
+                               *latlab_args(bases, workers, target, seconds, results, closed)],
                               cwd=tmp, capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
             raise RuntimeError(f"latlab run failed: {done.stderr[-2000:]}")
@@ -129,15 +139,17 @@ def measure_latlab(bases: list[str], workers: int, target: int, seconds: float) 
             duckdb.execute(ROW_SQL, [files]).fetchone() or ())
         run = duckdb.execute("SELECT loop_lag_p99_ms, client_cpu_pct FROM read_parquet(?)",
                              [str(next(results.glob("runs/*.parquet")))]).fetchone() or ()
-    return Level("latlab", workers, round(streams), n, tps, p50, p99, itl, lag, late,
-                 run[0], run[1], errors)
+    flagged = "bottleneck" if "client was the bottleneck" in done.stderr else "none"
+    return Level("latlab-cl" if closed else "latlab", workers, round(streams), n, tps, p50,
+                 p99, itl, lag, late, run[0], run[1], errors, flagged)
 
 
 def has_chat_endpoint(base: str) -> bool:
     body = json.dumps({"model": "m", "max_tokens": 5,
                        "messages": [{"role": "user", "content": "hi"}]}).encode()
     request = urllib.request.Request(f"{base}/v1/chat/completions", data=body,
-                                     headers={"content-type": "application/json"})
+                                     headers={"content-type": "application/json",
+                                              "authorization": "Bearer dummy"})
     try:
         with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - 127.0.0.1 only
             return True
@@ -145,9 +157,10 @@ def has_chat_endpoint(base: str) -> bool:
         return False
 
 
-HEADER = (f"{'tool':<9}{'workers':>8}{'streams':>8}{'reqs':>7}{'tok/s':>9}{'ttft err':>9}"
+HEADER = (f"{'tool':<11}{'workers':>8}{'streams':>8}{'reqs':>7}{'tok/s':>9}{'ttft err':>9}"
           f"{'ttft err':>9}{'itl err':>8}{'server':>8}{'late':>7}{'loop lag':>9}{'cpu':>6}"
-          f"{'err':>5}  pass\n{'':<41}{'p50 ms':>9}{'p99 ms':>9}{'p99 ms':>8}{'lag p99':>8}"
+          f"{'err':>5}  pass  flagged\n"
+          f"{'':<43}{'p50 ms':>9}{'p99 ms':>9}{'p99 ms':>8}{'lag p99':>8}"
           f"{'share':>7}{'p99 ms':>9}{'%':>6}\n")
 
 
@@ -156,26 +169,44 @@ def fmt(value: float | None, width: int, digits: int = 2) -> str:
 
 
 def line(level: Level, limit_ms: float) -> str:
-    return (f"{level.tool:<9}{level.workers:>8}{level.concurrency:>8}{level.requests:>7}"
+    return (f"{level.tool:<11}{level.workers:>8}{level.concurrency:>8}{level.requests:>7}"
             f"{level.tokens_per_s:>9.0f}{fmt(level.ttft_err_p50, 9)}{fmt(level.ttft_err_p99, 9)}"
             f"{fmt(level.itl_err_p99, 8)}{fmt(level.server_lag_p99, 8)}"
             f"{fmt(level.late_share, 7)}{fmt(level.loop_lag_p99, 9)}{fmt(level.cpu_pct, 6, 0)}"
-            f"{level.errors:>5}  {'yes' if level.passes(limit_ms) else 'NO'}\n")
+            f"{level.errors:>5}  {'yes' if level.passes(limit_ms) else 'NO':<4}  "
+            f"{level.flagged}\n")
+
+
+def measure_peer(exe: str, base: str, tokenizer: Path, workers: int, streams: int,
+                 seconds: float) -> Level:
+    """One GuideLLM level against the same emulator, with the same truth."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "guidellm.json"
+        reset_servers([base])
+        peer = run_guidellm(guidellm_command(exe, base, tokenizer, streams, seconds, TOKENS,
+                                             report), workers, seconds, report)
+        lag = server_lag_p99([base])
+    s = summarize(peer, TTFT_MS, ITL_MS)
+    return Level("guidellm", workers, round(s.streams), s.requests, s.tokens_per_s,
+                 s.ttft_err_p50, s.ttft_err_p99, s.itl_err_p99, lag, None, None, None,
+                 peer.errored, peer.flags())
 
 
 def run_peer(args: argparse.Namespace, base: str, out: Any) -> None:
-    """The peer comparison needs the emulator's OpenAI endpoint; say plainly if it is absent.
-
-    Not automated yet: GuideLLM 0.8 (``guidellm run --backend kind=openai_http,...
-    --profile kind=concurrent,... --tokenizer kind=hf_auto,...``) against
-    ``/v1/chat/completions``, its TTFT percentiles compared with the same truth (150 ms).
-    """
+    """GuideLLM at every (workers, streams) level, after a local tokenizer is built with the
+    peer's own interpreter; its rows go to the same table."""
     if not has_chat_endpoint(base):
         out.write("peer: the emulator has no /v1/chat/completions (OpenAI) endpoint: "
                   "peer comparison not run\n")
         return
-    out.write(f"peer: {base}/v1/chat/completions answers; run {args.peer} against it "
-              "by hand (docs/benchmarks.md, Load engine)\n")
+    python = str(Path(args.peer).with_name("python"))
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer = build_tokenizer(Path(tmp) / "tokenizer", python)
+        for workers in args.peer_workers or args.workers:
+            for target in args.streams:
+                level = measure_peer(args.peer, base, tokenizer, workers, target, args.seconds)
+                out.write(line(level, args.max_error_ms))
+                out.flush()
 
 
 def main() -> None:
@@ -184,21 +215,30 @@ def main() -> None:
                         help="target streams in flight (open loop at streams / 0.64 s)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--seconds", type=float, default=8.0, help="streaming time per level")
+    parser.add_argument("--loop", nargs="+", choices=["open", "closed"], default=["open"],
+                        help="latlab's pacing: open loop (rate) and/or closed loop "
+                             "(concurrency, tool latlab-cl; like GuideLLM's concurrent)")
     parser.add_argument("--emulators", type=int, default=1, help="emulator processes")
     parser.add_argument("--max-error-ms", type=float, default=5.0)
-    parser.add_argument("--peer", default=None, help="path of a guidellm executable")
+    parser.add_argument("--peer", default=None,
+                        help="path of a guidellm executable (GuideLLM 0.8.1, its own venv)")
+    parser.add_argument("--peer-workers", type=int, nargs="+", default=None,
+                        help="GuideLLM worker processes (default: the --workers values)")
     parser.add_argument("--peer-only", action="store_true")
     args = parser.parse_args()
+    if args.peer and not os.access(args.peer, os.X_OK):
+        parser.error(f"--peer: no executable at {args.peer}")
     out = sys.stdout
     with ExitStack() as stack:
         bases = [stack.enter_context(emulator()) for _ in range(args.emulators)]
         out.write(f"emulators {' '.join(bases)}  profile: {' '.join(PROFILE_ARGS)}  "
                   f"cores {os.cpu_count()}  {time.strftime('%Y-%m-%d %H:%M')}\n{HEADER}")
-        for workers in [] if args.peer_only else args.workers:
-            for target in args.streams:
-                level = measure_latlab(bases, workers, target, args.seconds)
-                out.write(line(level, args.max_error_ms))
-                out.flush()
+        for loop in [] if args.peer_only else args.loop:
+            for workers in args.workers:
+                for target in args.streams:
+                    level = measure_latlab(bases, workers, target, args.seconds, loop)
+                    out.write(line(level, args.max_error_ms))
+                    out.flush()
         if args.peer:
             run_peer(args, bases[0], out)
 
