@@ -47,8 +47,6 @@ def new_request_id() -> str:
     return "req_" + "".join(_ID_RNG.choices("0123456789abcdef", k=32))
 
 
-
-
 dumps = anthropic_wire.dumps  # one compact JSON encoder for every wire
 
 
