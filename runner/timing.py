@@ -18,7 +18,10 @@ defined once here; the README's "Timing phases" table repeats these words.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import time
+import weakref
 from dataclasses import dataclass, field
 
 now_ns = time.perf_counter_ns
@@ -74,14 +77,142 @@ SPIN_MARGIN_NS = 1_000_000
 async def sleep_until(deadline_ns: int, spin_margin_ns: int = SPIN_MARGIN_NS) -> None:
     """Wait until an absolute ``perf_counter_ns`` instant, without asyncio's late wake-ups.
 
-    asyncio rounds timeouts to its clock resolution and fires late, and relative sleeps
-    drift; so sleep until ``spin_margin_ns`` before the deadline, then yield-spin the rest.
+    asyncio rounds timeouts to its clock resolution and fires late (uvloop also up to ~1 ms
+    early), and relative sleeps drift; so the running loop's ``Pacer`` sleeps until
+    ``spin_margin_ns`` before the deadline, then yield-spins the rest, for every waiter at once.
     """
-    remaining_ns = deadline_ns - now_ns()
-    if remaining_ns > spin_margin_ns:
-        await asyncio.sleep((remaining_ns - spin_margin_ns) / 1e9)
-    while now_ns() < deadline_ns:
-        await asyncio.sleep(0)
+    if now_ns() >= deadline_ns:
+        return
+    await loop_pacer().until(deadline_ns, spin_margin_ns)
+
+
+class Pacer:
+    """Wakes every waiter of one event loop at its deadline, with ONE spinning task.
+
+    Why: when each waiting coroutine spun on its own (``await asyncio.sleep(0)`` in a loop),
+    every loop iteration stepped all of them: at 200 streams the emulator burnt a core. Here
+    waiters park a future in a heap (by deadline); one task sleeps on an asyncio timer until
+    the margin before the earliest deadline, yield-spins to it, resolves every future that is
+    due (in deadline order) and repeats. With nothing waiting the task ends (no idle CPU).
+    Get the loop's pacer with ``loop_pacer()``; deadlines are ``perf_counter_ns`` instants.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._margin_ns = 0  # the largest margin asked for since the heap was last empty
+        self._task: asyncio.Task[None] | None = None
+        self._alarm: asyncio.Future[None] | None = None  # set while the task sleeps
+        self._alarm_at_ns = 0
+        self._cancelled = 0
+
+    @property
+    def running(self) -> bool:
+        """Whether the pacer task exists (it does only while someone waits)."""
+        return self._task is not None
+
+    def waiting(self) -> int:
+        """Futures in the heap, including cancelled ones not yet dropped."""
+        return len(self._heap)
+
+    async def until(self, deadline_ns: int, spin_margin_ns: int = SPIN_MARGIN_NS) -> None:
+        """Return at ``deadline_ns`` or just after, never before (unless cancelled)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._heap, (deadline_ns, next(self._order), future))
+        self._margin_ns = max(self._margin_ns, spin_margin_ns)
+        self._wake(deadline_ns - self._margin_ns)
+        try:
+            await future
+        except asyncio.CancelledError:
+            self._forget_cancelled()
+            raise
+
+    def _wake(self, wake_ns: int) -> None:
+        """Start the task, or ring its alarm early if this waiter must be woken sooner."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=PACER_TASK)
+        elif self._alarm is not None and wake_ns < self._alarm_at_ns and not self._alarm.done():
+            self._alarm.set_result(None)
+
+    def _forget_cancelled(self) -> None:
+        """Count a cancelled waiter; rebuild the heap when they are over half of it."""
+        self._cancelled += 1
+        if self._cancelled * 2 > len(self._heap):
+            self._heap = [entry for entry in self._heap if not entry[2].done()]
+            heapq.heapify(self._heap)
+            self._cancelled = 0
+
+    async def _run(self) -> None:
+        """Sleep, spin, release; until the heap is empty."""
+        try:
+            while self._drop_done_top():
+                deadline_ns = self._heap[0][0]
+                now = now_ns()
+                if now < deadline_ns - self._margin_ns:
+                    await self._sleep(deadline_ns - self._margin_ns)
+                elif now < deadline_ns:
+                    await asyncio.sleep(0)
+                else:
+                    self._release(now)
+        finally:
+            self._task = None
+            self._fail_orphans()
+
+    def _drop_done_top(self) -> bool:
+        """Pop cancelled waiters off the top; False once nothing waits."""
+        heap = self._heap
+        while heap and heap[0][2].done():
+            heapq.heappop(heap)
+            self._cancelled = max(0, self._cancelled - 1)
+        if not heap:
+            self._margin_ns = 0
+            self._cancelled = 0
+        return bool(heap)
+
+    async def _sleep(self, wake_ns: int) -> None:
+        """An asyncio timer to ``wake_ns`` that ``_wake`` can ring early."""
+        loop = asyncio.get_running_loop()
+        self._alarm = alarm = loop.create_future()
+        self._alarm_at_ns = wake_ns
+        timer = loop.call_later((wake_ns - now_ns()) / 1e9, _ring, alarm)
+        try:
+            await alarm
+        finally:
+            timer.cancel()
+            self._alarm = None
+
+    def _release(self, now: int) -> None:
+        """Resolve every future due by ``now``, earliest deadline first."""
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            future = heapq.heappop(heap)[2]
+            if not future.done():
+                future.set_result(None)
+
+    def _fail_orphans(self) -> None:
+        """The task was cancelled (loop shutting down): cancel whoever still waits on it."""
+        for _, _, future in self._heap:
+            future.cancel()
+        self._heap.clear()
+
+
+PACER_TASK = "latlab-pacer"
+_PACERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Pacer] = (
+    weakref.WeakKeyDictionary())
+
+
+def loop_pacer() -> Pacer:
+    """The running loop's pacer (one per event loop; created on first use)."""
+    loop = asyncio.get_running_loop()
+    pacer = _PACERS.get(loop)
+    if pacer is None:
+        pacer = _PACERS[loop] = Pacer()
+    return pacer
+
+
+def _ring(alarm: asyncio.Future[None]) -> None:
+    if not alarm.done():
+        alarm.set_result(None)
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
