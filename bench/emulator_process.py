@@ -10,6 +10,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+PIDS: dict[str, int] = {}  # base URL -> process id, while the process runs
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (``/proc/PID/stat``, Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -23,7 +30,11 @@ def emulator_process(args: Sequence[str]) -> Iterator[str]:
         base = proc.stdout.readline().strip()
         if not base.startswith("http://"):
             raise RuntimeError(f"emulator did not start (first line: {base!r})")
-        yield base
+        PIDS[base] = proc.pid
+        try:
+            yield base
+        finally:
+            PIDS.pop(base, None)
     finally:
         proc.terminate()
         try:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from emulator_process import emulator_process
+from emulator_process import PIDS, cpu_seconds, emulator_process
 from guidellm_peer import guidellm_command, run_guidellm, summarize
 from peer_tokenizer import build_tokenizer
 
@@ -64,14 +64,17 @@ class Level:
     cpu_pct: float | None
     errors: int
     flagged: str = "-"
+    emu_us_per_token: float | None = None  # emulator process CPU per streamed token (µs)
+    emu_cpu_pct: float | None = None  # emulator process CPU over the streaming span
 
     def passes(self, limit_ms: float) -> bool:
         return self.ttft_err_p99 <= limit_ms and (self.itl_err_p99 or 0.0) <= limit_ms
 
 
-def emulator() -> AbstractContextManager[str]:
+def emulator(spin_margin_us: float | None = None) -> AbstractContextManager[str]:
     """One emulator process; yields its base URL."""
-    return emulator_process(PROFILE_ARGS)
+    spin = [] if spin_margin_us is None else ["--spin-margin-us", f"{spin_margin_us:g}"]
+    return emulator_process([*PROFILE_ARGS, *spin])
 
 
 def http(url: str, body: bytes | None = None) -> Any:
@@ -122,12 +125,31 @@ SELECT count(*), sum(output_tokens) / ((max(epoch_ms(started_at) + total_ms)
 FROM r"""
 
 
+ALL_SQL = """SELECT sum(output_tokens), (max(epoch_ms(started_at) + total_ms)
+  - min(epoch_ms(started_at))) / 1000.0 FROM read_parquet(?)"""  # warm-up rows included
+
+
+def servers_cpu_s(bases: list[str]) -> float:
+    """CPU seconds used so far by the emulator processes (0 if not started here)."""
+    return sum(cpu_seconds(PIDS[base]) for base in bases if base in PIDS)
+
+
+def emulator_cost(cpu_s: float, files: list[str]) -> tuple[float | None, float | None]:
+    """The emulators' CPU per streamed token (µs) and share of a core over the streaming
+    span, warm-up included (the CPU was measured over the whole run; it idles outside)."""
+    tokens, span_s = duckdb.execute(ALL_SQL, [files]).fetchone() or (None, None)
+    if not tokens or not span_s:
+        return None, None
+    return cpu_s / tokens * 1e6, 100 * cpu_s / span_s
+
+
 def measure_latlab(bases: list[str], workers: int, target: int, seconds: float,
                    loop: str = "open") -> Level:
     closed = loop == "closed"
     with tempfile.TemporaryDirectory() as tmp:
         results = Path(tmp) / "results"
         reset_servers(bases)
+        cpu0 = servers_cpu_s(bases)
         done = subprocess.run([sys.executable, "-m", "runner.cli", "run",
                                *latlab_args(bases, workers, target, seconds, results, closed)],
                               cwd=tmp, capture_output=True, text=True, timeout=600)
@@ -135,13 +157,14 @@ def measure_latlab(bases: list[str], workers: int, target: int, seconds: float,
             raise RuntimeError(f"latlab run failed: {done.stderr[-2000:]}")
         lag = server_lag_p99(bases)
         files = [str(p) for p in results.glob("requests/*/*.parquet")]
+        emu = emulator_cost(servers_cpu_s(bases) - cpu0, files)
         n, tps, streams, p50, p99, itl, late, errors = (
             duckdb.execute(ROW_SQL, [files]).fetchone() or ())
         run = duckdb.execute("SELECT loop_lag_p99_ms, client_cpu_pct FROM read_parquet(?)",
                              [str(next(results.glob("runs/*.parquet")))]).fetchone() or ()
     flagged = "bottleneck" if "client was the bottleneck" in done.stderr else "none"
     return Level("latlab-cl" if closed else "latlab", workers, round(streams), n, tps, p50,
-                 p99, itl, lag, late, run[0], run[1], errors, flagged)
+                 p99, itl, lag, late, run[0], run[1], errors, flagged, *emu)
 
 
 def has_chat_endpoint(base: str) -> bool:
@@ -159,9 +182,9 @@ def has_chat_endpoint(base: str) -> bool:
 
 HEADER = (f"{'tool':<11}{'workers':>8}{'streams':>8}{'reqs':>7}{'tok/s':>9}{'ttft err':>9}"
           f"{'ttft err':>9}{'itl err':>8}{'server':>8}{'late':>7}{'loop lag':>9}{'cpu':>6}"
-          f"{'err':>5}  pass  flagged\n"
+          f"{'err':>5}{'emu':>7}{'emu':>6}  pass  flagged\n"
           f"{'':<43}{'p50 ms':>9}{'p99 ms':>9}{'p99 ms':>8}{'lag p99':>8}"
-          f"{'share':>7}{'p99 ms':>9}{'%':>6}\n")
+          f"{'share':>7}{'p99 ms':>9}{'%':>6}{'':>5}{'µs/tok':>7}{'%':>6}\n")
 
 
 def fmt(value: float | None, width: int, digits: int = 2) -> str:
@@ -173,7 +196,8 @@ def line(level: Level, limit_ms: float) -> str:
             f"{level.tokens_per_s:>9.0f}{fmt(level.ttft_err_p50, 9)}{fmt(level.ttft_err_p99, 9)}"
             f"{fmt(level.itl_err_p99, 8)}{fmt(level.server_lag_p99, 8)}"
             f"{fmt(level.late_share, 7)}{fmt(level.loop_lag_p99, 9)}{fmt(level.cpu_pct, 6, 0)}"
-            f"{level.errors:>5}  {'yes' if level.passes(limit_ms) else 'NO':<4}  "
+            f"{level.errors:>5}{fmt(level.emu_us_per_token, 7, 1)}{fmt(level.emu_cpu_pct, 6, 0)}"
+            f"  {'yes' if level.passes(limit_ms) else 'NO':<4}  "
             f"{level.flagged}\n")
 
 
@@ -220,6 +244,8 @@ def main() -> None:
                              "(concurrency, tool latlab-cl; like GuideLLM's concurrent)")
     parser.add_argument("--emulators", type=int, default=1, help="emulator processes")
     parser.add_argument("--max-error-ms", type=float, default=5.0)
+    parser.add_argument("--spin-margin-us", type=float, default=None,
+                        help="the emulator's busy-wait before each send (its default if unset)")
     parser.add_argument("--peer", default=None,
                         help="path of a guidellm executable (GuideLLM 0.8.1, its own venv)")
     parser.add_argument("--peer-workers", type=int, nargs="+", default=None,
@@ -230,7 +256,8 @@ def main() -> None:
         parser.error(f"--peer: no executable at {args.peer}")
     out = sys.stdout
     with ExitStack() as stack:
-        bases = [stack.enter_context(emulator()) for _ in range(args.emulators)]
+        bases = [stack.enter_context(emulator(args.spin_margin_us))
+                 for _ in range(args.emulators)]
         out.write(f"emulators {' '.join(bases)}  profile: {' '.join(PROFILE_ARGS)}  "
                   f"cores {os.cpu_count()}  {time.strftime('%Y-%m-%d %H:%M')}\n{HEADER}")
         for loop in [] if args.peer_only else args.loop:

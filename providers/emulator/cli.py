@@ -13,6 +13,7 @@ from pathlib import Path
 
 from providers.emulator import serve_forever
 from providers.emulator.profile import EmulatorProfile
+from providers.emulator.server import PACING
 from runner.timing import new_event_loop
 
 DEFAULT_PROFILE = "default"
@@ -37,6 +38,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     fixed.add_argument("--output-tokens", type=int, default=None, help="tokens per response")
     fixed.add_argument("--error-rate", type=float, default=None, help="share of failing requests")
     fixed.add_argument("--seed", type=int, default=None, help="seed of all latency/fault draws")
+    parser.add_argument("--spin-margin-us", type=float, default=None, metavar="US",
+                        help="busy-wait this long before each send instant (default "
+                             f"{PACING.spin_margin_ns / 1000:g}; 0: never spin, less CPU)")
 
 
 def profile_dir() -> Path | Traversable:
@@ -98,6 +102,8 @@ def run_serve(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         sys.stderr.write(f"emulator: {exc}\n")
         return 2
+    if getattr(args, "spin_margin_us", None) is not None:
+        PACING.spin_margin_ns = round(args.spin_margin_us * 1000)
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         runner.run(_serve_until_signal(profile, args.host, args.port))
     return 0

@@ -35,9 +35,9 @@ from providers.emulator.prompt_cache import PromptCache
 from providers.emulator.replies import reply_tokens
 from runner import timing
 
-# Sleep to this far before a deadline, then spin: covers asyncio's timer overshoot (up to
-# ~1.2 ms measured here; uvloop's ~0.6 ms), so the spin, not the timer, decides the send instant.
-SPIN_MARGIN_NS = 1_500_000
+# Sleep to this far before a deadline, then spin: 0 where the pacer wakes on a timerfd, else
+# 1.5 ms to cover asyncio's timer error (runner/timing.py default_spin_margin_ns).
+SPIN_MARGIN_NS = timing.SPIN_MARGIN_NS
 STALL_S = 3600.0  # how long the `stall` fault keeps a request open
 FAULT_HEADER = "x-latlab-fault"  # request header forcing a fault kind (or "none")
 LISTEN_BACKLOG = 4096  # aiohttp's default 128 drops SYNs when hundreds of streams open at once
