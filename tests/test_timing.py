@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import statistics
 import time
 from collections.abc import Coroutine
 from typing import Any
 
 import pytest
 
+from runner import timing
+from runner.timerfd import timerfd_available
 from runner.timing import PACER_TASK, Pacer, loop_pacer, new_event_loop, now_ns, sleep_until
 
 MS = 1_000_000
 
 pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
+
+
+@pytest.fixture(params=["timerfd", "asyncio-timers"])
+def wake(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test with the pacer woken by a timerfd, then by asyncio's own timers."""
+    if request.param == "asyncio-timers":
+        monkeypatch.setattr(timing, "open_timerfd", lambda: None)
+    elif not timerfd_available():
+        pytest.skip("no timerfd here (not Linux)")
+    return str(request.param)
 
 
 def run(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -40,7 +54,7 @@ async def wake_times(deadlines: list[int], margin_ns: int) -> list[tuple[int, in
 
 
 @pytest.mark.parametrize("margin_ns", [0, MS])
-def test_waiters_wake_in_deadline_order_and_never_early(margin_ns: int) -> None:
+def test_waiters_wake_in_deadline_order_and_never_early(margin_ns: int, wake: str) -> None:
     async def scenario() -> list[tuple[int, int]]:
         t0 = now_ns() + 50 * MS  # every waiter is registered well before its deadline
         deadlines = [t0 + random.randrange(0, 30 * MS) for _ in range(300)]
@@ -53,7 +67,7 @@ def test_waiters_wake_in_deadline_order_and_never_early(margin_ns: int) -> None:
     assert [d for d, _ in woken] == sorted(d for d, _ in woken)
 
 
-def test_a_later_waiter_with_an_earlier_deadline_interrupts_the_pacers_sleep() -> None:
+def test_a_later_waiter_with_an_earlier_deadline_interrupts_the_pacers_sleep(wake: str) -> None:
     async def scenario() -> list[tuple[int, int]]:
         far = asyncio.create_task(wake_times([now_ns() + 200 * MS], MS))
         await asyncio.sleep(0.01)  # the pacer now sleeps towards the far deadline
@@ -109,7 +123,7 @@ def test_waiters_inside_the_spin_margin_do_not_each_spin() -> None:
     assert crowded > alone / 10, (alone, crowded)
 
 
-def test_cancelled_waiters_are_dropped_and_do_not_disturb_the_others() -> None:
+def test_cancelled_waiters_are_dropped_and_do_not_disturb_the_others(wake: str) -> None:
     async def scenario() -> tuple[list[tuple[int, int]], int, bool]:
         t0 = now_ns()
         doomed = [asyncio.create_task(sleep_until(t0 + 2_000 * MS)) for _ in range(50)]
@@ -128,7 +142,7 @@ def test_cancelled_waiters_are_dropped_and_do_not_disturb_the_others() -> None:
     assert (left, running) == (0, False)  # no leaked futures, no pacer task left behind
 
 
-def test_a_cancelled_waiter_at_the_top_of_the_heap_lets_the_next_one_through() -> None:
+def test_a_cancelled_waiter_at_the_top_of_the_heap_lets_the_next_one_through(wake: str) -> None:
     async def scenario() -> tuple[int, int]:
         t0 = now_ns()
         first = asyncio.create_task(sleep_until(t0 + 10 * MS))
@@ -144,7 +158,7 @@ def test_a_cancelled_waiter_at_the_top_of_the_heap_lets_the_next_one_through() -
     assert 0 <= at - deadline < 5 * MS
 
 
-def test_an_idle_pacer_uses_no_cpu() -> None:
+def test_an_idle_pacer_uses_no_cpu(wake: str) -> None:
     async def scenario() -> tuple[float, bool]:
         await sleep_until(now_ns() + 5 * MS)  # the pacer ran once, and has ended
         cpu0 = time.process_time()
@@ -156,13 +170,50 @@ def test_an_idle_pacer_uses_no_cpu() -> None:
     assert cpu_s < 0.02  # a spinning loop would burn ~0.2 s
 
 
-def test_a_far_deadline_sleeps_instead_of_spinning() -> None:
+@pytest.mark.parametrize("margin_ns", [0, MS])
+def test_a_far_deadline_sleeps_instead_of_spinning(margin_ns: int, wake: str) -> None:
     async def scenario() -> float:
         cpu0 = time.process_time()
-        await sleep_until(now_ns() + 200 * MS)
+        await sleep_until(now_ns() + 200 * MS, margin_ns)
         return time.process_time() - cpu0
 
-    assert run(scenario()) < 0.03  # spins ~1 ms, not 200
+    assert run(scenario()) < 0.03  # spins at most the margin (+ an early timer), not 200 ms
+
+
+def test_with_a_timerfd_the_default_margin_is_zero_and_nothing_spins() -> None:
+    """50 waiters 1 ms apart: with the timerfd the pacer sleeps between all of them."""
+    if not timerfd_available():
+        pytest.skip("no timerfd here (not Linux)")
+
+    async def scenario() -> tuple[float, list[tuple[int, int]]]:
+        cpu0 = time.process_time()
+        t0 = now_ns() + 20 * MS
+        woken = await wake_times([t0 + i * MS for i in range(50)], timing.SPIN_MARGIN_NS)
+        return time.process_time() - cpu0, woken
+
+    cpu_s, woken = run(scenario())
+    assert timing.SPIN_MARGIN_NS == 0
+    assert all(at >= d for d, at in woken)
+    assert statistics.median(at - d for d, at in woken) < MS  # on time, to well under 1 ms
+    assert cpu_s < 0.035  # spinning through the 70 ms would use all of it
+
+
+def test_the_pacer_closes_its_timerfd_when_idle() -> None:
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    async def scenario() -> tuple[int, int]:
+        before = open_fds()
+        waiter = asyncio.create_task(sleep_until(now_ns() + 20 * MS))
+        await asyncio.sleep(0.005)
+        busy = open_fds()
+        await waiter
+        await asyncio.sleep(0.001)
+        return busy - before, open_fds() - before
+
+    if not timerfd_available():
+        pytest.skip("no timerfd here (not Linux)")
+    assert run(scenario()) == (1, 0)
 
 
 def test_each_loop_has_its_own_pacer() -> None:
