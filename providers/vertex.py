@@ -86,7 +86,8 @@ def adc_token() -> str:
             "vertex extra (pip install 'latlab[vertex]') for Application Default Credentials"
         ) from exc
     try:
-        credentials, _ = google.auth.default(scopes=list(SCOPES))
+        found: tuple[Any, Any] = google.auth.default(scopes=list(SCOPES))
+        credentials = found[0]  # Any: google-auth's refresh() is untyped
         credentials.refresh(Request())
     except google.auth.exceptions.GoogleAuthError as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

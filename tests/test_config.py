@@ -15,9 +15,13 @@ from runner.errors import ConfigError
 from runner.plan import expand_cells
 from runner.run import validate
 
-GROUPS = ["provider", "model", "prompt", "guardrail", "workload", "slo", "profile"]
+GROUPS = ["provider", "model", "prompt", "guardrail", "workload", "slo", "profile", "pricing",
+          "batch"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CHECKOUT_CONF / g).glob("*.yaml"))]
 EXPERIMENTS = sorted(p.stem for p in (CHECKOUT_CONF / "experiment").glob("*.yaml"))
+README = (CHECKOUT_CONF.parent / "README.md").read_text()
+CONF_GROUPS = sorted(p.name for p in CHECKOUT_CONF.iterdir()
+                     if p.is_dir() and not p.name.startswith(("_", ".")))
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +125,15 @@ def test_find_secrets_walks_nested_values() -> None:
 def test_installed_package_data_lists_every_group() -> None:
     names = {p.name for p in Path(CHECKOUT_CONF).iterdir()}
     assert set(GROUPS) | {"experiment", "config.yaml"} <= names
+
+
+@pytest.mark.parametrize("group", CONF_GROUPS)
+def test_readme_lists_every_option_of_every_group(group: str) -> None:
+    """The README's config-group table has a row per group naming each option file (the
+    experiments, in their own table, are named somewhere in the README)."""
+    row = next((line for line in README.splitlines() if line.startswith(f"| `{group}` |")), "")
+    assert row, f"README's config-group table has no row for {group!r}"
+    where = README if group == "experiment" else row
+    missing = [p.stem for p in sorted((CHECKOUT_CONF / group).glob("*.yaml"))
+               if f"`{p.stem}`" not in where]
+    assert not missing, f"README does not name {group} options {missing}"

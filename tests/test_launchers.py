@@ -39,27 +39,33 @@ def has_plugin(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def assert_same_rows_as_basic(tmp_path: Path, *launcher: str) -> None:
+    """The sweep on ``launcher`` makes the basic launcher's jobs and rows (8: two jobs of one
+    warm-up and three requests), and reads back as one dataset of two runs."""
+    basic, other = tmp_path / "basic", tmp_path / "other"
+    basic.mkdir()
+    other.mkdir()
+    done = multirun(basic)
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = multirun(other, *launcher)
+    assert done.returncode == 0, done.stderr[-3000:]
+    basic_jobs, basic_rows = jobs_and_rows(basic / "results")
+    other_jobs, other_rows = jobs_and_rows(other / "results")
+    assert sorted(other_jobs.values()) == sorted(basic_jobs.values()) == [0, 1]
+    assert other_rows == basic_rows and len(basic_rows) == 8
+    read_back = subprocess.run([sys.executable, "-m", "runner.cli", "sql",
+                                "SELECT count(DISTINCT run_id) AS runs FROM requests",
+                                "--format", "csv"], cwd=other, capture_output=True, text=True,
+                               timeout=60)
+    assert read_back.stdout.split() == ["runs", "2"], read_back.stderr
+
+
 @pytest.mark.optional
 @pytest.mark.skipif(not has_plugin("hydra_plugins.hydra_joblib_launcher"),
                     reason="hydra-joblib-launcher not installed (pip install "
                            "'latlab[launchers]' or hydra-joblib-launcher==1.2.0)")
 def test_joblib_multirun_makes_the_same_rows_as_the_basic_launcher(tmp_path: Path) -> None:
-    basic, joblib = tmp_path / "basic", tmp_path / "joblib"
-    basic.mkdir()
-    joblib.mkdir()
-    done = multirun(basic)
-    assert done.returncode == 0, done.stderr[-3000:]
-    done = multirun(joblib, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
-    assert done.returncode == 0, done.stderr[-3000:]
-    basic_jobs, basic_rows = jobs_and_rows(basic / "results")
-    joblib_jobs, joblib_rows = jobs_and_rows(joblib / "results")
-    assert sorted(joblib_jobs.values()) == sorted(basic_jobs.values()) == [0, 1]
-    assert joblib_rows == basic_rows and len(basic_rows) == 8
-    read_back = subprocess.run([sys.executable, "-m", "runner.cli", "sql",
-                                "SELECT count(DISTINCT run_id) AS runs FROM requests",
-                                "--format", "csv"], cwd=joblib, capture_output=True, text=True,
-                               timeout=60)
-    assert read_back.stdout.split() == ["runs", "2"], read_back.stderr
+    assert_same_rows_as_basic(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
 
 
 @pytest.mark.optional
@@ -67,8 +73,8 @@ def test_joblib_multirun_makes_the_same_rows_as_the_basic_launcher(tmp_path: Pat
 @pytest.mark.skipif(not has_plugin("hydra_plugins.hydra_ray_launcher"),
                     reason="hydra-ray-launcher not installed (about 400 MB with ray; "
                            "pip install hydra-ray-launcher==1.2.2)")
-def test_ray_multirun_makes_one_run_per_job(tmp_path: Path) -> None:
-    done = multirun(tmp_path, "hydra/launcher=ray", "hydra.launcher.ray.init.num_cpus=2")
-    assert done.returncode == 0, done.stderr[-3000:]
-    jobs, rows = jobs_and_rows(tmp_path / "results")
-    assert sorted(jobs.values()) == [0, 1] and len(rows) == 8
+def test_ray_multirun_makes_the_same_rows_as_the_basic_launcher(tmp_path: Path) -> None:
+    """A local Ray cluster started by the launcher (two CPUs, no dashboard)."""
+    assert_same_rows_as_basic(tmp_path, "hydra/launcher=ray",
+                              "+hydra.launcher.ray.init.num_cpus=2",
+                              "+hydra.launcher.ray.init.include_dashboard=false")

@@ -74,3 +74,14 @@ def test_damaged_parquet_is_a_clear_error_not_a_traceback(tmp_path: Path) -> Non
                            "--results", str(tmp_path)], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+def test_every_column_is_documented() -> None:
+    """docs/columns.md names every column of the three datasets (requests, runs, spans)."""
+    from runner.records import REQUESTS_SCHEMA
+    from runner.spans import SPANS_SCHEMA
+    from runner.write import RUNS_SCHEMA
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "columns.md").read_text()
+    for schema in (REQUESTS_SCHEMA, RUNS_SCHEMA, SPANS_SCHEMA):
+        assert [f.name for f in schema if f"`{f.name}`" not in doc] == []
