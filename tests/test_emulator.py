@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -368,24 +369,35 @@ def test_cli_overrides() -> None:
         assert mp.ttfb_ms.sigma > 0  # untouched
 
 
-def test_module_subprocess() -> None:
+@contextmanager
+def standalone_emulator(args: list[str], watchdog_s: float = 30.0
+                        ) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``python -m providers.emulator --port 0 ARGS`` (killed after ``watchdog_s``): the
+    process and the base URL it printed first."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "providers.emulator", "--port", "0", "--ttft-ms", "10"]
+    cmd = [sys.executable, "-m", "providers.emulator", "--port", "0", *args]
     with subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True) as proc:
-        watchdog = threading.Timer(20.0, proc.kill)
+        watchdog = threading.Timer(watchdog_s, proc.kill)
         watchdog.start()
         try:
             assert proc.stdout is not None
-            base_url = proc.stdout.readline().strip()
-            assert base_url.startswith("http://127.0.0.1:")
-            req = body(stream=False, max_tokens=3, model="claude-haiku-4-5")
-            with httpx.Client(base_url=base_url, timeout=5.0) as client:
-                resp = client.post("/v1/messages", json=req, headers=AUTH)
-            assert resp.status_code == 200 and resp.json()["usage"]["output_tokens"] == 3
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=10) == 0
+            yield proc, proc.stdout.readline().strip()
         finally:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)
             watchdog.cancel()
+
+
+def test_module_subprocess() -> None:
+    with standalone_emulator(["--ttft-ms", "10"], watchdog_s=20.0) as (proc, base_url):
+        assert base_url.startswith("http://127.0.0.1:")
+        req = body(stream=False, max_tokens=3, model="claude-haiku-4-5")
+        with httpx.Client(base_url=base_url, timeout=5.0) as client:
+            resp = client.post("/v1/messages", json=req, headers=AUTH)
+        assert resp.status_code == 200 and resp.json()["usage"]["output_tokens"] == 3
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
 
 
 def test_the_embedded_emulator_does_not_starve_the_client(tmp_path: Path) -> None:
@@ -405,24 +417,13 @@ def test_the_embedded_emulator_does_not_starve_the_client(tmp_path: Path) -> Non
 def emulator_cpu_share(extra: list[str], streams: int = 8) -> float:
     """Share of a core the standalone emulator uses while serving ``streams`` concurrent
     streams (10 ms pace, 40 tokens), from its own ``/proc/PID/stat``."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "providers.emulator", "--port", "0", "--ttfb-ms", "5",
-           "--ttft-ms", "20", "--itl-ms", "10", "--output-tokens", "40", *extra]
-    with subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True) as proc:
-        watchdog = threading.Timer(30.0, proc.kill)
-        watchdog.start()
-        try:
-            assert proc.stdout is not None
-            base_url = proc.stdout.readline().strip()
-            with httpx.Client(base_url=base_url, timeout=10.0) as client:
-                client.get("/_latlab/health")
-            cpu0, t0 = process_cpu_s(proc.pid), time.perf_counter()
-            stream_concurrently(base_url, streams, rounds=2)
-            return (process_cpu_s(proc.pid) - cpu0) / (time.perf_counter() - t0)
-        finally:
-            proc.terminate()
-            proc.wait(10)
-            watchdog.cancel()
+    args = ["--ttfb-ms", "5", "--ttft-ms", "20", "--itl-ms", "10", "--output-tokens", "40"]
+    with standalone_emulator([*args, *extra]) as (proc, base_url):
+        with httpx.Client(base_url=base_url, timeout=10.0) as client:
+            client.get("/_latlab/health")
+        cpu0, t0 = process_cpu_s(proc.pid), time.perf_counter()
+        stream_concurrently(base_url, streams, rounds=2)
+        return (process_cpu_s(proc.pid) - cpu0) / (time.perf_counter() - t0)
 
 
 def process_cpu_s(pid: int) -> float:
