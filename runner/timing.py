@@ -101,14 +101,15 @@ async def sleep_until(deadline_ns: int, spin_margin_ns: int = SPIN_MARGIN_NS) ->
 
 
 class Pacer:
-    """Wakes every waiter of one event loop at its deadline, with ONE spinning task.
+    """Wakes every waiter of one event loop at its deadline, from ONE task.
 
     Why: when each waiting coroutine spun on its own (``await asyncio.sleep(0)`` in a loop),
     every loop iteration stepped all of them: at 200 streams the emulator burnt a core. Here
-    waiters park a future in a heap (by deadline); one task sleeps on an asyncio timer until
-    the margin before the earliest deadline, yield-spins to it, resolves every future that is
-    due (in deadline order) and repeats. With nothing waiting the task ends (no idle CPU).
-    Get the loop's pacer with ``loop_pacer()``; deadlines are ``perf_counter_ns`` instants.
+    waiters park a future in a heap (by deadline); one task sleeps (on a timerfd, else an
+    asyncio timer) until the margin before the earliest deadline, yield-spins the margin if
+    there is one (0 by default with a timerfd), resolves every future that is due (in
+    deadline order) and repeats. With nothing waiting the task ends (no idle CPU). Get the
+    loop's pacer with ``loop_pacer()``; deadlines are ``perf_counter_ns`` instants.
     """
 
     def __init__(self) -> None:
@@ -146,8 +147,8 @@ class Pacer:
         """Start the task, or ring its alarm early if this waiter must be woken sooner."""
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name=PACER_TASK)
-        elif self._alarm is not None and wake_ns < self._alarm_at_ns and not self._alarm.done():
-            self._alarm.set_result(None)
+        elif self._alarm is not None and wake_ns < self._alarm_at_ns:
+            _ring(self._alarm)
 
     def _forget_cancelled(self) -> None:
         """Count a cancelled waiter; rebuild the heap when they are over half of it."""

@@ -28,6 +28,10 @@ from providers.emulator.profile import FAULT_KINDS, Distribution, EmulatorProfil
 from providers.emulator.server import EmulatorState
 from runner.timerfd import timerfd_available
 
+# appended, not prepended: bench/analysis.py must not shadow the analysis package
+sys.path.append(str(Path(__file__).resolve().parents[1] / "bench"))
+from emulator_process import cpu_seconds  # noqa: E402
+
 pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -421,14 +425,9 @@ def emulator_cpu_share(extra: list[str], streams: int = 8) -> float:
     with standalone_emulator([*args, *extra]) as (proc, base_url):
         with httpx.Client(base_url=base_url, timeout=10.0) as client:
             client.get("/_latlab/health")
-        cpu0, t0 = process_cpu_s(proc.pid), time.perf_counter()
+        cpu0, t0 = cpu_seconds(proc.pid), time.perf_counter()
         stream_concurrently(base_url, streams, rounds=2)
-        return (process_cpu_s(proc.pid) - cpu0) / (time.perf_counter() - t0)
-
-
-def process_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return (cpu_seconds(proc.pid) - cpu0) / (time.perf_counter() - t0)
 
 
 def stream_concurrently(base_url: str, streams: int, rounds: int) -> None:
