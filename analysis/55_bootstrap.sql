@@ -6,17 +6,18 @@
 -- For n <= 48 the n uniforms are drawn and sorted; above, U₍m₎ ~ Beta(m, n − m + 1) comes
 -- from its normal approximation and U₍m+1₎ = U₍m₎ + (1 − U₍m₎)·Beta(1, n − m) by inversion.
 -- Each replicate costs a few hashes, not n draws; and since every drawn position lies near
--- the middle, only a band of values around each median is read and sorted, not the group.
+-- the middle, only a band of sorted values around each median is needed: the one kept in
+-- metric summaries (analysis/52_summaries.sql), else the whole group.
 --
 -- Inputs, filled by `latlab compare` (analysis/compare.py):
 --   bootstrap_groups  one row per group of values: g (an id), run_id, cell, metric (a column
---                     of measured_ok), n (its non-NULL values), p50 and stddev
---                     (metric_stats), widen: the band's width factor (NULL: the whole group)
+--                     of measured_ok), n (its non-NULL values), below (how many of its
+--                     sorted values lie before band) and band (sorted values: positions
+--                     below + 1 … below + len(band))
 --   bootstrap_pairs   one row per comparison: pair (an id), baseline_g and g (groups)
---   variables latlab_bootstrap_seed (an integer), latlab_bootstrap_replicates and
---   latlab_bootstrap_metrics (the metrics of the groups)
+--   variables latlab_bootstrap_seed (an integer) and latlab_bootstrap_replicates
 CREATE TABLE bootstrap_groups (g BIGINT, run_id VARCHAR, cell VARCHAR, metric VARCHAR,
-                               n BIGINT, p50 DOUBLE, stddev DOUBLE, widen DOUBLE);
+                               n BIGINT, below BIGINT, band DOUBLE[]);
 CREATE TABLE bootstrap_pairs (pair BIGINT, baseline_g BIGINT, g BIGINT);
 
 -- bootstrap_uniform(x): a number in (0, 1) from the integer x, by hashing it: the same seed
@@ -64,81 +65,17 @@ FROM (SELECT g, n, list_transform(u1s, lambda u: bootstrap_position(n, u)) AS k1
              list_transform(u2s, lambda u: bootstrap_position(n, u)) AS k2s
       FROM (SELECT * FROM large UNION ALL SELECT * FROM small));
 
--- bootstrap_wanted(metric, x): x if the variable latlab_bootstrap_metrics (a list) names the
--- metric, else NULL: a constant, so the metric's column is not even read.
-CREATE MACRO bootstrap_wanted(metric, x) AS
-    CASE WHEN list_contains(getvariable('latlab_bootstrap_metrics'), metric) THEN x END;
-
--- bootstrap_band_of(x, lo, hi): for one group, `below` = its values < lo and `band` = its
--- values in [lo, hi] (in no order). (count(*) FILTER (…) would cost more per row.)
-CREATE MACRO bootstrap_band_of(x, lo, hi) AS {
-    'below': sum(CASE WHEN x < lo THEN 1 ELSE 0 END)::BIGINT,
-    'band': list(x) FILTER (WHERE x >= lo AND x <= hi)
-};
-
--- bootstrap_bands: per group, below and band (sorted) from one pass over measured_ok, and
--- covered: whether the band holds every drawn position (else compare widens it and asks
--- again). The band: the values within p50 ± 3·√(2π)·stddev·h/n, h = the farthest drawn
--- position from the middle (three times what a normal sample needs); the whole group when
--- n <= 1000 or widen is NULL.
-CREATE VIEW bootstrap_bands AS
-WITH e AS MATERIALIZED (
-    SELECT g.g, g.run_id, g.cell, g.metric, p.k_lo, p.k_hi, p.k1s, p.k2s,
-           coalesce(g.p50 - w, '-infinity') AS lo, coalesce(g.p50 + w, 'infinity') AS hi
-    FROM bootstrap_positions AS p JOIN bootstrap_groups AS g USING (g),
-    LATERAL (SELECT CASE WHEN g.n > 1000 AND g.widen IS NOT NULL THEN
-                        g.widen * 3 * sqrt(2 * pi()) * coalesce(g.stddev, 0)
-                        * (greatest((g.n + 1) / 2 - p.k_lo, p.k_hi - (g.n + 1) / 2) + 1) / g.n
-                    END AS w)
-),
-edges AS (  -- one row per (run, cell): the groups of its metrics and their bands
-    SELECT run_id, cell, row_number() OVER () AS cell_g,
-           any_value(g) FILTER (WHERE metric = 'ttfb_ms') AS ttfb_g,
-           coalesce(any_value(lo) FILTER (WHERE metric = 'ttfb_ms'), 'infinity') AS ttfb_lo,
-           coalesce(any_value(hi) FILTER (WHERE metric = 'ttfb_ms'), '-infinity') AS ttfb_hi,
-           any_value(g) FILTER (WHERE metric = 'ttft_ms') AS ttft_g,
-           coalesce(any_value(lo) FILTER (WHERE metric = 'ttft_ms'), 'infinity') AS ttft_lo,
-           coalesce(any_value(hi) FILTER (WHERE metric = 'ttft_ms'), '-infinity') AS ttft_hi,
-           any_value(g) FILTER (WHERE metric = 'total_ms') AS total_g,
-           coalesce(any_value(lo) FILTER (WHERE metric = 'total_ms'), 'infinity') AS total_lo,
-           coalesce(any_value(hi) FILTER (WHERE metric = 'total_ms'), '-infinity') AS total_hi,
-           any_value(g) FILTER (WHERE metric = 'output_tps') AS tps_g,
-           coalesce(any_value(lo) FILTER (WHERE metric = 'output_tps'), 'infinity') AS tps_lo,
-           coalesce(any_value(hi) FILTER (WHERE metric = 'output_tps'), '-infinity') AS tps_hi
-    FROM e GROUP BY run_id, cell
-),
-wide AS (  -- the one pass over the values
-    SELECT any_value(e.ttfb_g) AS ttfb_g, any_value(e.ttft_g) AS ttft_g,
-           any_value(e.total_g) AS total_g, any_value(e.tps_g) AS tps_g,
-           bootstrap_band_of(bootstrap_wanted('ttfb_ms', m.ttfb_ms), e.ttfb_lo, e.ttfb_hi)
-               AS ttfb_b,
-           bootstrap_band_of(bootstrap_wanted('ttft_ms', m.ttft_ms), e.ttft_lo, e.ttft_hi)
-               AS ttft_b,
-           bootstrap_band_of(bootstrap_wanted('total_ms', m.total_ms), e.total_lo, e.total_hi)
-               AS total_b,
-           bootstrap_band_of(bootstrap_wanted('output_tps', m.output_tps), e.tps_lo, e.tps_hi)
-               AS tps_b
-    FROM measured_ok AS m JOIN edges AS e USING (run_id, cell)
-    GROUP BY e.cell_g
-)
-SELECT e.g, e.k1s, e.k2s, b.below, list_sort(coalesce(b.band, [])) AS band,
-       b.below + 1 <= e.k_lo AND b.below + len(coalesce(b.band, [])) >= e.k_hi AS covered
-FROM (SELECT unnest([{'g': ttfb_g, 'below': ttfb_b.below, 'band': ttfb_b.band},
-                     {'g': ttft_g, 'below': ttft_b.below, 'band': ttft_b.band},
-                     {'g': total_g, 'below': total_b.below, 'band': total_b.band},
-                     {'g': tps_g, 'below': tps_b.below, 'band': tps_b.band}],
-                    recursive := true)
-      FROM wide) AS b
-JOIN e USING (g);
-
 -- bootstrap_medians: per group g, medians: the replicates' resample medians (list index r:
--- the mean of the band's values at k1 and k2), and covered.
+-- the mean of the band's values at k1 and k2), and covered: whether the band holds every
+-- drawn position (else compare reads the whole group and asks again).
 CREATE VIEW bootstrap_medians AS
 SELECT g, covered,
        list_transform(list_zip(list_select(band, list_transform(k1s, lambda k: k - below)),
                                list_select(band, list_transform(k2s, lambda k: k - below))),
                       lambda p: (p[1] + p[2]) / 2) AS medians
-FROM bootstrap_bands;
+FROM (SELECT p.g, p.k1s, p.k2s, b.below, b.band,
+             b.below + 1 <= p.k_lo AND b.below + len(b.band) >= p.k_hi AS covered
+      FROM bootstrap_positions AS p JOIN bootstrap_groups AS b USING (g));
 
 -- bootstrap_intervals: per pair, the 95 % percentile interval of (median − baseline's
 -- median) over paired replicates (quantile_cont: linear interpolation), and covered.

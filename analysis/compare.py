@@ -10,6 +10,7 @@ per cell would narrow it that far.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +20,14 @@ import duckdb
 
 from analysis.bootstrap import REPLICATES, Interval, needed_per_cell
 from analysis.query import check_format, open_results, render
+from analysis.summaries import NEEDS as SUMMARY_NEEDS
+from analysis.summaries import TABLE as SUMMARIES
+from analysis.summaries import load_summaries
 from runner.errors import ConfigError
 
 MIN_N = 10
-NEEDS = ("comparison", "bootstrap_intervals", "cell_pairs")  # the views compare reads
+NEEDS = ("comparison", "bootstrap_intervals", "cell_pairs", "metric_samples",
+         *SUMMARY_NEEDS)  # the views compare reads
 METRICS = ("ttft_ms", "total_ms", "ttfb_ms", "output_tps")
 DEFAULT_METRICS = ("ttft_ms", "total_ms", "output_tps")
 HIGHER_IS_BETTER = {"output_tps"}
@@ -56,35 +61,37 @@ def intervals(con: duckdb.DuckDBPyConnection, opts: CompareOptions
     bootstrap_pairs and bootstrap_groups: pair -> (interval, covered)."""
     con.execute("SET VARIABLE latlab_bootstrap_seed = ?", [opts.seed])
     con.execute("SET VARIABLE latlab_bootstrap_replicates = ?", [opts.replicates])
-    con.execute("SET VARIABLE latlab_bootstrap_metrics = "
-                "(SELECT list(DISTINCT metric) FROM bootstrap_groups)")
     rows = con.execute("SELECT pair, ci_low, ci_high, covered FROM bootstrap_intervals")
-    return {pair: (Interval(float(low), float(high)), bool(covered))
+    return {pair: (Interval(_number(low), _number(high)), bool(covered))
             for pair, low, high, covered in rows.fetchall()}
+
+
+def _number(value: float | None) -> float:
+    return math.nan if value is None else float(value)  # None: a band missed every draw
 
 
 def bootstrap_pairs(con: duckdb.DuckDBPyConnection, opts: CompareOptions
                     ) -> dict[int, Interval]:
-    """The interval of every pair of the table ``compared``; groups whose band missed a
-    drawn position (never seen: a band is 3x what a normal sample needs) are redone whole."""
+    """The interval of every pair of the table ``compared``, from the summaries' bands;
+    groups whose band misses a drawn position (a draw beyond six standard deviations:
+    rarer than 1 in 10⁸) are read whole from the rows."""
     con.execute("DELETE FROM bootstrap_groups")
     con.execute(GROUPS_SQL)
     con.execute("DELETE FROM bootstrap_pairs")
     con.execute(PAIRS_SQL)
     found = intervals(con, opts)
     if not all(covered for _, covered in found.values()):
-        con.execute(WIDEN_SQL, {"pairs": [p for p, (_, ok) in found.items() if not ok]})
+        con.execute(WHOLE_SQL, {"pairs": [p for p, (_, ok) in found.items() if not ok]})
         found = intervals(con, opts)
     return {pair: ci for pair, (ci, _) in found.items()}
 
 
-# the groups of both sides of every pair with their median and spread (the band's centre
-# and scale); the pairs by group id; WIDEN_SQL: whole groups for those pairs
-GROUPS_SQL = """
+# the groups of both sides of every pair with their band; the pairs by group id; WHOLE_SQL:
+# the whole sorted groups of the given pairs
+GROUPS_SQL = f"""
 INSERT INTO bootstrap_groups
-SELECT row_number() OVER (ORDER BY run_id, cell, metric), run_id, cell, metric, n, p50,
-       stddev, 1.0
-FROM compare_stats
+SELECT row_number() OVER (ORDER BY run_id, cell, metric), run_id, cell, metric, n, below, band
+FROM {SUMMARIES}
 WHERE (run_id, cell, metric) IN (SELECT (baseline_run, baseline_cell, metric) FROM compared
                                  UNION SELECT (run_id, cell, metric) FROM compared)
 """
@@ -95,9 +102,15 @@ JOIN bootstrap_groups AS b ON (b.run_id, b.cell, b.metric) = (c.baseline_run, c.
                                                              c.metric)
 JOIN bootstrap_groups AS o ON (o.run_id, o.cell, o.metric) = (c.run_id, c.cell, c.metric)
 """
-WIDEN_SQL = """
-UPDATE bootstrap_groups SET widen = NULL
-WHERE g IN (SELECT unnest([baseline_g, g]) FROM bootstrap_pairs WHERE list_contains($pairs, pair))
+WHOLE_SQL = """
+UPDATE bootstrap_groups AS b SET below = 0, band = w.band
+FROM (SELECT run_id, cell, metric, list(value ORDER BY value) AS band FROM metric_samples
+      WHERE (run_id, cell, metric) IN (
+          SELECT (run_id, cell, metric) FROM bootstrap_groups
+          WHERE g IN (SELECT unnest([baseline_g, g]) FROM bootstrap_pairs
+                      WHERE list_contains($pairs, pair)))
+      GROUP BY ALL) AS w
+WHERE (b.run_id, b.cell, b.metric) = (w.run_id, w.cell, w.metric)
 """
 
 
@@ -126,23 +139,20 @@ def _sides(row: dict[str, Any]) -> tuple[str, str]:
     return diff[0]
 
 
-def read_stats(con: duckdb.DuckDBPyConnection, metrics: Sequence[str]) -> None:
-    """compare_stats: metric_stats of ``metrics`` (one pass over the values; kept for the
-    next call on the same connection)."""
-    if con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'compare_stats'"
-                   ).fetchall():
-        have = {r[0] for r in con.execute("SELECT DISTINCT metric FROM compare_stats").fetchall()}
-        if set(metrics) <= have:
-            return
-        metrics = sorted(set(metrics) | have)
-    con.execute("CREATE OR REPLACE TEMP TABLE compare_stats AS FROM metric_stats_for($metrics)",
-                {"metrics": list(metrics)})
+def read_summaries(con: duckdb.DuckDBPyConnection) -> None:
+    """compare_stats: n, mean, p50 and stddev of every (run, cell, metric), from the runs'
+    summaries (analysis/summaries.py: kept, or computed once and kept for the next call)."""
+    if not con.execute(f"SELECT 1 FROM duckdb_tables() WHERE table_name = '{SUMMARIES}'"
+                       ).fetchall():
+        load_summaries(con)
+        con.execute("CREATE OR REPLACE TEMP VIEW compare_stats AS "
+                    f"SELECT run_id, cell, metric, n, mean, p50, stddev FROM {SUMMARIES}")
 
 
 def comparison_rows(con: duckdb.DuckDBPyConnection, kind: str, opts: CompareOptions
                     ) -> list[tuple[Any, ...]]:
     """Rows of COLUMNS for every pair of the given kind ('run' or an axis)."""
-    read_stats(con, opts.metrics)
+    read_summaries(con)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE compared AS "
         "SELECT row_number() OVER (ORDER BY cell, baseline_cell, run_id, "

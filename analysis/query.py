@@ -283,6 +283,7 @@ def open_results(
     con.execute("SET parquet_metadata_cache = true")
     con.execute("SET enable_progress_bar = false")  # it would print into csv/json output
     _create_slo_table(con, slo)
+    con.execute("SET VARIABLE latlab_results_dir = ?", [str(results_dir)])
     empty_sources = _create_sources(con, results_dir, selected)
     for sql_file in _sql_files(empty_sources, needs):
         create_views(con, sql_file, results_dir)

@@ -28,11 +28,11 @@ from providers import DUMMY_KEY, Endpoint, guardrail_kinds, kind_for, model_id_k
 from providers.local_server import local_servers_for
 from runner import config as checks
 from runner.batches import build_batch, check_extras
-from runner.errors import ConfigError
+from runner.errors import ConfigError, ResultsError
 from runner.execute import RequestTimer, RunStats, build_runtimes, close_providers
 from runner.lag import LagMonitor
 from runner.plan import Cell, PlannedRequest, expand_cells, flatten_matrix, plan_requests
-from runner.progress import live_progress, warn_if_client_bound
+from runner.progress import console, live_progress, warn_if_client_bound
 from runner.prompts import load_prompts
 from runner.resume import Done, check_same_config, finished_requests, load_run_record
 from runner.schedule import run_plan
@@ -195,7 +195,26 @@ def run_experiment(cfg: dict[str, Any], context: RunContext) -> RunSummary:
         writer.rows_written = len(done)
         write_run_record(results_dir, record)
         stats = _execute(cells, endpoints, record, writer, plan)
+    keep_summary(results_dir, record)
     return RunSummary(record.run_id, results_dir, stats.done, stats.errors, record.status)
+
+
+def keep_summary(results_dir: Path, record: RunRecord) -> None:
+    """For a large finished run, the metric summary `latlab compare` reads
+    (analysis/summaries.py), so that the first compare need not read every row; a failure
+    only warns: compare computes it again."""
+    import duckdb
+
+    from analysis.summaries import PRECOMPUTE_ROWS, summarize_run
+    from runner import storage
+
+    if record.requests < PRECOMPUTE_ROWS or storage.is_remote(results_dir):
+        return
+    try:
+        summarize_run(results_dir, record.run_id)
+    except (ResultsError, duckdb.Error, OSError) as exc:
+        console.print(f"note: no metric summary kept for compare ({exc})", markup=False,
+                      highlight=False, soft_wrap=True)
 
 
 def start_record(cfg: dict[str, Any], context: RunContext,

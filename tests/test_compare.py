@@ -209,9 +209,8 @@ def sql_positions(results: Path, sizes: list[int], reps: int, seed: int = 0
     con = open_results(results, ["base01"], needs=("bootstrap_positions",))
     con.execute("SET VARIABLE latlab_bootstrap_seed = ?", [seed])
     con.execute("SET VARIABLE latlab_bootstrap_replicates = ?", [reps])
-    con.execute("SET VARIABLE latlab_bootstrap_metrics = []")
     for g, n in enumerate(sizes):
-        con.execute("INSERT INTO bootstrap_groups VALUES (?, 'r', 'c', ?, ?, 0, 1, 1)",
+        con.execute("INSERT INTO bootstrap_groups VALUES (?, 'r', 'c', ?, ?, 0, [])",
                     [g, f"m{g}", n])
     rows = con.execute("SELECT g, k1s, k2s FROM bootstrap_positions ORDER BY g").fetchall()
     assert [g for g, _, _ in rows] == list(range(len(sizes)))
@@ -270,28 +269,37 @@ def test_sql_groups_draw_independently_and_reproducibly(results: Path) -> None:
     assert sql_positions(results, [201], 50) != sql_positions(results, [201], 50, seed=1)
 
 
-def test_band_is_widened_when_a_position_falls_outside(tmp_path: Path) -> None:
-    """Groups above 1000 values are read from a band around the median sized by their
-    stddev; a group whose stddev badly understates the spread at its median (here: set to
-    0) misses drawn positions, and compare redoes it over the whole group."""
-    from analysis.compare import CompareOptions, bootstrap_pairs, intervals, read_stats
-
-    r = tmp_path / "results"
+def big_runs(root: Path) -> Path:
+    """Two runs of 1201 TTFTs each (n > 1000: summaries keep a band), the second + 5 ms."""
+    r = root / "results"
     for day, (run, shift) in enumerate((("big01", 0.0), ("big02", 5.0))):
         ttfts = [100.0 + shift + (i * 7919) % 1201 / 10 for i in range(1201)]
         write_requests(r, run, "0000", rows(run, CELL, ttfts, [50.0] * 1201))
         write_run(r, run, T0 + timedelta(days=day))
-    con = open_results(r, needs=("comparison", "bootstrap_intervals"))
+    return r
+
+
+def test_group_is_read_whole_when_a_position_falls_outside_its_band(tmp_path: Path) -> None:
+    """Groups above 1000 values keep only a band around the median in their summary; a band
+    that misses a drawn position (here: cut to 11 values) is replaced by the whole group,
+    which gives the same interval the full band does."""
+    from analysis.compare import CompareOptions, bootstrap_pairs, intervals, read_summaries
+
+    con = open_results(big_runs(tmp_path), needs=("comparison", "bootstrap_intervals",
+                                                  "metric_samples", "metric_summaries_of"))
     con.execute("SET VARIABLE latlab_baseline_run = 'big01'")
-    read_stats(con, ["ttft_ms"])
+    read_summaries(con)
     con.execute("CREATE TEMP TABLE compared AS SELECT 1 AS pair, * FROM comparison_of("
                 "'compare_stats') WHERE kind = 'run' AND metric = 'ttft_ms'")
     opts = CompareOptions()
     banded = bootstrap_pairs(con, opts)[1]
     assert 0 < banded.low < 5 < banded.high < 10  # a shift of 5, medians ± 1.7
-    con.execute("UPDATE bootstrap_groups SET widen = NULL")  # the whole groups
-    assert intervals(con, opts)[1] == (banded, True)
-    con.execute("UPDATE compare_stats SET stddev = 0")
-    assert bootstrap_pairs(con, opts)[1] == banded  # widened after a miss
-    con.execute("UPDATE bootstrap_groups SET widen = 1")
+    (below, size) = con.execute("SELECT below, len(band) FROM bootstrap_groups LIMIT 1"
+                                ).fetchone() or (0, 0)
+    assert below > 0 and size < 1201  # a band, not the whole group
+    con.execute("UPDATE compare_summaries SET below = below + 100, band = band[101:111]")
+    assert bootstrap_pairs(con, opts)[1] == banded  # read whole after a miss
+    assert con.execute("SELECT min(below), min(len(band)) FROM bootstrap_groups"
+                       ).fetchone() == (0, 1201)
+    con.execute("UPDATE bootstrap_groups SET below = below + 100, band = band[101:111]")
     assert intervals(con, opts)[1][1] is False  # the miss
