@@ -10,12 +10,17 @@ Data: ``--runs`` runs × 40 cells (anthropic/bedrock × 5 models × 4 prompts), 
 round-robin, every column of the requests schema filled (ttft lognormal per model, four
 inter-token gaps per row, 0.5 % timeouts, 5 warm-up rows per cell, a server latency on
 Bedrock rows), written by DuckDB as one Parquet file per run under ``--dir``.
+
+``compare`` is timed as after ``latlab run`` (each run's metric summary kept under
+``--dir``/summaries), ``compare-first`` with none kept (the first compare of results nobody
+summarized: it reads every row and keeps the summaries).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -28,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 MODELS = ["haiku-4-5", "sonnet-4-5", "opus-4-6", "opus-4-1", "sonnet-4"]
 PROMPTS = ["short", "medium", "long", "count20"]
 CELLS = 40
+COMMANDS = ["grade", "budget", "compare", "compare-first"]
 
 # column -> SQL, in dependency order (each may use the ones above it); the rest are NULL
 EXPRESSIONS = {
@@ -123,7 +129,7 @@ def job_duckdb(command: str, folder: Path, runs: list[str]) -> None:
         grade_command(folder, runs, "csv")
     elif command == "budget":
         budget_command(folder, runs, "csv")
-    else:
+    else:  # compare, compare-first
         compare_command(folder, runs, "csv")
 
 
@@ -146,15 +152,27 @@ def child(engine: str, command: str, folder: Path, runs: list[str]) -> None:
 
 def measure(engine: str, command: str, folder: Path, runs: list[str], repeat: int
             ) -> tuple[float, float]:
+    """Median seconds and largest peak MB of ``repeat`` fresh processes. ``compare`` finds
+    each run's metric summary kept (as `latlab run` leaves runs of >= 10,000 requests: an
+    untimed compare keeps them first); ``compare-first`` finds none (removed before each)."""
     times, peaks = [], []
+    if engine == "duckdb" and command == "compare":
+        _child(engine, "compare-first", folder, runs)
     for _ in range(repeat):
-        done = subprocess.run([sys.executable, __file__, "--child", engine, command,
-                               "--dir", str(folder), *runs],
-                              capture_output=True, text=True, check=True, cwd=ROOT)
-        result = json.loads(done.stdout.strip().splitlines()[-1])
+        if command == "compare-first":
+            shutil.rmtree(folder / "summaries", ignore_errors=True)
+        result = _child(engine, command, folder, runs)
         times.append(result["seconds"])
         peaks.append(result["peak_mb"])
     return statistics.median(times), max(peaks)
+
+
+def _child(engine: str, command: str, folder: Path, runs: list[str]) -> dict[str, float]:
+    done = subprocess.run([sys.executable, __file__, "--child", engine, command,
+                           "--dir", str(folder), *runs],
+                          capture_output=True, text=True, check=True, cwd=ROOT)
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 def main() -> None:
@@ -163,8 +181,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/latlab-bench-analysis"))
-    parser.add_argument("--commands", nargs="+", default=["grade", "budget", "compare"],
-                        choices=["grade", "budget", "compare"])
+    parser.add_argument("--commands", nargs="+", choices=COMMANDS,
+                        default=["grade", "budget", "compare", "compare-first"])
     parser.add_argument("--engines", nargs="+", default=["duckdb", "pandas"],
                         choices=["duckdb", "pandas"], help="pandas alone is slow: duckdb "
                         "alone for a quick look (no ratio then)")
@@ -180,12 +198,16 @@ def main() -> None:
           f"({time.perf_counter() - t0:.1f} s)")
     print("| command | DuckDB (s) | pandas (s) | pandas / DuckDB | DuckDB peak MB "  # noqa: T201
           "| pandas peak MB |\n|---|---:|---:|---:|---:|---:|")
+    pandas: dict[str, tuple[float, float]] = {}  # compare-first: the same pandas job
     for command in args.commands:
         d_s, d_mb = measure("duckdb", command, args.dir, runs, args.repeat)
         if "pandas" not in args.engines:
             print(f"| {command} | {d_s:.2f} | - | - | {d_mb:.0f} | - |", flush=True)  # noqa: T201
             continue
-        p_s, p_mb = measure("pandas", command, args.dir, runs, args.repeat)
+        job = command.removesuffix("-first")
+        if job not in pandas:
+            pandas[job] = measure("pandas", job, args.dir, runs, args.repeat)
+        p_s, p_mb = pandas[job]
         print(f"| {command} | {d_s:.2f} | {p_s:.2f} | {p_s / d_s:.1f}x | {d_mb:.0f} "  # noqa: T201
               f"| {p_mb:.0f} |", flush=True)
 
