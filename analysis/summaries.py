@@ -26,7 +26,7 @@ from pathlib import Path
 import duckdb
 
 SUMMARY_VERSION = 1  # bump when 52_summaries.sql changes what a summary holds
-PRECOMPUTE_ROWS = 10_000  # `latlab run` summarizes runs this large (compare would take > 0.1 s)
+PRECOMPUTE_ROWS = 10_000  # `latlab run` summarizes runs this large (compare: ~25 ms per 10k rows)
 TABLE = "compare_summaries"  # the table load_summaries fills
 NEEDS = ("metric_summaries_of",)  # the views (macros) load_summaries reads
 
