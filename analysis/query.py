@@ -215,7 +215,7 @@ def _is_remote(results_dir: Path) -> bool:
     return storage.is_remote(results_dir)
 
 
-def _sql_files(skip_sources: set[str], needs: Sequence[str] | None = None) -> list[Path]:
+def sql_files(skip_sources: set[str], needs: Sequence[str] | None = None) -> list[Path]:
     """analysis/NN_name.sql in filename order, without the sources in ``skip_sources``;
     with ``needs`` (view or macro names), only the files that define them and the files
     those use (each view file binds its views at once: ~4 ms per use of ``requests``)."""
@@ -285,7 +285,7 @@ def open_results(
     _create_slo_table(con, slo)
     con.execute("SET VARIABLE latlab_results_dir = ?", [str(results_dir)])
     empty_sources = _create_sources(con, results_dir, selected)
-    for sql_file in _sql_files(empty_sources, needs):
+    for sql_file in sql_files(empty_sources, needs):
         create_views(con, sql_file, results_dir)
     return con
 

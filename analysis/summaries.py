@@ -7,16 +7,18 @@ PRECOMPUTE_ROWS requests) or else by the first compare, and kept as
 
     <results_dir>/summaries/<run_id>/<fingerprint>.parquet
 
-where the fingerprint hashes SUMMARY_VERSION and the name, size and modification time of each
-of the run's request files. A resume adds files, so the fingerprint changes and the summary
-is computed again; files copied without their times are summarized again too. Derived data
-only: deleting the folder loses nothing. Results in object storage are summarized on every
+where the fingerprint hashes SUMMARY_VERSION, the SQL that computes a summary and the name,
+size and modification time of each of the run's request files. A resume adds files, so the
+fingerprint changes and the summary is computed again; so it is after an upgrade that
+changes the SQL, or for files copied without their times. Derived data only: deleting the
+folder loses nothing. Results in object storage are summarized on every
 compare (nothing is written there).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 from collections import defaultdict
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import duckdb
 
-SUMMARY_VERSION = 1  # bump when 52_summaries.sql changes what a summary holds
+SUMMARY_VERSION = 1  # bump when this module changes what a kept file holds
 PRECOMPUTE_ROWS = 10_000  # `latlab run` summarizes runs this large (compare: ~25 ms per 10k rows)
 TABLE = "compare_summaries"  # the table load_summaries fills
 NEEDS = ("metric_summaries_of",)  # the views (macros) load_summaries reads
@@ -35,9 +37,19 @@ def summary_folder(results_dir: Path, run_id: str) -> Path:
     return Path(results_dir) / "summaries" / run_id
 
 
+@functools.cache
+def definition() -> bytes:
+    """The SQL a summary is computed by (the analysis/*.sql files NEEDS draws in)."""
+    from analysis.query import sql_files
+
+    return b"".join(f.read_bytes() for f in sql_files(set(), NEEDS))
+
+
 def fingerprint(files: Sequence[str]) -> str:
-    """A hash of SUMMARY_VERSION and each file's name, size and modification time."""
+    """A hash of SUMMARY_VERSION, the SQL definition (a change to it makes every kept
+    summary stale) and each file's name, size and modification time."""
     digest = hashlib.sha256(f"latlab-summary-v{SUMMARY_VERSION}".encode())
+    digest.update(definition())
     for name in sorted(files):
         stat = os.stat(name)
         digest.update(f"{Path(name).name}:{stat.st_size}:{stat.st_mtime_ns};".encode())

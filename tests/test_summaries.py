@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from analysis import summaries
 from analysis.compare import compare_command
 from analysis.query import open_results
 from analysis.summaries import (
@@ -91,6 +92,17 @@ def test_a_resumed_run_is_summarized_again(tmp_path: Path) -> None:
     assert summary_rows(results, ["base01"])[("base01", "ttft_ms")][0] == 45
     (new,) = kept(results, "base01")
     assert new != old and not old.exists()
+
+
+def test_a_changed_definition_makes_kept_summaries_stale(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    results = make_compare_results(tmp_path)
+    summary_rows(results, ["base01"])
+    (old,) = kept(results, "base01")
+    monkeypatch.setattr(summaries, "definition", lambda: b"-- another SQL")
+    summary_rows(results, ["base01"])
+    (new,) = kept(results, "base01")
+    assert new != old
 
 
 def test_unreadable_or_unwritable_summaries_are_computed_from_the_rows(tmp_path: Path) -> None:
