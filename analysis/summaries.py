@@ -100,12 +100,12 @@ def _read_kept(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> bool:
     return True
 
 
-def keep(con: duckdb.DuckDBPyConnection, results_dir: Path, run_id: str, print_: str) -> None:
+def keep(con: duckdb.DuckDBPyConnection, results_dir: Path, run_id: str, stamp: str) -> None:
     """Write ``run_id``'s rows of TABLE as its summary file (atomically), removing older
     ones; a results dir that cannot be written to is left as it is."""
     folder = summary_folder(results_dir, run_id)
-    target = folder / f"{print_}.parquet"
-    partial = folder / f".{print_}.{os.getpid()}.partial"
+    target = folder / f"{stamp}.parquet"
+    partial = folder / f".{stamp}.{os.getpid()}.partial"
     rows = con.table(TABLE).filter(duckdb.ColumnExpression("run_id")
                                    == duckdb.ConstantExpression(run_id))
     try:
