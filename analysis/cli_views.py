@@ -65,7 +65,7 @@ def _add_compare(commands: Subcommands) -> None:
         "compare", help="compare runs or cells: deltas, 95%% CIs, verdicts",
         description="Compare the same cell across runs (the first run named is the "
         "baseline; with --latest N, the oldest of them), or, with --by AXIS, cells of one "
-        "run that differ in that axis only. For each metric: medians, delta, ratio, a 95%% "
+        "run that differ in that axis only. For each metric: medians, delta, ratio, a 95% "
         "bootstrap confidence interval of the median difference, a verdict (faster, slower, "
         "within noise, too few requests) and, when the interval is too wide, the requests "
         "per cell needed to resolve a difference of --detect x the baseline median.")
@@ -185,7 +185,7 @@ def _add_report(commands: Subcommands) -> None:
     p = commands.add_parser(
         "report", help="Markdown and self-contained HTML report with plots",
         description="A report over the views: run metadata, grades, the budget, comparisons "
-        "(95%% bootstrap CIs), advice; the HTML file adds plots drawn as inline SVG (TTFT "
+        "(95% bootstrap CIs), advice; the HTML file adds plots drawn as inline SVG (TTFT "
         "ECDF per cell, box plots of TTFT, total and tokens/s, the budget as stacked bars, "
         "TTFT over time). Prints the Markdown unless --markdown FILE. Default: the latest run.")
     p.add_argument("run_ids", nargs="*", metavar="RUN_ID")

@@ -48,6 +48,7 @@ def test_every_command_has_help(command: tuple[str, ...], capsys: pytest.Capture
     assert done.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: latlab " + " ".join(command)) and len(out) > 100
+    assert "%%" not in out  # a description is printed as written: "%" needs no escape
 
 
 def test_run_help_is_hydras_with_our_groups() -> None:
