@@ -7,15 +7,15 @@ UNPIVOT (SELECT run_id, cell, ttfb_ms, ttft_ms, total_ms, output_tps FROM measur
 ON ttfb_ms, ttft_ms, total_ms, output_tps
 INTO NAME metric VALUE value;
 
--- metric_stats_for(metrics, run_ids := NULL): per (run_id, cell, metric) for each metric named
--- in the list `metrics`: n (non-NULL values), mean, p50 (quantile_cont), stddev (sample). One
--- pass over measured_ok; the metrics not named are not computed; with `run_ids` (a list of run
--- ids), only those runs' rows are read.
+-- metric_stats_for(metrics, skip_runs := []): per (run_id, cell, metric) for each metric
+-- named in the list `metrics`: n (non-NULL values), mean, p50 (quantile_cont), stddev
+-- (sample). One pass over measured_ok; the metrics not named are not computed; the runs in
+-- the list `skip_runs` (run ids) are left out.
 CREATE MACRO metric_stats_of(x) AS
     {'n': count(x), 'mean': avg(x), 'p50': quantile_cont(x, 0.5), 'stddev': stddev_samp(x)};
 
 -- (a metric not named is NULL throughout: no work; a FILTER clause would cost per row)
-CREATE MACRO metric_stats_for(metrics, run_ids := NULL) AS TABLE
+CREATE MACRO metric_stats_for(metrics, skip_runs := []) AS TABLE
 SELECT run_id, cell, metric, s.n AS n, s.mean AS mean, s.p50 AS p50, s.stddev AS stddev
 FROM (UNPIVOT (
     SELECT run_id, cell,
@@ -28,7 +28,7 @@ FROM (UNPIVOT (
            metric_stats_of(CASE WHEN list_contains(metrics, 'output_tps') THEN output_tps END)
                AS output_tps
     FROM measured_ok
-    WHERE run_ids IS NULL OR list_contains(run_ids, run_id)
+    WHERE NOT list_contains(skip_runs, run_id)
     GROUP BY run_id, cell
 ) ON ttfb_ms, ttft_ms, total_ms, output_tps INTO NAME metric VALUE s)
 WHERE list_contains(metrics, metric);

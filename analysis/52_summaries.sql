@@ -19,18 +19,19 @@ CREATE MACRO summary_band_of(x, lo, hi) AS {
     'band': list(x) FILTER (WHERE x >= lo AND x <= hi)
 };
 
--- metric_summaries_of(run_ids): per (run_id, cell, metric) of the runs named in the list
--- `run_ids` (NULL: every run): metric_stats' n, mean, p50 and stddev, plus below (how many
--- values lie below the band) and band (sorted). Two passes over measured_ok: the statistics,
--- then the bands. The band: the sorted values at positions (n + 1) // 2 − reach … (n + 1) // 2 + 1 +
+-- metric_summaries_of(skip_runs): per (run_id, cell, metric) of every run but those in the
+-- list `skip_runs`: metric_stats' n, mean, p50 and stddev, plus below (how many values lie
+-- below the band) and band (sorted). Two passes over measured_ok: the statistics, then the
+-- bands. The band: the sorted values at positions (n + 1) // 2 − reach … (n + 1) // 2 + 1 +
 -- reach, read from the values within p50 ± 3·√(2π)·stddev·(reach + 1)/n (three times what a
 -- normal sample needs to hold them); the whole group when n <= 1000.
 -- Whether a band holds every position a compare draws is checked exactly, by position
 -- (analysis/55_bootstrap.sql); compare reads the whole group where it does not.
-CREATE MACRO metric_summaries_of(run_ids) AS TABLE
+CREATE MACRO metric_summaries_of(skip_runs) AS TABLE
 WITH s AS MATERIALIZED (
     SELECT *, coalesce(p50 - w, '-infinity') AS lo, coalesce(p50 + w, 'infinity') AS hi
-    FROM metric_stats_for(['ttfb_ms', 'ttft_ms', 'total_ms', 'output_tps'], run_ids := run_ids),
+    FROM metric_stats_for(['ttfb_ms', 'ttft_ms', 'total_ms', 'output_tps'],
+                          skip_runs := skip_runs),
     LATERAL (SELECT CASE WHEN n > 1000 THEN 3 * sqrt(2 * pi()) * coalesce(stddev, 0)
                                             * (summary_reach(n) + 1) / n END AS w)
 ),
@@ -52,7 +53,7 @@ wide AS (  -- the one pass over the values
            summary_band_of(m.ttft_ms, e.ttft_lo, e.ttft_hi) AS ttft_ms,
            summary_band_of(m.total_ms, e.total_lo, e.total_hi) AS total_ms,
            summary_band_of(m.output_tps, e.tps_lo, e.tps_hi) AS output_tps
-    FROM (FROM measured_ok WHERE run_ids IS NULL OR list_contains(run_ids, run_id)) AS m
+    FROM (FROM measured_ok WHERE NOT list_contains(skip_runs, run_id)) AS m
     JOIN edges AS e USING (run_id, cell)
     GROUP BY e.cell_g
 ),
@@ -75,4 +76,4 @@ FROM (
 );
 
 -- metric_summaries: metric_summaries_of every run.
-CREATE VIEW metric_summaries AS FROM metric_summaries_of(NULL);
+CREATE VIEW metric_summaries AS FROM metric_summaries_of([]);

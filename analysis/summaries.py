@@ -31,6 +31,8 @@ SUMMARY_VERSION = 1  # bump when this module changes what a kept file holds
 PRECOMPUTE_ROWS = 10_000  # `latlab run` summarizes runs this large (compare: ~25 ms per 10k rows)
 TABLE = "compare_summaries"  # the table load_summaries fills
 NEEDS = ("metric_summaries_of",)  # the views (macros) load_summaries reads
+COLUMNS = ("run_id VARCHAR, cell VARCHAR, metric VARCHAR, n BIGINT, mean DOUBLE, p50 DOUBLE, "
+           "stddev DOUBLE, below BIGINT, band DOUBLE[]")  # of metric_summaries_of
 
 
 def summary_folder(results_dir: Path, run_id: str) -> Path:
@@ -71,11 +73,10 @@ def load_summaries(con: duckdb.DuckDBPyConnection) -> None:
     """Table TABLE: the summary rows of every run ``con`` reads (analysis.query.open_results),
     from its kept file where the fingerprint matches, else computed from its rows (and kept,
     where the results dir is writable)."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {TABLE} AS "
-                "FROM metric_summaries_of([]) LIMIT 0")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {TABLE} ({COLUMNS})")
     prints = run_fingerprints(con)
     if not prints:  # object storage (or no request rows): nothing kept
-        con.execute(f"INSERT INTO {TABLE} FROM metric_summaries_of(NULL)")
+        con.execute(f"INSERT INTO {TABLE} FROM metric_summaries_of([])")
         return
     (where,) = con.execute("SELECT getvariable('latlab_results_dir')").fetchone() or ("",)
     results_dir = Path(where)
@@ -84,8 +85,8 @@ def load_summaries(con: duckdb.DuckDBPyConnection) -> None:
     if kept and not _read_kept(con, list(kept.values())):
         kept = {}
     todo = sorted(set(prints) - set(kept))
-    if todo:
-        con.execute(f"INSERT INTO {TABLE} FROM metric_summaries_of($runs)", {"runs": todo})
+    if todo:  # every run not kept (by the rows' run_id: a renamed folder still counts)
+        con.execute(f"INSERT INTO {TABLE} FROM metric_summaries_of($kept)", {"kept": list(kept)})
     for run in todo:
         keep(con, results_dir, run, prints[run])
 

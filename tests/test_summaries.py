@@ -94,6 +94,16 @@ def test_a_resumed_run_is_summarized_again(tmp_path: Path) -> None:
     assert new != old and not old.exists()
 
 
+def test_rows_of_a_renamed_run_folder_are_summarized(tmp_path: Path) -> None:
+    """Summaries are computed for every run not kept, by the rows' run_id: rows under a
+    folder renamed by hand (run_id "base01" under requests/moved07/) still count."""
+    results = make_compare_results(tmp_path)
+    summary_rows(results, ["slow02"])  # slow02 kept
+    (results / "requests" / "base01").rename(results / "requests" / "moved07")
+    found = summary_rows(results, ["slow02", "moved07"])
+    assert found[("base01", "ttft_ms")][0] == 40 and found[("slow02", "ttft_ms")][0] == 40
+
+
 def test_a_changed_definition_makes_kept_summaries_stale(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     results = make_compare_results(tmp_path)
