@@ -16,6 +16,8 @@ from runner.errors import ResultsError
 from runner.records import REQUESTS_SCHEMA, Measurement, RequestRow
 from runner.write import RequestWriter, ensure_writable
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def row(i: int) -> RequestRow:
     context = {"run_id": "r1", "cell": "c", "provider": "p", "api": "messages", "model": "m",
@@ -85,3 +87,26 @@ def test_every_column_is_documented() -> None:
     doc = (Path(__file__).resolve().parents[1] / "docs" / "columns.md").read_text()
     for schema in (REQUESTS_SCHEMA, RUNS_SCHEMA, SPANS_SCHEMA):
         assert [f.name for f in schema if f"`{f.name}`" not in doc] == []
+
+
+FIRST_BATCH = """
+import json, sys
+from pathlib import Path
+from runner.write import RequestWriter
+from tests.test_write import row
+writer = RequestWriter(Path(sys.argv[1]), "r1", batch_rows=1, background=True)
+before = set(sys.modules)
+writer.add(row(0))
+writer.flush()
+print(json.dumps(sorted(set(sys.modules) - before)))
+"""
+
+
+def test_the_writer_thread_imports_nothing_mid_run(tmp_path: Path) -> None:
+    """A new RequestWriter has done pyarrow's one-time work (the first conversion imports
+    pandas where it is installed: ~350 modules, 0.45 s of the GIL), so the first batch,
+    written by the writer thread while requests are timed, imports no module (fresh process)."""
+    done = subprocess.run([sys.executable, "-c", FIRST_BATCH, str(tmp_path)],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
