@@ -7,7 +7,7 @@ import json
 import statistics
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from aiohttp import web
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from on_time import LATE_MS, assert_on_time
 
 from providers.bedrock import (
     DUMMY_CREDENTIALS,
@@ -112,10 +113,6 @@ def send_all(base_url: str, cfg: dict[str, Any], specs: list[RequestSpec],
     return asyncio.run(go())
 
 
-def median(rows: list[Measurement], key: Callable[[Measurement], float | None]) -> float:
-    return statistics.median(key(r) or 0.0 for r in rows)
-
-
 # ------------------------------------------------------------------ emulator, checked by boto3
 
 
@@ -199,10 +196,10 @@ def test_streamed_timings_match_the_profile_plus_the_bedrock_layer(
     assert all(r.ok for r in rows), rows[0].error_message
     # boto3's TTFB is stamped when the call returns: after botocore has parsed the headers;
     # its stream is read in a worker thread, which shares the GIL with the embedded emulator
-    ttfb_slack, slack = (10, 6) if client == "boto3" else (4, 4)
-    assert abs(median(rows, lambda r: r.ttfb_ms) - (TTFB_MS + OVERHEAD_MS)) < ttfb_slack
-    assert abs(median(rows, lambda r: r.ttft_ms) - (TTFT_MS + OVERHEAD_MS)) < slack
-    assert abs(median(rows, lambda r: r.total_ms) - PLANNED_TOTAL_MS) < slack
+    ttfb_late, late = (10, 6) if client == "boto3" else (LATE_MS, LATE_MS)
+    assert_on_time((r.ttfb_ms for r in rows), TTFB_MS + OVERHEAD_MS, "ttfb", ttfb_late)
+    assert_on_time((r.ttft_ms for r in rows), TTFT_MS + OVERHEAD_MS, "ttft", late)
+    assert_on_time((r.total_ms for r in rows), PLANNED_TOTAL_MS, "total", late)
     assert abs(statistics.median(g for r in rows for g in r.itl_ms) - ITL_MS) < 1.5
     row = rows[0]
     assert row.server_latency_ms == round(PLANNED_TOTAL_MS)
@@ -218,8 +215,9 @@ def test_whole_responses(emulator: RunningEmulator, client: str, api: str) -> No
     rows = send_all(emulator.base_url, provider_cfg(client, api), [spec(stream=False)] * 2)
     row = rows[1]
     assert row.ok, row.error_message
-    slack = 6 if client == "boto3" else 4  # boto3 reads in a thread: GIL hand-offs
-    assert row.ttft_ms == row.total_ms and abs((row.total_ms or 0) - PLANNED_TOTAL_MS) < slack
+    late = 6 if client == "boto3" else LATE_MS  # boto3 reads in a thread: GIL hand-offs
+    assert row.ttft_ms == row.total_ms
+    assert_on_time([row.total_ms], PLANNED_TOTAL_MS, "total", late)
     assert row.server_latency_ms == round(PLANNED_TOTAL_MS) and row.output_tokens == TOKENS
 
 
