@@ -37,7 +37,7 @@ async def lag_during(work: threading.Thread, ticks: int = 600) -> list[float]:
 def child(case: str) -> None:
     import pyarrow.parquet as pq
 
-    from runner.records import REQUESTS_SCHEMA
+    from runner.records import PARQUET_COMPRESSION, REQUESTS_SCHEMA
     from runner.write import warm_up_arrow
     from tests.test_write import row
 
@@ -49,7 +49,7 @@ def child(case: str) -> None:
         import pyarrow as pa
 
         pq.write_table(pa.Table.from_pylist(rows, schema=REQUESTS_SCHEMA),
-                       pa.BufferOutputStream(), compression="zstd")
+                       pa.BufferOutputStream(), compression=PARQUET_COMPRESSION)
 
     lags = asyncio.run(lag_during(threading.Thread(target=write)))
     print(json.dumps({"p99": lags[int(len(lags) * 0.99)], "max": lags[-1]}))  # noqa: T201

@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 SCHEMA_VERSION = 1
+PARQUET_COMPRESSION = "zstd"  # every Parquet file latlab writes (runner/write.py, storage.py)
 
 
 @dataclass

@@ -24,6 +24,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from runner.errors import ResultsError
+from runner.records import PARQUET_COMPRESSION
 
 SCHEME = "s3:"
 
@@ -60,7 +61,8 @@ def _key(location: Path | str) -> str:
 def put_table(table: pa.Table, location: Path | str) -> None:
     """Write one Parquet object (a single PUT: atomic)."""
     try:
-        pq.write_table(table, _key(location), filesystem=filesystem(), compression="zstd")
+        pq.write_table(table, _key(location), filesystem=filesystem(),
+                       compression=PARQUET_COMPRESSION)
     except OSError as exc:
         raise ResultsError(f"results_dir: cannot write {remote_url(location)}: {exc}") from exc
 

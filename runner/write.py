@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from runner import storage
 from runner.errors import ResultsError
-from runner.records import REQUESTS_SCHEMA, RequestRow
+from runner.records import PARQUET_COMPRESSION, REQUESTS_SCHEMA, RequestRow
 from runner.secrets import redact, secret_values
 
 RUNS_SCHEMA = pa.schema([
@@ -56,7 +56,7 @@ def atomic_write_table(table: pa.Table | list[dict[str, Any]], path: Path) -> No
         return
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression=PARQUET_COMPRESSION)
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -91,7 +91,7 @@ def warm_up_arrow() -> None:
     up to 30 ms (a worker process's first batch)."""
     row = {"run_id": "warm-up", "started_at": datetime.now(UTC), "itl_ms": [1.0]}
     table = pa.Table.from_pylist([row], schema=REQUESTS_SCHEMA)
-    pq.write_table(table, pa.BufferOutputStream(), compression="zstd")
+    pq.write_table(table, pa.BufferOutputStream(), compression=PARQUET_COMPRESSION)
 
 
 def _background_writer() -> ThreadPoolExecutor:
