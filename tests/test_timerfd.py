@@ -6,10 +6,11 @@ import os
 import select
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 
-from runner.timerfd import open_timerfd, timerfd_available
+from runner.timerfd import TimerFd, open_timerfd, timerfd_available
 from runner.timing import now_ns
 
 MS = 1_000_000
@@ -17,35 +18,33 @@ MS = 1_000_000
 needs_timerfd = pytest.mark.skipif(not timerfd_available(), reason="no timerfd (not Linux)")
 
 
-@needs_timerfd
-def test_readable_at_the_armed_instant_and_not_before() -> None:
-    timer = open_timerfd()
-    assert timer is not None
-    try:
-        for delay_ms in (1, 3, 7):
-            at = now_ns() + delay_ms * MS
-            timer.arm(at)
-            assert select.select([timer], [], [], 0)[0] == []  # not yet
-            assert select.select([timer], [], [], 1.0)[0] == [timer]
-            assert now_ns() >= at
-            timer.drain()
-            assert select.select([timer], [], [], 0)[0] == []  # drained
-    finally:
-        timer.close()
+@pytest.fixture()
+def timer() -> Iterator[TimerFd]:
+    opened = open_timerfd()
+    assert opened is not None
+    yield opened
+    opened.close()
 
 
 @needs_timerfd
-def test_re_arming_moves_the_instant() -> None:
-    timer = open_timerfd()
-    assert timer is not None
-    try:
-        timer.arm(now_ns() + 5 * MS)
-        later = now_ns() + 40 * MS
-        timer.arm(later)
+def test_readable_at_the_armed_instant_and_not_before(timer: TimerFd) -> None:
+    for delay_ms in (1, 3, 7):
+        at = now_ns() + delay_ms * MS
+        timer.arm(at)
+        assert select.select([timer], [], [], 0)[0] == []  # not yet
         assert select.select([timer], [], [], 1.0)[0] == [timer]
-        assert now_ns() >= later
-    finally:
-        timer.close()
+        assert now_ns() >= at
+        timer.drain()
+        assert select.select([timer], [], [], 0)[0] == []  # drained
+
+
+@needs_timerfd
+def test_re_arming_moves_the_instant(timer: TimerFd) -> None:
+    timer.arm(now_ns() + 5 * MS)
+    later = now_ns() + 40 * MS
+    timer.arm(later)
+    assert select.select([timer], [], [], 1.0)[0] == [timer]
+    assert now_ns() >= later
 
 
 @needs_timerfd
