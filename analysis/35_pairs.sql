@@ -1,5 +1,5 @@
 -- cell_axes: one row per (run_id, cell, axis): a cell name is
--- provider/model/prompt/guardrail/stream|block[/key=value…] (runner/plan.py), so its
+-- provider/model/prompt/guardrail/stream|block[/key=value…] (runner/engine/plan.py), so its
 -- segments are the matrix axes. axis_index is 1-based; extra axes are named by their key.
 -- cell_axes_of(cells_table): the same for the (run_id, cell) of any table or view.
 CREATE MACRO cell_axes_of(cells_table) AS TABLE

@@ -57,7 +57,7 @@ SELECT run_id, cell,
 FROM measured_ok
 GROUP BY run_id, cell;
 
--- batches: one row per multi-call batch (rows with a batch_id; runner/batches.py). ok: the batch
+-- batches: one row per multi-call batch (rows with a batch_id; runner/engine/batches.py). ok: the batch
 -- got its answer (fallback: its last attempt succeeded; other kinds: every call did).
 -- calls: rows (client-cache hits included); provider_calls: requests actually sent.
 CREATE VIEW batches AS

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from analysis.query import check_format, open_results, render
+from latlab.analysis.query import check_format, open_results, render
 
 COLUMNS = ["rule", "cell", "advice", "evidence", "run_id"]
 RULES = ("prompt_caching", "smaller_model", "route_direct", "reuse_clients", "stream",
@@ -17,7 +17,7 @@ RULES = ("prompt_caching", "smaller_model", "route_direct", "reuse_clients", "st
 def advise_command(results_dir: Path, run_ids: Sequence[str] | None, fmt: str,
                    slo: Mapping[str, Any] | None = None) -> str:
     """Advice for the given runs (default: the latest run)."""
-    from analysis.commands import latest_run_ids
+    from latlab.analysis.commands import latest_run_ids
 
     check_format(fmt)
     con = open_results(results_dir, run_ids, slo)

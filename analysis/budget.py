@@ -9,7 +9,7 @@ from typing import Any
 
 import duckdb
 
-from analysis.query import check_format, open_results, render
+from latlab.analysis.query import check_format, open_results, render
 
 PHASES = ("connect", "headers", "first_token", "generation", "tail")
 STATS = ("mean", "p50")
@@ -28,7 +28,7 @@ def budget_columns(stat: str) -> list[str]:
 
 def selected_runs(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str] | None) -> list[str]:
     """The given runs (already selected when opening), else the latest one."""
-    from analysis.commands import latest_run_ids
+    from latlab.analysis.commands import latest_run_ids
 
     if run_ids:
         return [r[0] for r in con.execute("SELECT run_id FROM runs").fetchall()] or \
@@ -53,7 +53,7 @@ def budget_command(results_dir: Path, run_ids: Sequence[str] | None, fmt: str,
     """The budget per cell; in a table, followed by one sentence per one-axis delta."""
     check_format(fmt)
     if stat not in STATS:
-        from runner.errors import ConfigError
+        from latlab.runner.core.errors import ConfigError
 
         raise ConfigError(f"--stat: unknown statistic {stat!r}; use {', '.join(STATS)}")
     con = open_results(results_dir, run_ids, needs=NEEDS)

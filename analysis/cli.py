@@ -1,5 +1,5 @@
 """The analysis commands of ``latlab``: each converts its arguments and calls a typed
-function in ``analysis.commands``. ``runner/cli.py`` registers them with
+function in ``latlab.analysis.commands``. ``runner/app/cli.py`` registers them with
 ``register_analysis_commands``; every command that prints data takes the shared
 output options (``--format table|csv|json``, ``--results DIR``).
 """
@@ -10,14 +10,15 @@ import argparse
 from pathlib import Path
 from typing import TypeAlias
 
-from runner.errors import LatlabError
+from latlab.runner.core.errors import LatlabError
+from latlab.runner.core.paths import conf_file
 
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
     """The shared options of every command that prints data."""
-    from analysis.query import OUTPUT_FORMATS
+    from latlab.analysis.query import OUTPUT_FORMATS
 
     parser.add_argument("--format", choices=OUTPUT_FORMATS, default="table",
                         help="output format (default: table)")
@@ -26,13 +27,13 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_sql(args: argparse.Namespace) -> None:
-    from analysis.commands import sql_command
+    from latlab.analysis.commands import sql_command
 
     print(sql_command(args.query, args.results, args.run, args.format))  # noqa: T201
 
 
 def cmd_grade(args: argparse.Namespace) -> None:
-    from analysis.commands import grade_command
+    from latlab.analysis.commands import grade_command
 
     print(grade_command(args.results, args.run_ids or None, args.format,  # noqa: T201
                         load_slo(args.slo)))
@@ -42,18 +43,11 @@ def load_slo(name_or_path: str) -> dict[str, object]:
     """An SLO by name (conf/slo/NAME.yaml) or by path to a YAML file."""
     import yaml
 
-    from runner.app import CHECKOUT_CONF
-
     path = Path(name_or_path)
     if not path.is_file():
-        path = CHECKOUT_CONF / "slo" / f"{name_or_path}.yaml"
+        path = conf_file("slo", f"{name_or_path}.yaml")
     if not path.is_file():
-        from importlib import resources
-
-        bundled = resources.files("runner.conf") / "slo" / f"{name_or_path}.yaml"
-        if not bundled.is_file():
-            raise LatlabError(f"--slo: no SLO named {name_or_path!r} and no such file")
-        return dict(yaml.safe_load(bundled.read_text()))
+        raise LatlabError(f"--slo: no SLO named {name_or_path!r} and no such file")
     return dict(yaml.safe_load(path.read_text()))
 
 
@@ -78,7 +72,7 @@ def _add_grade(commands: Subcommands) -> None:
 
 
 def cmd_tool_timings(args: argparse.Namespace) -> None:
-    from analysis.commands import tool_timings_command
+    from latlab.analysis.commands import tool_timings_command
 
     print(tool_timings_command(args.results, args.run_ids or None, args.format,  # noqa: T201
                                args.by))
@@ -102,7 +96,7 @@ def cmd_statusline(args: argparse.Namespace) -> None:
     import os
     import sys
 
-    from analysis.statusline import statusline_command
+    from latlab.analysis.statusline import statusline_command
 
     text = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
     print(statusline_command(args.results, text, args.format, os.environ))  # noqa: T201
@@ -119,7 +113,7 @@ def _add_statusline(commands: Subcommands) -> None:
 
 
 def cmd_otlp_export(args: argparse.Namespace) -> None:
-    from analysis.otlp import export_command
+    from latlab.analysis.otlp import export_command
 
     print(export_command(args.results, args.run_ids or None, args.endpoint))  # noqa: T201
 
@@ -141,7 +135,7 @@ def register_analysis_commands(commands: Subcommands) -> None:
     """Add every analysis subcommand to ``latlab``'s parser."""
     _add_sql(commands)
     _add_grade(commands)
-    from analysis.cli_views import register_view_commands
+    from latlab.analysis.cli_views import register_view_commands
 
     register_view_commands(commands)
     _add_tool_timings(commands)

@@ -1,6 +1,6 @@
 """CLI of the issue-4 analysis commands: budget, compare, export, check, advise, report.
 
-Registered by ``analysis.cli.register_analysis_commands``; each handler converts its
+Registered by ``latlab.analysis.cli.register_analysis_commands``; each handler converts its
 arguments and calls one typed function, printing the text it returns.
 """
 
@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import TypeAlias
 
-from analysis.cli import add_output_options
+from latlab.analysis.cli import add_output_options
 
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -27,7 +27,7 @@ def _print(text: str) -> None:
 
 
 def cmd_budget(args: argparse.Namespace) -> None:
-    from analysis.budget import budget_command
+    from latlab.analysis.budget import budget_command
 
     _print(budget_command(args.results, args.run_ids or None, args.format, args.stat,
                           args.deltas))
@@ -50,7 +50,7 @@ def _add_budget(commands: Subcommands) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    from analysis.compare import CompareOptions, compare_command
+    from latlab.analysis.compare import CompareOptions, compare_command
 
     results, run_ids = args.results, list(args.targets)
     if run_ids and Path(run_ids[0]).is_dir():
@@ -96,8 +96,8 @@ def register_view_commands(commands: Subcommands) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> None:
-    from analysis.check import check_command
-    from analysis.cli import load_slo
+    from latlab.analysis.cli import load_slo
+    from latlab.runner.app.check import check_command
 
     mode = "emulator" if args.emulator else "real" if args.real else "auto"
     _print(check_command(args.providers, args.format, args.n, args.model, mode,
@@ -130,7 +130,7 @@ def _add_check(commands: Subcommands) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from analysis.export import export_command
+    from latlab.analysis.export import export_command
 
     _print(export_command(args.view, args.results, args.run, args.format, args.output))
 
@@ -153,8 +153,8 @@ def _add_export(commands: Subcommands) -> None:
 
 
 def cmd_advise(args: argparse.Namespace) -> None:
-    from analysis.advise import advise_command
-    from analysis.cli import load_slo
+    from latlab.analysis.advise import advise_command
+    from latlab.analysis.cli import load_slo
 
     _print(advise_command(args.results, args.run_ids or None, args.format, load_slo(args.slo)))
 
@@ -174,8 +174,8 @@ def _add_advise(commands: Subcommands) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from analysis.cli import load_slo
-    from analysis.report import report_command
+    from latlab.analysis.cli import load_slo
+    from latlab.analysis.report import report_command
 
     _print(report_command(args.results, args.run_ids or None, args.latest, args.html,
                           args.markdown, load_slo(args.slo), args.format))

@@ -8,7 +8,7 @@ from typing import Any
 
 import duckdb
 
-from analysis.query import check_format, open_results, render, run_sql
+from latlab.analysis.query import check_format, open_results, render, run_sql
 
 GRADE_COLUMNS = (
     "run_id", "cell", "grade",

@@ -18,12 +18,12 @@ from typing import Any
 
 import duckdb
 
-from analysis.bootstrap import REPLICATES, Interval, needed_per_cell
-from analysis.query import check_format, open_results, render
-from analysis.summaries import NEEDS as SUMMARY_NEEDS
-from analysis.summaries import TABLE as SUMMARIES
-from analysis.summaries import load_summaries
-from runner.errors import ConfigError
+from latlab.analysis.bootstrap import REPLICATES, Interval, needed_per_cell
+from latlab.analysis.query import check_format, open_results, render
+from latlab.analysis.summaries import NEEDS as SUMMARY_NEEDS
+from latlab.analysis.summaries import TABLE as SUMMARIES
+from latlab.analysis.summaries import load_summaries
+from latlab.runner.core.errors import ConfigError
 
 MIN_N = 10
 NEEDS = ("comparison", "bootstrap_intervals", "cell_pairs", "metric_samples",
@@ -222,7 +222,7 @@ def compare_command(results_dir: Path, run_ids: Sequence[str], fmt: str,
 
 
 def _latest(results_dir: Path, want: int) -> list[str]:
-    from analysis.commands import LATEST_NEEDS, latest_run_ids
+    from latlab.analysis.commands import LATEST_NEEDS, latest_run_ids
 
     con = open_results(results_dir, needs=LATEST_NEEDS)
     try:

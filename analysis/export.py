@@ -7,8 +7,8 @@ from pathlib import Path
 
 import duckdb
 
-from analysis.query import check_format, open_results, render
-from runner.errors import ConfigError, ResultsError
+from latlab.analysis.query import check_format, open_results, render
+from latlab.runner.core.errors import ConfigError, ResultsError
 
 
 def view_names(con: duckdb.DuckDBPyConnection) -> list[str]:

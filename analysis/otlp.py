@@ -19,9 +19,9 @@ from typing import Any
 
 import httpx
 
-from analysis.commands import latest_run_ids
-from analysis.query import open_results
-from runner.errors import LatlabError
+from latlab.analysis.commands import latest_run_ids
+from latlab.analysis.query import open_results
+from latlab.runner.core.errors import LatlabError
 
 SPAN_KIND_INTERNAL, SPAN_KIND_CLIENT = 1, 3
 STATUS_OK, STATUS_ERROR = 1, 2

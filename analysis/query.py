@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import importlib.resources
 import io
 import json
 import math
@@ -23,10 +22,11 @@ from typing import Any
 import duckdb
 import yaml
 
-from runner.errors import ConfigError, ResultsError
-from runner.records import REQUESTS_SCHEMA
-from runner.spans import SPANS_SCHEMA
-from runner.write import RUNS_SCHEMA
+from latlab.runner.core.errors import ConfigError, ResultsError
+from latlab.runner.core.paths import conf_file
+from latlab.runner.core.records import REQUESTS_SCHEMA
+from latlab.runner.core.spans import SPANS_SCHEMA
+from latlab.runner.results.write import RUNS_SCHEMA
 
 OUTPUT_FORMATS = ("table", "csv", "json")
 SQL_DIR = Path(__file__).resolve().parent
@@ -46,12 +46,7 @@ Rows = tuple[list[str], list[tuple[Any, ...]]]
 
 def default_slo() -> dict[str, Any]:
     """conf/slo/default.yaml, from the source tree or the installed package."""
-    path = Path(__file__).resolve().parents[1] / "conf" / "slo" / "default.yaml"
-    if path.is_file():
-        text = path.read_text(encoding="utf-8")
-    else:
-        resource = importlib.resources.files("runner.conf") / "slo" / "default.yaml"
-        text = resource.read_text(encoding="utf-8")
+    text = conf_file("slo", "default.yaml").read_text(encoding="utf-8")
     loaded: dict[str, Any] = yaml.safe_load(text)
     return loaded
 
@@ -159,7 +154,7 @@ def _create_sources(
 ) -> set[str]:
     """Point the source views at the selected files; return the sources that have none."""
     if _is_remote(results_dir):  # object storage: read with pyarrow, not httpfs
-        from runner import storage
+        from latlab.runner.results import storage
 
         for name, schema in (("requests", REQUESTS_SCHEMA), ("runs", RUNS_SCHEMA),
                              ("spans", SPANS_SCHEMA)):
@@ -207,10 +202,10 @@ def _sql_type(arrow_type: str) -> str | None:
 
 
 def _is_remote(results_dir: Path) -> bool:
-    """``s3://…`` results (runner.storage, imported only then: it costs ~0.2 s)."""
+    """``s3://…`` results (latlab.runner.results.storage, imported only then: it costs ~0.2 s)."""
     if not str(results_dir).startswith("s3:"):
         return False
-    from runner import storage
+    from latlab.runner.results import storage
 
     return storage.is_remote(results_dir)
 
@@ -269,7 +264,7 @@ def open_results(
     slo = default_slo() if slo is None else slo
     validate_slo(slo)
     if _is_remote(results_dir):
-        from runner import storage
+        from latlab.runner.results import storage
 
         known = storage.run_ids(results_dir)
     else:

@@ -16,13 +16,13 @@ from typing import Any
 
 import duckdb
 
-from analysis import svg
-from analysis.budget import PHASES
-from analysis.commands import GRADE_COLUMNS, latest_run_ids
-from analysis.compare import COLUMNS as COMPARE_COLUMNS
-from analysis.compare import CompareOptions, comparison_rows
-from analysis.query import Rows, _plain, open_results
-from runner.errors import ConfigError, ResultsError
+from latlab.analysis import svg
+from latlab.analysis.budget import PHASES
+from latlab.analysis.commands import GRADE_COLUMNS, latest_run_ids
+from latlab.analysis.compare import COLUMNS as COMPARE_COLUMNS
+from latlab.analysis.compare import CompareOptions, comparison_rows
+from latlab.analysis.query import Rows, _plain, open_results
+from latlab.runner.core.errors import ConfigError, ResultsError
 
 QUANTILES = [i / 100 for i in range(101)]
 BOX_QUANTILES = [0.05, 0.25, 0.5, 0.75, 0.95]

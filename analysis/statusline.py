@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from analysis.query import open_results, render
+from latlab.analysis.query import open_results, render
 
 SESSION_SQL = """
 SELECT t.session_id, t.provider, t.model, t.total_ms, t.bash_ms, t.cli_ms, t.mcp_ms,

@@ -45,7 +45,7 @@ def summary_folder(results_dir: Path, run_id: str) -> Path:
 @functools.cache
 def definition() -> bytes:
     """The SQL a summary is computed by (the analysis/*.sql files NEEDS draws in)."""
-    from analysis.query import sql_files
+    from latlab.analysis.query import sql_files
 
     return b"".join(f.read_bytes() for f in sql_files(set(), NEEDS))
 
@@ -73,7 +73,7 @@ def run_fingerprints(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 
 
 def load_summaries(con: duckdb.DuckDBPyConnection) -> None:
-    """Table TABLE: the summary rows of every run ``con`` reads (analysis.query.open_results),
+    """Table TABLE: the summary rows of every run ``con`` reads (analysis/query.py open_results),
     from its kept file where the fingerprint matches, else computed from its rows (and kept,
     where the results dir is writable)."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE {TABLE} ({COLUMNS})")
@@ -127,7 +127,7 @@ def keep(con: duckdb.DuckDBPyConnection, results_dir: Path, run_id: str, stamp: 
 
 def summarize_run(results_dir: Path, run_id: str) -> None:
     """Keep ``run_id``'s summary now (`latlab run` calls this for large runs)."""
-    from analysis.query import open_results
+    from latlab.analysis.query import open_results
 
     con = open_results(results_dir, [run_id], needs=NEEDS)
     try:

@@ -68,7 +68,7 @@ def generate(folder: Path, rows: int, runs: int) -> list[str]:
     """Write the synthetic results set once (kept between invocations of the same size)."""
     import duckdb
 
-    from runner.write import RUNS_SCHEMA
+    from latlab.runner.results.write import RUNS_SCHEMA
 
     ids = [f"20260101T00000{r}Z-bench{r}" for r in range(runs)]
     stamp = folder / f".rows-{rows}-runs-{runs}"
@@ -87,7 +87,7 @@ def generate(folder: Path, rows: int, runs: int) -> list[str]:
 
 
 def _select(run: str, n: int) -> str:
-    from runner.records import REQUESTS_SCHEMA
+    from latlab.runner.core.records import REQUESTS_SCHEMA
 
     derived = ", ".join(f"{expr.replace('$run', repr(run))} AS {name}"
                         for name, expr in EXPRESSIONS.items())
@@ -121,9 +121,9 @@ def _write_run(folder: Path, run: str, r: int, schema: object) -> None:
 
 
 def job_duckdb(command: str, folder: Path, runs: list[str]) -> None:
-    from analysis.budget import budget_command
-    from analysis.commands import grade_command
-    from analysis.compare import compare_command
+    from latlab.analysis.budget import budget_command
+    from latlab.analysis.commands import grade_command
+    from latlab.analysis.compare import compare_command
 
     if command == "grade":
         grade_command(folder, runs, "csv")

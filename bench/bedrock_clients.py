@@ -1,6 +1,6 @@
 """Bedrock clients side by side: latlab's signed async path against plain boto3 in threads.
 
-Starts ``python -m providers.emulator`` in its own process with a fixed profile (TTFB 5 ms,
+Starts ``python -m latlab.providers.emulator`` in its own process with a fixed profile (TTFB 5 ms,
 TTFT 150 ms, one token every 10 ms, 50 tokens; profile ``fast``: no Bedrock overhead) and drives its
 InvokeModelWithResponseStream route with latlab's Bedrock provider in each client
 configuration, one closed-loop level at a time:
@@ -45,8 +45,8 @@ from fidelity import (  # noqa: E402
 )
 
 sys.path.insert(0, str(ROOT))
-from providers.bedrock import bedrock_endpoint, build  # noqa: E402
-from runner.provider_protocol import RequestSpec  # noqa: E402
+from latlab.providers.bedrock import bedrock_endpoint, build  # noqa: E402
+from latlab.runner.core.protocol import RequestSpec  # noqa: E402
 
 MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 CONFIGS: dict[str, tuple[str, str]] = {  # name -> (client, transport)

@@ -1,6 +1,6 @@
 """What a client library costs per request: CPU and milliseconds, same cell, same emulator.
 
-Starts ``python -m providers.emulator`` in its own process (fixed profile: TTFB 5 ms, TTFT
+Starts ``python -m latlab.providers.emulator`` in its own process (fixed profile: TTFB 5 ms, TTFT
 50 ms, a token every 2 ms, 50 tokens, sigma 0), then in this process sends the same streamed
 request through each client of each provider, one request at a time:
 
@@ -29,11 +29,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from providers import DUMMY_KEY, Endpoint, kind_for  # noqa: E402
-from providers.bedrock import DUMMY_CREDENTIALS  # noqa: E402
-from providers.clients import client_version  # noqa: E402
-from runner.provider_protocol import Provider, RequestSpec  # noqa: E402
-from runner.records import Measurement  # noqa: E402
+from latlab.providers import DUMMY_KEY, Endpoint, kind_for  # noqa: E402
+from latlab.providers.bedrock import DUMMY_CREDENTIALS  # noqa: E402
+from latlab.providers.clients import client_version  # noqa: E402
+from latlab.runner.core.protocol import Provider, RequestSpec  # noqa: E402
+from latlab.runner.core.records import Measurement  # noqa: E402
 
 TTFB_MS, TTFT_MS, ITL_MS, TOKENS = 5.0, 50.0, 2.0, 50
 TOTAL_MS = TTFT_MS + (TOKENS - 1) * ITL_MS
@@ -49,7 +49,7 @@ IDS = {"anthropic": "claude-haiku-4-5-20251001", "openai_compat": "claude-haiku-
 def emulator() -> Iterator[str]:
     args = ["--port", "0", "--ttfb-ms", f"{TTFB_MS:g}", "--ttft-ms", f"{TTFT_MS:g}",
             "--itl-ms", f"{ITL_MS:g}", "--output-tokens", str(TOKENS)]
-    process = subprocess.Popen([sys.executable, "-m", "providers.emulator", *args],
+    process = subprocess.Popen([sys.executable, "-m", "latlab.providers.emulator", *args],
                                stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         assert process.stdout is not None

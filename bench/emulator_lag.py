@@ -1,6 +1,6 @@
 """How well does the emulator keep its own schedule under concurrency?
 
-Starts ``python -m providers.emulator`` in a subprocess with a fixed profile, drives N
+Starts ``python -m latlab.providers.emulator`` in a subprocess with a fixed profile, drives N
 concurrent streams with an aiohttp client from this process, and reads the server's own
 send lag (actual send instant − scheduled instant, every event) from ``/_latlab/stats``.
 

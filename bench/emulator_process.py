@@ -21,9 +21,9 @@ def cpu_seconds(pid: int) -> float:
 
 @contextmanager
 def emulator_process(args: Sequence[str]) -> Iterator[str]:
-    """``python -m providers.emulator --port 0 ARGS``; yields its base URL, stops it after."""
+    """``python -m latlab.providers.emulator --port 0 ARGS``; yields its URL, stops it after."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "providers.emulator", "--port", "0", *args]
+    cmd = [sys.executable, "-m", "latlab.providers.emulator", "--port", "0", *args]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     try:

@@ -1,6 +1,6 @@
 """Timing fidelity: latlab's measured TTFT and inter-token gaps against a known emulator schedule.
 
-Starts ``python -m providers.emulator`` in its own process with a fixed profile (TTFB 5 ms,
+Starts ``python -m latlab.providers.emulator`` in its own process with a fixed profile (TTFB 5 ms,
 TTFT 150 ms, one token every 10 ms, 50 tokens, sigma 0) and drives it with latlab's real
 provider (``AnthropicProvider`` over ``make_http_client``) in this process, once per client
 configuration and concurrency level:
@@ -47,11 +47,11 @@ from emulator_process import ROOT, emulator_process
 
 sys.path.insert(0, str(ROOT))
 
-from providers.anthropic import AnthropicProvider  # noqa: E402
-from providers.http import make_http_client  # noqa: E402
-from runner.provider_protocol import RequestSpec  # noqa: E402
-from runner.records import Measurement  # noqa: E402
-from runner.timing import output_tps  # noqa: E402
+from latlab.providers.anthropic import AnthropicProvider  # noqa: E402
+from latlab.providers.http import make_http_client  # noqa: E402
+from latlab.runner.core.protocol import RequestSpec  # noqa: E402
+from latlab.runner.core.records import Measurement  # noqa: E402
+from latlab.runner.core.timing import output_tps  # noqa: E402
 
 TTFB_MS, TTFT_MS, ITL_MS, TOKENS = 5.0, 150.0, 10.0, 50
 PROFILE_ARGS = ["--ttfb-ms", f"{TTFB_MS:g}", "--ttft-ms", f"{TTFT_MS:g}",

@@ -1,7 +1,7 @@
 """Does a run's first Parquet batch stall the timing loop? An event loop ticks every 1 ms
 while a thread converts and encodes one batch of request rows, as RequestWriter's writer
 thread does; each case in a fresh process, ``cold`` as the writer did before
-runner.write.warm_up_arrow, ``warm`` after it. Prints the loop's lag (ms late per tick).
+runner/results/write.py warm_up_arrow, ``warm`` after it. Prints the loop's lag (ms late per tick).
 
     python bench/first_write.py --repeat 5
 """
@@ -37,8 +37,8 @@ async def lag_during(work: threading.Thread, ticks: int = 600) -> list[float]:
 def child(case: str) -> None:
     import pyarrow.parquet as pq
 
-    from runner.records import PARQUET_COMPRESSION, REQUESTS_SCHEMA
-    from runner.write import warm_up_arrow
+    from latlab.runner.core.records import PARQUET_COMPRESSION, REQUESTS_SCHEMA
+    from latlab.runner.results.write import warm_up_arrow
     from tests.test_write import row
 
     if case == "warm":

@@ -1,6 +1,6 @@
 """How much load does latlab drive while its timings stay true?
 
-Starts the emulator in its own process(es) (``python -m providers.emulator`` with a fixed
+Starts the emulator in its own process(es) (``python -m latlab.providers.emulator`` with a fixed
 profile: TTFB 5 ms, TTFT 150 ms, ITL 10 ms, 50 tokens), runs ``latlab run`` against it at
 rising load (open loop at the rate that keeps N streams in flight) with 1 and 2 worker
 processes, and compares what latlab measured with the known truth: TTFT error =
@@ -150,7 +150,7 @@ def measure_latlab(bases: list[str], workers: int, target: int, seconds: float,
         results = Path(tmp) / "results"
         reset_servers(bases)
         cpu0 = servers_cpu_s(bases)
-        done = subprocess.run([sys.executable, "-m", "runner.cli", "run",
+        done = subprocess.run([sys.executable, "-m", "latlab", "run",
                                *latlab_args(bases, workers, target, seconds, results, closed)],
                               cwd=tmp, capture_output=True, text=True, timeout=600)
         if done.returncode != 0:

@@ -92,7 +92,7 @@ def soak_args(base: str, args: argparse.Namespace, results: Path) -> list[str]:
 def run_soak(base: str, args: argparse.Namespace, tmp: Path) -> tuple[list[Sample], int, int]:
     """Run latlab, sampling as it goes; returns samples, rows written, rows planned."""
     results = tmp / "results"
-    cmd = [sys.executable, "-m", "runner.cli", "run", *soak_args(base, args, results)]
+    cmd = [sys.executable, "-m", "latlab", "run", *soak_args(base, args, results)]
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL,
                             stderr=open(tmp / "stderr.txt", "w"))  # noqa: SIM115

@@ -1,1 +1,1 @@
-"""latlab's bundled Hydra config groups (installed as the package ``runner.conf``)."""
+"""latlab's bundled Hydra config groups (installed as the package ``latlab.conf``)."""

@@ -1,6 +1,6 @@
 """Providers: one module per wire protocol, found by ``provider.kind`` in ``REGISTRY``.
 
-Each ``ProviderKind`` knows how to build a ``runner.provider_protocol.Provider`` from the
+Each ``ProviderKind`` knows how to build a ``latlab.runner.core.protocol.Provider`` from the
 provider's config section and a resolved ``Endpoint``, how to find its credentials
 (preflight, before any request), which model id key it reads from the model group,
 and whether it can apply a guardrail. Unknown kinds fail listing the known ones.
@@ -19,8 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runner.errors import ConfigError, CredentialsError
-from runner.provider_protocol import Provider
+from latlab.runner.core.errors import ConfigError, CredentialsError
+from latlab.runner.core.protocol import Provider
 
 DUMMY_KEY = "latlab-emulator-dummy-key"
 
@@ -45,7 +45,7 @@ EndpointResolver = Callable[[Mapping[str, Any], "str | None"], Endpoint]
 
 def env_key_endpoint(cfg: Mapping[str, Any], emulator_url: str | None) -> Endpoint:
     """Base URL plus a key read from the environment variable named by ``api_key_env``."""
-    from providers.clients import client_of
+    from latlab.providers.clients import client_of
 
     client_of(cfg)  # an unknown provider.client fails here, before any request
     if emulator_url is not None:
@@ -60,7 +60,7 @@ def env_key_endpoint(cfg: Mapping[str, Any], emulator_url: str | None) -> Endpoi
 
 
 def _anthropic(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
-    from providers.clients import build_anthropic  # client: httpx (default) or sdk
+    from latlab.providers.clients import build_anthropic  # client: httpx (default) or sdk
 
     return build_anthropic(cfg, endpoint)
 
@@ -76,14 +76,14 @@ class ProviderKind:
 
 
 def _bedrock(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
-    from providers.bedrock import build
+    from latlab.providers.bedrock import build
 
     return build(cfg, endpoint)
 
 
 def bedrock_endpoint(cfg: Mapping[str, Any], emulator_url: str | None) -> Endpoint:
     """Emulated: dummy SigV4 credentials; real: the botocore credential chain (preflight)."""
-    from providers.bedrock import bedrock_endpoint as resolve
+    from latlab.providers.bedrock import bedrock_endpoint as resolve
 
     return resolve(cfg, emulator_url)
 
@@ -96,20 +96,20 @@ REGISTRY: dict[str, ProviderKind] = {
 
 
 def _openai_compat(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
-    from providers.clients import build_openai_compat
+    from latlab.providers.clients import build_openai_compat
 
     return build_openai_compat(cfg, endpoint)
 
 
 def _vertex(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
-    from providers.clients import build_vertex
+    from latlab.providers.clients import build_vertex
 
     return build_vertex(cfg, endpoint)
 
 
 def vertex_endpoint(cfg: Mapping[str, Any], emulator_url: str | None) -> Endpoint:
     """Project and OAuth token (env var, then google-auth ADC), or the emulator's dummy."""
-    from providers.vertex import vertex_endpoint as resolve
+    from latlab.providers.vertex import vertex_endpoint as resolve
 
     return resolve(cfg, emulator_url)
 

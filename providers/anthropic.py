@@ -15,18 +15,18 @@ from typing import Any
 
 import httpx
 
-from providers.capture import current_capture
-from providers.failures import error_type_for_status
-from providers.http import (
+from latlab.providers.capture import current_capture
+from latlab.providers.failures import error_type_for_status
+from latlab.providers.http import (
     ConnectionTiming,
     httpcore_trace,
     read_stream,
     timed_exchange,
 )
-from providers.sse import SseDecoder
-from runner.provider_protocol import RequestSpec
-from runner.records import Measurement
-from runner.timing import StreamClock, now_ns
+from latlab.providers.sse import SseDecoder
+from latlab.runner.core.protocol import RequestSpec
+from latlab.runner.core.records import Measurement
+from latlab.runner.core.timing import StreamClock, now_ns
 
 ANTHROPIC_VERSION = "2023-06-01"
 

@@ -11,11 +11,11 @@ Two clients (``provider.client``):
   ``provider.profile_name``, SSO, instance roles) or sent with a Bedrock API key
   (``AWS_BEARER_TOKEN_BEDROCK``), and sent on the injected httpx client. Each chunk is stamped
   the moment it arrives, then decoded with botocore's ``EventStreamBuffer``; the Anthropic
-  events inside ``chunk`` frames are interpreted by ``providers.anthropic.AnthropicStream``.
+  events inside ``chunk`` frames are interpreted by ``latlab.providers.anthropic.AnthropicStream``.
 - ``boto3``: the plain boto3 client (retries off, pool ≥ connections) run in worker threads;
   each event is stamped as the boto3 iterator yields it.
 
-Besides the client-side phases (``runner.timing``), the row gets Bedrock's own numbers:
+Besides the client-side phases (``latlab.runner.core.timing``), the row gets Bedrock's own numbers:
 ``server_latency_ms`` (``invocationLatency``, the ``X-Amzn-Bedrock-Invocation-Latency`` header,
 or Converse ``metrics.latencyMs``), ``server_first_byte_ms`` (``firstByteLatency``) and, with
 a guardrail, ``guardrail_action`` (``NONE``/``INTERVENED``).
@@ -53,10 +53,10 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from providers import Endpoint
-from providers.anthropic import AnthropicStream, apply_usage, read_message
-from providers.failures import describe, error_type_for_status
-from providers.http import (
+from latlab.providers import Endpoint
+from latlab.providers.anthropic import AnthropicStream, apply_usage, read_message
+from latlab.providers.failures import describe, error_type_for_status
+from latlab.providers.http import (
     ConnectionTiming,
     finish_measurement,
     httpcore_trace,
@@ -64,10 +64,10 @@ from providers.http import (
     read_stream,
     timed_exchange,
 )
-from runner.errors import ConfigError, CredentialsError
-from runner.provider_protocol import Provider, RequestSpec
-from runner.records import Measurement
-from runner.timing import StreamClock, now_ns
+from latlab.runner.core.errors import ConfigError, CredentialsError
+from latlab.runner.core.protocol import Provider, RequestSpec
+from latlab.runner.core.records import Measurement
+from latlab.runner.core.timing import StreamClock, now_ns
 
 BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
 SERVICE = "bedrock"
@@ -167,7 +167,7 @@ def build(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
     if cfg.get("client", "httpx") == "boto3":
         return Boto3BedrockProvider(cfg, endpoint, api)
     if cfg.get("client", "httpx") == "sdk":
-        from providers.clients import build_bedrock_sdk
+        from latlab.providers.clients import build_bedrock_sdk
 
         return build_bedrock_sdk(cfg, endpoint, region_of(cfg))
     client = make_http_client(transport, int(cfg.get("max_connections", 0)),

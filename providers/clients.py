@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
 
-from providers import Endpoint
-from providers.http import make_http_client
-from runner.errors import ConfigError
-from runner.provider_protocol import Provider
+from latlab.providers import Endpoint
+from latlab.providers.http import make_http_client
+from latlab.runner.core.errors import ConfigError
+from latlab.runner.core.protocol import Provider
 
 CLIENTS: dict[str, tuple[str, ...]] = {
     "anthropic": ("httpx", "sdk"),
@@ -74,14 +74,14 @@ def _http(cfg: Mapping[str, Any]) -> Any:
 
 
 def build_anthropic(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
-    from providers.anthropic import AnthropicProvider
+    from latlab.providers.anthropic import AnthropicProvider
 
     if client_of(cfg) == "sdk":
         try:
             import anthropic
         except ImportError as exc:
             raise sdk_missing("anthropic") from exc
-        from providers.sdk import AnthropicSdkProvider
+        from latlab.providers.sdk import AnthropicSdkProvider
 
         quiet_sdk_logs()
 
@@ -92,14 +92,14 @@ def build_anthropic(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
 
 
 def build_openai_compat(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
-    from providers.openai_compat import OpenAICompatProvider, chat_url
+    from latlab.providers.openai_compat import OpenAICompatProvider, chat_url
 
     if client_of(cfg) == "sdk":
         try:
             import openai
         except ImportError as exc:
             raise sdk_missing("openai") from exc
-        from providers.sdk import OpenAISdkProvider
+        from latlab.providers.sdk import OpenAISdkProvider
 
         quiet_sdk_logs()
 
@@ -111,7 +111,13 @@ def build_openai_compat(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
 
 
 def build_vertex(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
-    from providers.vertex import BearerToken, VertexAuth, VertexProvider, adc_token, region_of
+    from latlab.providers.vertex import (
+        BearerToken,
+        VertexAuth,
+        VertexProvider,
+        adc_token,
+        region_of,
+    )
 
     auth: VertexAuth = endpoint.credentials
     project, region = auth.project, region_of(cfg)
@@ -120,7 +126,7 @@ def build_vertex(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
             import anthropic
         except ImportError as exc:
             raise sdk_missing("anthropic") from exc
-        from providers.sdk import AnthropicSdkProvider
+        from latlab.providers.sdk import AnthropicSdkProvider
 
         quiet_sdk_logs()
 
@@ -138,7 +144,7 @@ def build_bedrock_sdk(cfg: Mapping[str, Any], endpoint: Endpoint, region: str) -
         import anthropic
     except ImportError as exc:
         raise sdk_missing("anthropic") from exc
-    from providers.sdk import AnthropicSdkProvider
+    from latlab.providers.sdk import AnthropicSdkProvider
 
     quiet_sdk_logs()
     if str(cfg.get("api", "invoke_stream")).startswith("converse"):

@@ -1,6 +1,6 @@
 """Turn what went wrong in a request into one of latlab's closed ``error_type`` values.
 
-The list and its meanings live in ``runner.errors.ERROR_TYPES``.
+The list and its meanings live in ``latlab.runner.core.errors.ERROR_TYPES``.
 """
 
 from __future__ import annotations

@@ -28,9 +28,9 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from providers.failures import classify_failure, describe
-from runner.records import Measurement
-from runner.timing import StreamClock, ms_between, now_ns, output_tps
+from latlab.providers.failures import classify_failure, describe
+from latlab.runner.core.records import Measurement
+from latlab.runner.core.timing import StreamClock, ms_between, now_ns, output_tps
 
 
 @dataclass
@@ -191,7 +191,7 @@ async def read_stream(response: httpx.Response, events: StreamEvents, clock: Str
 
 
 def finish_measurement(m: Measurement, clock: StreamClock, conn: ConnectionTiming) -> None:
-    """Derive the phase durations from the clock's instants (definitions: runner.timing)."""
+    """Derive the phase durations from the clock's instants (definitions: runner/core/timing.py)."""
     m.connect_ms, m.tls_ms, m.new_connection = conn.connect_ms, conn.tls_ms, conn.new_connection
     m.ttfb_ms = ms_between(clock.t_start, clock.t_headers)
     m.total_ms = ms_between(clock.t_start, clock.t_done)

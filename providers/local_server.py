@@ -27,7 +27,7 @@ from typing import IO, Any
 
 import httpx
 
-from runner.errors import ConfigError
+from latlab.runner.core.errors import ConfigError
 
 INSTALL_HINT = ("pip install 'latlab[local]' (compiles llama.cpp: set CMAKE_ARGS as in the "
                 "README)")

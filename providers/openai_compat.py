@@ -23,18 +23,18 @@ from typing import Any
 
 import httpx
 
-from providers.failures import error_type_for_status
-from providers.http import (
+from latlab.providers.failures import error_type_for_status
+from latlab.providers.http import (
     ConnectionTiming,
     finish_measurement,
     httpcore_trace,
     read_stream,
     timed_exchange,
 )
-from providers.sse import SseDecoder
-from runner.provider_protocol import RequestSpec
-from runner.records import Measurement
-from runner.timing import StreamClock, ms_between, now_ns, output_tps
+from latlab.providers.sse import SseDecoder
+from latlab.runner.core.protocol import RequestSpec
+from latlab.runner.core.records import Measurement
+from latlab.runner.core.timing import StreamClock, ms_between, now_ns, output_tps
 
 REASONING_KEYS = ("reasoning_content", "reasoning")
 

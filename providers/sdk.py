@@ -7,7 +7,7 @@ SDK (``AsyncOpenAI``), each with its own HTTP client and defaults, retries off (
 SDK's parsing and object building are inside every phase: compare a cell measured with
 ``client: httpx`` (bytes stamped on arrival) to see what the SDK adds.
 
-Phases as in ``runner.timing``, with two differences: ``ttfb_ms`` is when the SDK hands back
+Phases as in runner/core/timing.py, with two differences: ``ttfb_ms`` is when the SDK hands back
 the stream (after the response headers), and connection phases (``connect_ms``) are not
 observed (NULL). Non-streamed calls return the parsed message only: ``ttfb_ms`` is NULL.
 """
@@ -18,12 +18,12 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from providers.failures import classify_failure, describe, error_type_for_status
-from providers.http import ConnectionTiming, finish_measurement
-from providers.openai_compat import REASONING_KEYS, chat_messages, finish_chat
-from runner.provider_protocol import RequestSpec
-from runner.records import Measurement
-from runner.timing import StreamClock, ms_between, now_ns
+from latlab.providers.failures import classify_failure, describe, error_type_for_status
+from latlab.providers.http import ConnectionTiming, finish_measurement
+from latlab.providers.openai_compat import REASONING_KEYS, chat_messages, finish_chat
+from latlab.runner.core.protocol import RequestSpec
+from latlab.runner.core.records import Measurement
+from latlab.runner.core.timing import StreamClock, ms_between, now_ns
 
 STATUS_OVERRIDES = {503: "overloaded"}  # Bedrock's ServiceUnavailable, OpenAI's overload
 

@@ -6,7 +6,7 @@
 The body is the Messages API body without ``model`` (it is in the path) and with Vertex's
 ``anthropic_version`` (``vertex-2023-10-16``); ``stream`` stays in the body. Responses are the
 Anthropic JSON and SSE events, so timing and rows are exactly the Anthropic client's
-(``providers.anthropic``). ``base`` is ``https://{region}-aiplatform.googleapis.com``
+(``latlab.providers.anthropic``). ``base`` is ``https://{region}-aiplatform.googleapis.com``
 (``provider.base_url``; region ``global`` uses ``https://aiplatform.googleapis.com``).
 
 Credentials (preflight, before any request): an OAuth access token from the environment
@@ -33,10 +33,10 @@ from urllib.parse import urlparse
 
 import httpx
 
-from providers import DUMMY_KEY, Endpoint
-from providers.anthropic import AnthropicProvider, messages_body
-from runner.errors import ConfigError, CredentialsError
-from runner.provider_protocol import RequestSpec
+from latlab.providers import DUMMY_KEY, Endpoint
+from latlab.providers.anthropic import AnthropicProvider, messages_body
+from latlab.runner.core.errors import ConfigError, CredentialsError
+from latlab.runner.core.protocol import RequestSpec
 
 VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
 DEFAULT_REGION = "us-east5"
@@ -144,7 +144,7 @@ def is_loopback(url: str) -> bool:
 
 def vertex_endpoint(cfg: Mapping[str, Any], emulator_url: str | None) -> Endpoint:
     """Preflight: project and token (env, then ADC), or the emulator with a dummy token."""
-    from providers.clients import client_of
+    from latlab.providers.clients import client_of
 
     client_of(cfg)
     emulated = emulator_url is not None

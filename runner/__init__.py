@@ -1,12 +1,13 @@
-"""latlab's runner: plan → schedule → time → write.
+"""latlab's runner: the engine behind ``latlab run``, one subpackage per layer of the data flow.
 
-- ``runner.config``   compose + validate the Hydra config (JSON Schema, preflight)
-- ``runner.plan``     expand the ``matrix`` into cells and each cell into requests
-- ``runner.schedule`` order and pace requests (interleaved / sequential, closed loop)
-- ``runner.timing``   a monotonic clock and the phase definitions every provider uses
-- ``runner.write``    append rows to Parquet in small, atomically renamed files
-- ``runner.app``      the Hydra main behind ``latlab run``
-- ``runner.cli``      the ``latlab`` command
+    core      shared types, imported by every other layer and importing none of them:
+              errors, timing phases and the clock, records and their Arrow schemas,
+              the provider protocol, secrets, agent tasks
+    config    compose and validate the Hydra config before anything is written
+    results   where results live (layout), the Parquet writer, resume, object storage
+    engine    plan → schedule → send through a provider → timing record → writer
+    agents    agent sessions: the built-in loop, Claude Code, the recording proxy, MCP
+    app       the composition root: the ``latlab`` command and the Hydra app behind ``run``
+
+Lower layers never import higher ones (import-linter contracts in pyproject.toml).
 """
-
-__version__ = "0.1.0"

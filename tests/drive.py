@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 
-from runner.provider_protocol import Provider, RequestSpec
-from runner.records import Measurement
+from latlab.runner.core.protocol import Provider, RequestSpec
+from latlab.runner.core.records import Measurement
 
 
 def send_in_turn(make_provider: Callable[[], Provider],

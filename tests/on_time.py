@@ -1,6 +1,6 @@
 """A latency measured through a real socket against the one the emulator planned.
 
-The emulator sends at its deadline or just after (never before: runner/timing.py), and the
+The emulator sends at its deadline or just after (never before: runner/core/timing.py), and the
 client can only add time — its own send, the server's wake-up, parsing the reply. So a
 median may be a little early only by clock jitter, and late by the machine's overhead:
 ~2.5 ms on a busy shared 2-core VM, against a few tenths of a millisecond on a quiet one.

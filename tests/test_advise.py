@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from analysis.advise import advise_command
-from analysis.query import open_results
+from latlab.analysis.advise import advise_command
+from latlab.analysis.query import open_results
 from tests.test_analysis import T0, err, req, write_requests, write_run
 
 RUN = "adv001"

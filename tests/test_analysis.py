@@ -30,8 +30,8 @@ import pyarrow.parquet as pq
 import pytest
 from omegaconf import OmegaConf
 
-from analysis.commands import grade_command, latest_run_ids, sql_command
-from analysis.query import (
+from latlab.analysis.commands import grade_command, latest_run_ids, sql_command
+from latlab.analysis.query import (
     OUTPUT_FORMATS,
     default_slo,
     open_results,
@@ -39,9 +39,9 @@ from analysis.query import (
     run_sql,
     validate_slo,
 )
-from runner.errors import ConfigError, ResultsError
-from runner.records import REQUESTS_SCHEMA, RequestRow
-from runner.write import RUNS_SCHEMA
+from latlab.runner.core.errors import ConfigError, ResultsError
+from latlab.runner.core.records import REQUESTS_SCHEMA, RequestRow
+from latlab.runner.results.write import RUNS_SCHEMA
 
 OLD, NEW = "bbb111", "aaa222"
 T0 = datetime(2025, 1, 1, tzinfo=UTC)

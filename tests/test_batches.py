@@ -11,12 +11,12 @@ import httpx
 import pytest
 from result_files import request_rows
 
-from providers.emulator import start_emulator
-from providers.emulator.profile import EmulatorProfile
-from providers.emulator.replies import parse_replies, reply_tokens
-from runner.batches import build_batch, route_of
-from runner.errors import ConfigError
-from runner.semantic_cache import ClientCache, Entry, normalise
+from latlab.providers.emulator import start_emulator
+from latlab.providers.emulator.profile import EmulatorProfile
+from latlab.providers.emulator.replies import parse_replies, reply_tokens
+from latlab.runner.core.errors import ConfigError
+from latlab.runner.engine.batches import build_batch, route_of
+from latlab.runner.engine.semantic_cache import ClientCache, Entry, normalise
 
 BASE: dict[str, Any] = {"provider": {"name": "emulator", "kind": "anthropic"},
                         "model": {"name": "sonnet-4-5"}, "pricing": {}}
@@ -98,7 +98,7 @@ def test_scripted_reply_on_the_wire() -> None:
 def test_a_primary_attempt_over_the_latency_budget_falls_back(tmp_path: Path) -> None:
     """budget_s 10 ms: every Sonnet attempt (≈ 60 ms) times out and Haiku answers."""
     done = subprocess.run(
-        [sys.executable, "-m", "runner.cli", "run", "experiment=fallback", "profile=fast",
+        [sys.executable, "-m", "latlab", "run", "experiment=fallback", "profile=fast",
          "workload.warmup=0", "workload.iterations=3", "workload.concurrency=1",
          "++matrix.batch.mode=[fallback]", "batch.budget_s=0.01"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120)

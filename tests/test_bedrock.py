@@ -23,19 +23,24 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from on_time import LATE_MS, assert_on_time
 
-from providers.bedrock import (
+from latlab.providers.bedrock import (
     DUMMY_CREDENTIALS,
     BedrockProvider,
     Boto3BedrockProvider,
     bedrock_endpoint,
     build,
 )
-from providers.emulator import RunningEmulator, start_emulator
-from providers.emulator.bedrock_wire import BLOCKED_MESSAGE
-from providers.emulator.profile import BedrockLayer, Distribution, EmulatorProfile, GuardrailLayer
-from runner.errors import ConfigError, CredentialsError
-from runner.provider_protocol import Provider, RequestSpec
-from runner.records import Measurement
+from latlab.providers.emulator import RunningEmulator, start_emulator
+from latlab.providers.emulator.bedrock_wire import BLOCKED_MESSAGE
+from latlab.providers.emulator.profile import (
+    BedrockLayer,
+    Distribution,
+    EmulatorProfile,
+    GuardrailLayer,
+)
+from latlab.runner.core.errors import ConfigError, CredentialsError
+from latlab.runner.core.protocol import Provider, RequestSpec
+from latlab.runner.core.records import Measurement
 
 pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 
@@ -418,7 +423,7 @@ def test_profile_layers_parse_strictly() -> None:
 def test_guardrail_impact_experiment_end_to_end(tmp_path: Path) -> None:
     args = ["run", "experiment=guardrail_impact", "workload.iterations=2", "workload.warmup=0",
             "profile=fast", f"results_dir={tmp_path}"]
-    done = subprocess.run([sys.executable, "-m", "runner.cli", *args], cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-m", "latlab", *args], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     table = pq.read_table(tmp_path / "requests").to_pylist()

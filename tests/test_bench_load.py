@@ -28,7 +28,7 @@ from guidellm_peer import (  # noqa: E402
 )
 from peer_tokenizer import build_tokenizer, sentences  # noqa: E402
 
-from providers.emulator import EmulatorProfile, start_emulator  # noqa: E402
+from latlab.providers.emulator import EmulatorProfile, start_emulator  # noqa: E402
 
 T0 = 1796170030.0
 GUIDELLM = os.environ.get("LATLAB_GUIDELLM", "")

@@ -29,9 +29,9 @@ from typing import Any
 
 import pytest
 
-from analysis.budget import budget_command
-from analysis.query import open_results
-from runner.errors import ConfigError
+from latlab.analysis.budget import budget_command
+from latlab.analysis.query import open_results
+from latlab.runner.core.errors import ConfigError
 from tests.test_analysis import T0, err, req, write_requests, write_run
 
 RUN = "bud001"

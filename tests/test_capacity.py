@@ -13,9 +13,9 @@ import httpx
 import pytest
 from result_files import request_rows
 
-from providers.emulator import start_emulator
-from providers.emulator.capacity import CapacityLimit, CapacityProfile
-from providers.emulator.profile import EmulatorProfile
+from latlab.providers.emulator import start_emulator
+from latlab.providers.emulator.capacity import CapacityLimit, CapacityProfile
+from latlab.providers.emulator.profile import EmulatorProfile
 
 pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 
@@ -118,7 +118,7 @@ def test_every_route_shares_the_capacity_pools(tmp_path: Path, provider: str,
                                                model: str) -> None:
     """One slot and no queue, six at once: one is served, the rest are typed overloaded rows
     (Anthropic/Vertex 529, Bedrock ServiceUnavailableException, OpenAI-compatible 503)."""
-    done = subprocess.run([sys.executable, "-m", "runner.cli", "run", f"provider={provider}",
+    done = subprocess.run([sys.executable, "-m", "latlab", "run", f"provider={provider}",
                            f"model={model}", "emulate=true", "profile=fast", "workload.warmup=0",
                            "workload.iterations=6", "workload.concurrency=6",
                            "++profile.capacity={slots:1,max_queue:0}"],

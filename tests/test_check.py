@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis.check import check_command
-from runner.errors import ConfigError, CredentialsError
+from latlab.runner.app.check import check_command
+from latlab.runner.core.errors import ConfigError, CredentialsError
 
 CREDENTIAL_ENV = ("ANTHROPIC_API_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
                   "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_BEARER_TOKEN_BEDROCK")

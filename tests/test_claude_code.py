@@ -17,14 +17,14 @@ import pyarrow.parquet as pq
 import pytest
 from result_files import request_rows
 
-from runner.claude_code import (
+from latlab.runner.agents.claude_code import (
     LOCAL_INSTALL,
     claude_binary,
     hook_command,
     read_hook_events,
     tool_spans,
 )
-from runner.spans import SpanRecorder
+from latlab.runner.results.span_writer import SpanRecorder
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,7 @@ def span_rows(results: Path) -> list[dict[str, Any]]:
 
 def test_claude_code_session_on_the_emulator(claude: str, tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "runner.cli", "run", "workload=claude_code", "profile=fast",
+        [sys.executable, "-m", "latlab", "run", "workload=claude_code", "profile=fast",
          "workload.task=medium"], cwd=tmp_path, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr
     spans = span_rows(tmp_path / "results")
@@ -81,7 +81,7 @@ def test_claude_code_session_on_the_emulator(claude: str, tmp_path: Path) -> Non
             ] == [1, 1, 2, 3, 4, 5, 5]
     assert all(turns[m["parent_id"]]["turn"] == m["turn"] for m in main_loop)
     # the CLI's own account beside the proxy's: it spends at least the proxied time in API calls
-    cli = subprocess.run([sys.executable, "-m", "runner.cli", "tool-timings", "--by", "cli",
+    cli = subprocess.run([sys.executable, "-m", "latlab", "tool-timings", "--by", "cli",
                           "--format", "json"], cwd=tmp_path, capture_output=True, text=True)
     (row,) = json.loads(cli.stdout)
     assert row["model_calls"] == len(models) and row["cli_duration_api_ms"] > 0
@@ -114,7 +114,7 @@ def test_claude_code_on_bedrock_is_signed_by_the_proxy(claude: str, tmp_path: Pa
     """Claude Code in Bedrock mode skips auth; the proxy signs with SigV4 (the emulator's
     Bedrock routes reject unsigned requests) and reads TTFT from the event-stream frames."""
     done = subprocess.run(
-        [sys.executable, "-m", "runner.cli", "run", "workload=claude_code", "profile=fast",
+        [sys.executable, "-m", "latlab", "run", "workload=claude_code", "profile=fast",
          "provider=bedrock", "emulate=true"], cwd=tmp_path, capture_output=True, text=True,
         timeout=400)
     assert done.returncode == 0, done.stderr
@@ -135,7 +135,7 @@ def test_claude_code_on_bedrock_is_signed_by_the_proxy(claude: str, tmp_path: Pa
 def test_claude_code_against_a_failing_upstream_ends_with_error_spans(claude: str,
                                                                       tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "runner.cli", "run", "workload=claude_code", "profile=fast",
+        [sys.executable, "-m", "latlab", "run", "workload=claude_code", "profile=fast",
          "profile.faults.error_rate=1.0", "workload.retries=0"], cwd=tmp_path,
         capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr
@@ -149,14 +149,14 @@ def test_claude_code_against_a_failing_upstream_ends_with_error_spans(claude: st
 def test_claude_code_behind_latlab_proxy_live(claude: str, tmp_path: Path) -> None:
     """A Claude Code session driven outside latlab, through ``latlab proxy`` and the settings
     it writes (http hooks): calls and tool calls land in one live session, by the CLI's id."""
-    from providers.emulator import EmulatorProfile, start_emulator
-    from runner.claude_code import cli_env
-    from runner.tasks import load_task
+    from latlab.providers.emulator import EmulatorProfile, start_emulator
+    from latlab.runner.agents.claude_code import cli_env
+    from latlab.runner.core.tasks import load_task
 
     work, config = tmp_path / "work", tmp_path / "config"
     work.mkdir(), config.mkdir()
     with start_emulator(EmulatorProfile.fixed(5, 20, 2, 10)) as emulator, subprocess.Popen(
-            [sys.executable, "-m", "runner.cli", "proxy", "--upstream", emulator.base_url],
+            [sys.executable, "-m", "latlab", "proxy", "--upstream", emulator.base_url],
             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proxy:
         try:
             assert proxy.stdout is not None
@@ -169,7 +169,7 @@ def test_claude_code_behind_latlab_proxy_live(claude: str, tmp_path: Path) -> No
             assert done.stdout, done.stderr[-2000:]
             result = json.loads(done.stdout)
             line = subprocess.run(
-                [sys.executable, "-m", "runner.cli", "statusline"], cwd=tmp_path,
+                [sys.executable, "-m", "latlab", "statusline"], cwd=tmp_path,
                 input=json.dumps({"session_id": result["session_id"]}), capture_output=True,
                 text=True, timeout=60).stdout
         finally:

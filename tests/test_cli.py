@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.cli import build_parser
+from latlab.runner.app.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -52,7 +52,7 @@ def test_every_command_has_help(command: tuple[str, ...], capsys: pytest.Capture
 
 
 def test_run_help_is_hydras_with_our_groups() -> None:
-    done = subprocess.run([sys.executable, "-m", "runner.cli", "run", "--help"],
+    done = subprocess.run([sys.executable, "-m", "latlab", "run", "--help"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0
     for group in ("provider:", "model:", "workload:", "experiment:"):
@@ -68,7 +68,7 @@ def test_readme_starts_with_the_quick_start() -> None:
 
 
 def test_emulator_serve_prints_its_url_first_and_benchmarks_against_it(tmp_path: Path) -> None:
-    server = subprocess.Popen([sys.executable, "-m", "runner.cli", "emulator", "serve",
+    server = subprocess.Popen([sys.executable, "-m", "latlab", "emulator", "serve",
                                "--port", "0", "--ttft-ms", "10", "--itl-ms", "1"],
                               stdout=subprocess.PIPE, text=True)
     try:
@@ -76,7 +76,7 @@ def test_emulator_serve_prints_its_url_first_and_benchmarks_against_it(tmp_path:
         url = server.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:")
         done = subprocess.run(
-            [sys.executable, "-m", "runner.cli", "run", "provider=anthropic",
+            [sys.executable, "-m", "latlab", "run", "provider=anthropic",
              f"provider.base_url={url}", "workload.iterations=2", "workload.warmup=0"],
             cwd=tmp_path, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr

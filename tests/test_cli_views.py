@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.cli import main
+from latlab.runner.app.cli import main
 from tests.test_budget import make_budget_results
 from tests.test_compare import make_compare_results
 

@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 from result_files import request_rows
 
-from providers import DUMMY_KEY, Endpoint
-from providers.bedrock import DUMMY_CREDENTIALS
-from providers.clients import client_of, client_version
-from providers.emulator import EmulatorProfile, RunningEmulator, start_emulator
-from providers.vertex import VertexAuth
-from runner.errors import ConfigError
-from runner.provider_protocol import Provider, RequestSpec
-from runner.records import Measurement
+from latlab.providers import DUMMY_KEY, Endpoint
+from latlab.providers.bedrock import DUMMY_CREDENTIALS
+from latlab.providers.clients import client_of, client_version
+from latlab.providers.emulator import EmulatorProfile, RunningEmulator, start_emulator
+from latlab.providers.vertex import VertexAuth
+from latlab.runner.core.errors import ConfigError
+from latlab.runner.core.protocol import Provider, RequestSpec
+from latlab.runner.core.records import Measurement
 
 pytest.importorskip("anthropic")
 pytest.importorskip("openai")
@@ -38,7 +38,7 @@ def emulator() -> Iterator[RunningEmulator]:
 
 
 def sdk_provider(kind: str, base_url: str) -> Provider:
-    from providers import kind_for
+    from latlab.providers import kind_for
 
     cfg: dict[str, Any] = {"name": kind, "kind": kind, "client": "sdk", "region": "us-east1",
                            "api": "invoke_stream"}
@@ -117,7 +117,7 @@ def test_client_versions() -> None:
 
 
 def test_client_overhead_experiment_records_client_and_version(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "runner.cli", "run",
+    done = subprocess.run([sys.executable, "-m", "latlab", "run",
                            "experiment=client_overhead", "profile=fast", "workload.warmup=0",
                            "workload.iterations=1"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=300)

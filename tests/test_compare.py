@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from analysis.bootstrap import (
+from latlab.analysis.bootstrap import (
     Interval,
     bootstrap_medians,
     median_difference_ci,
@@ -29,9 +29,9 @@ from analysis.bootstrap import (
     needed_per_cell,
     percentile,
 )
-from analysis.compare import CompareOptions, compare_command, verdict
-from analysis.query import open_results
-from runner.errors import ConfigError
+from latlab.analysis.compare import CompareOptions, compare_command, verdict
+from latlab.analysis.query import open_results
+from latlab.runner.core.errors import ConfigError
 from tests.test_analysis import T0, ok, write_requests, write_run
 
 CELL = "emulator/haiku-4-5/short/none/stream"
@@ -283,7 +283,7 @@ def test_group_is_read_whole_when_a_position_falls_outside_its_band(tmp_path: Pa
     """Groups above 1000 values keep only a band around the median in their summary; a band
     that misses a drawn position (here: cut to 11 values) is replaced by the whole group,
     which gives the same interval the full band does."""
-    from analysis.compare import CompareOptions, bootstrap_pairs, intervals, read_summaries
+    from latlab.analysis.compare import CompareOptions, bootstrap_pairs, intervals, read_summaries
 
     con = open_results(big_runs(tmp_path), needs=("comparison", "bootstrap_intervals",
                                                   "metric_samples", "metric_summaries_of"))

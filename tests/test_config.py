@@ -9,12 +9,14 @@ from typing import Any
 import pytest
 from hydra import compose, initialize_config_dir
 
-from runner.app import CHECKOUT_CONF, plain
-from runner.config import check_overrides_for_secrets, find_secrets
-from runner.errors import ConfigError
-from runner.plan import expand_cells
-from runner.run import validate
+from latlab.runner.app.hydra_app import plain
+from latlab.runner.app.run import validate
+from latlab.runner.config.validate import check_overrides_for_secrets, find_secrets
+from latlab.runner.core.errors import ConfigError
+from latlab.runner.core.paths import conf_dir
+from latlab.runner.engine.plan import expand_cells
 
+CHECKOUT_CONF = conf_dir()
 GROUPS = ["provider", "model", "prompt", "guardrail", "workload", "slo", "profile", "pricing",
           "batch"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CHECKOUT_CONF / g).glob("*.yaml"))]

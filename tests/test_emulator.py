@@ -23,11 +23,11 @@ from omegaconf import OmegaConf
 from on_time import assert_on_time
 from result_files import request_rows
 
-from providers.emulator import RunningEmulator, start_emulator
-from providers.emulator.cli import add_serve_arguments, load_profile, profile_from_args
-from providers.emulator.profile import FAULT_KINDS, Distribution, EmulatorProfile
-from providers.emulator.server import EmulatorState
-from runner.timerfd import timerfd_available
+from latlab.providers.emulator import RunningEmulator, start_emulator
+from latlab.providers.emulator.cli import add_serve_arguments, load_profile, profile_from_args
+from latlab.providers.emulator.profile import FAULT_KINDS, Distribution, EmulatorProfile
+from latlab.providers.emulator.server import EmulatorState
+from latlab.runner.core.timerfd import timerfd_available
 
 # appended, not prepended: bench/analysis.py must not shadow the analysis package
 sys.path.append(str(Path(__file__).resolve().parents[1] / "bench"))
@@ -378,10 +378,10 @@ def test_cli_overrides() -> None:
 @contextmanager
 def standalone_emulator(args: list[str], watchdog_s: float = 30.0
                         ) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """``python -m providers.emulator --port 0 ARGS`` (killed after ``watchdog_s``): the
+    """``python -m latlab.providers.emulator --port 0 ARGS`` (killed after ``watchdog_s``): the
     process and the base URL it printed first."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "providers.emulator", "--port", "0", *args]
+    cmd = [sys.executable, "-m", "latlab.providers.emulator", "--port", "0", *args]
     with subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True) as proc:
         watchdog = threading.Timer(watchdog_s, proc.kill)
         watchdog.start()
@@ -410,7 +410,7 @@ def test_the_embedded_emulator_does_not_starve_the_client(tmp_path: Path) -> Non
     """`latlab run` serves from a thread of its own process: a spinning emulator held the GIL
     and the client read every token late, in one clump (6 streams: TTFT median 64 ms for a
     planned 20 ms). Without the spin it stays within a few ms."""
-    done = subprocess.run([sys.executable, "-m", "runner.cli", "run", "profile=fast",
+    done = subprocess.run([sys.executable, "-m", "latlab", "run", "profile=fast",
                            "workload.iterations=30", "workload.warmup=2",
                            "workload.concurrency=6"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=120)

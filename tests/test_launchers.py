@@ -19,7 +19,7 @@ JOBS = ["-m", "profile=fast", "workload.warmup=1", "workload.iterations=3",
 
 
 def multirun(tmp_path: Path, *launcher: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "runner.cli", "run", *JOBS, *launcher],
+    return subprocess.run([sys.executable, "-m", "latlab", "run", *JOBS, *launcher],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
 
 
@@ -53,7 +53,7 @@ def assert_same_rows_as_basic(tmp_path: Path, *launcher: str) -> None:
     other_jobs, other_rows = jobs_and_rows(other / "results")
     assert sorted(other_jobs.values()) == sorted(basic_jobs.values()) == [0, 1]
     assert other_rows == basic_rows and len(basic_rows) == 8
-    read_back = subprocess.run([sys.executable, "-m", "runner.cli", "sql",
+    read_back = subprocess.run([sys.executable, "-m", "latlab", "sql",
                                 "SELECT count(DISTINCT run_id) AS runs FROM requests",
                                 "--format", "csv"], cwd=other, capture_output=True, text=True,
                                timeout=60)

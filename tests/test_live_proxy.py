@@ -16,7 +16,7 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from providers.emulator import EmulatorProfile, RunningEmulator, start_emulator
+from latlab.providers.emulator import EmulatorProfile, RunningEmulator, start_emulator
 
 pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 
@@ -28,12 +28,12 @@ def emulator() -> Iterator[RunningEmulator]:
 
 
 def latlab(*args: str, cwd: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "runner.cli", *args], cwd=cwd, input=stdin,
+    return subprocess.run([sys.executable, "-m", "latlab", *args], cwd=cwd, input=stdin,
                           capture_output=True, text=True, timeout=120)
 
 
 def test_proxy_records_a_live_session(emulator: RunningEmulator, tmp_path: Path) -> None:
-    with subprocess.Popen([sys.executable, "-m", "runner.cli", "proxy", "--upstream",
+    with subprocess.Popen([sys.executable, "-m", "latlab", "proxy", "--upstream",
                            emulator.base_url], cwd=tmp_path, stdout=subprocess.PIPE,
                           stderr=subprocess.DEVNULL, text=True) as proxy:
         run_id = use_proxy(proxy, tmp_path)

@@ -16,7 +16,7 @@ FAST = ["profile=fast", "workload.warmup=1"]
 
 
 def latlab(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "runner.cli", "run", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "latlab", "run", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=60)
 
 
@@ -77,7 +77,7 @@ def test_a_normal_run_is_not_flagged(tmp_path: Path) -> None:
 def test_ctrl_c_with_workers_flushes_and_resumes(tmp_path: Path) -> None:
     args = [*FAST, "workload.iterations=400", "workload.concurrency=16", "workload.workers=2",
             "profile.models.default.ttft_ms.median=100"]
-    proc = subprocess.Popen([sys.executable, "-m", "runner.cli", "run", *args], cwd=tmp_path,
+    proc = subprocess.Popen([sys.executable, "-m", "latlab", "run", *args], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wait_for_request_files(tmp_path / "results", timeout_s=30)
     proc.send_signal(signal.SIGINT)

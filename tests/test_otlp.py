@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from analysis.statusline import provider_tag, status_line
+from latlab.analysis.statusline import provider_tag, status_line
 
 
 def latlab(*args: str, cwd: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "runner.cli", *args], cwd=cwd, input=stdin,
+    return subprocess.run([sys.executable, "-m", "latlab", *args], cwd=cwd, input=stdin,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -135,7 +135,7 @@ def check_metrics(metrics: list[dict[str, Any]]) -> None:
 def test_metric_buckets() -> None:
     from datetime import UTC, datetime
 
-    from analysis.otlp import metrics_payload
+    from latlab.analysis.otlp import metrics_payload
 
     at = datetime(2026, 1, 1, tzinfo=UTC)
     rows = [{"warmup": False, "provider": "bedrock", "model_id": "m", "error_type": None,

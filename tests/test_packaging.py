@@ -12,8 +12,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # Not part of a source tree: a stale build/ would put yesterday's files in today's wheel.
-NOT_SOURCE = shutil.ignore_patterns("build", "dist", ".venv", ".tools", ".git", "results",
-                                    "outputs", "multirun", "*.egg-info", "__pycache__", ".*_cache")
+# Only at the top: runner/results/ is source.
+TOP_NOT_SOURCE = {"build", "dist", ".venv", ".tools", ".git", "results", "outputs", "multirun"}
+ANYWHERE_NOT_SOURCE = shutil.ignore_patterns("*.egg-info", "__pycache__", ".*_cache")
+
+
+def NOT_SOURCE(folder: str, names: list[str]) -> set[str]:
+    top = TOP_NOT_SOURCE.intersection(names) if Path(folder) == ROOT else set()
+    return top | set(ANYWHERE_NOT_SOURCE(folder, names))
 
 
 def run(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -40,9 +46,12 @@ def test_wheel_finds_bundled_conf_and_experiments(tmp_path: Path) -> None:
     work = tmp_path / "elsewhere"
     work.mkdir()
     python = venv / "bin" / "python"
-    where = run(python, "-c", "import runner; print(runner.__file__)", cwd=work)
+    where = run(python, "-c", "import latlab.runner; print(latlab.runner.__file__)", cwd=work)
     assert str(nested_site) in where.stdout, where.stdout + where.stderr
-    done = run(python, "-m", "runner.cli", "run", "experiment=quickstart", "profile=fast",
+    (top_level,) = nested_site.glob("latlab-*.dist-info/top_level.txt")
+    assert top_level.read_text().split() == ["latlab"]  # no generic runner/providers/analysis
+    assert not {"runner", "providers", "analysis", "conf"} & {p.name for p in nested_site.iterdir()}
+    done = run(python, "-m", "latlab", "run", "experiment=quickstart", "profile=fast",
                "workload.iterations=2", "workload.warmup=0", cwd=work)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "emulator/sonnet-4-5/count20/none/stream" in done.stdout

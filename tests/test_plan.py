@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from runner.errors import ConfigError
-from runner.plan import Cell, cell_name, expand_cells, matrix_overrides, plan_requests
-from runner.schedule import load_groups
+from latlab.runner.core.errors import ConfigError
+from latlab.runner.engine.plan import Cell, cell_name, expand_cells, matrix_overrides, plan_requests
+from latlab.runner.engine.schedule import load_groups
 
 
 def config(**workload: Any) -> dict[str, Any]:

@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-from providers.emulator import start_emulator
-from providers.emulator.profile import EmulatorProfile
-from providers.emulator.prompt_cache import CacheProfile, PromptCache, breakpoints
-from runner.prompts import synthetic_text
+from latlab.providers.emulator import start_emulator
+from latlab.providers.emulator.profile import EmulatorProfile
+from latlab.providers.emulator.prompt_cache import CacheProfile, PromptCache, breakpoints
+from latlab.runner.config.prompts import synthetic_text
 
 pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 

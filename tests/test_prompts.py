@@ -7,11 +7,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from providers.emulator.anthropic_wire import estimate_input_tokens
-from runner.cost import cost_usd, prices_for
-from runner.errors import ConfigError
-from runner.prompts import load_prompts, read_prompt_set, synthetic_text
-from runner.records import Measurement
+from latlab.providers.emulator.anthropic_wire import estimate_input_tokens
+from latlab.runner.config.prompts import load_prompts, read_prompt_set, synthetic_text
+from latlab.runner.core.errors import ConfigError
+from latlab.runner.core.records import Measurement
+from latlab.runner.engine.cost import cost_usd, prices_for
 from tests.test_run import latlab
 
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import anthropic
 import pytest
 
-from providers.emulator import EmulatorProfile, RunningEmulator, start_emulator
-from runner.proxy import ProxiedCall, RecordingProxy, endpoint_template
+from latlab.providers.emulator import EmulatorProfile, RunningEmulator, start_emulator
+from latlab.runner.agents.proxy import ProxiedCall, RecordingProxy, endpoint_template
 
 pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 

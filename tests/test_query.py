@@ -1,4 +1,4 @@
-"""analysis.query: results written by any latlab version stay readable by every view."""
+"""latlab.analysis.query: results written by any latlab version stay readable by every view."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analysis.query import open_results, run_sql
-from runner.records import REQUESTS_SCHEMA
+from latlab.analysis.query import open_results, run_sql
+from latlab.runner.core.records import REQUESTS_SCHEMA
 
 # The request columns of latlab's first schema (issue 2); every later column is newer.
 FIRST_COLUMNS = (
@@ -61,9 +61,9 @@ def test_needs_opens_only_the_views_a_command_reads(tmp_path: Path) -> None:
     they use; the empty source tables have the schema from_arrow would give them."""
     import duckdb
 
-    from analysis.query import _create_empty
-    from runner.spans import SPANS_SCHEMA
-    from runner.write import RUNS_SCHEMA
+    from latlab.analysis.query import _create_empty
+    from latlab.runner.core.spans import SPANS_SCHEMA
+    from latlab.runner.results.write import RUNS_SCHEMA
 
     results = tmp_path / "results"
     write_first_schema_run(results)

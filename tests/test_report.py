@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from analysis import svg
-from analysis.report import report_command
-from runner.errors import ConfigError
+from latlab.analysis import svg
+from latlab.analysis.report import report_command
+from latlab.runner.core.errors import ConfigError
 from tests.test_analysis import err, write_requests
 from tests.test_budget import BEDROCK, DIRECT, make_budget_results
 from tests.test_compare import make_compare_results

@@ -17,7 +17,7 @@ FAST = ["profile=fast", "workload.warmup=1", "workload.iterations=3"]
 
 def latlab(*args: str, cwd: Path, env: dict[str, str] | None = None,
            timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "runner.cli", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "latlab", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -107,7 +107,7 @@ def test_own_experiments_dir(tmp_path: Path) -> None:
 def test_killed_run_leaves_readable_parquet(tmp_path: Path, sig: signal.Signals) -> None:
     args = ["run", "workload.iterations=400", "workload.warmup=0", "workload.concurrency=8",
             "profile.models.opus.ttft_ms.median=50", "model=opus-4-6"]
-    proc = subprocess.Popen([sys.executable, "-m", "runner.cli", *args], cwd=tmp_path,
+    proc = subprocess.Popen([sys.executable, "-m", "latlab", *args], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wait_for_request_files(tmp_path / "results", timeout_s=30)  # the flush timer wrote rows
     time.sleep(1)  # and more are in flight or buffered
@@ -126,7 +126,7 @@ def test_killed_run_leaves_readable_parquet(tmp_path: Path, sig: signal.Signals)
 def test_interrupted_run_resumes_without_duplicates(tmp_path: Path) -> None:
     args = ["run", "workload.iterations=60", "workload.warmup=1", "workload.concurrency=4",
             "profile=fast", "profile.models.default.ttft_ms.median=200"]
-    proc = subprocess.Popen([sys.executable, "-m", "runner.cli", *args], cwd=tmp_path,
+    proc = subprocess.Popen([sys.executable, "-m", "latlab", *args], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wait_for_request_files(tmp_path / "results", timeout_s=30)
     proc.send_signal(signal.SIGINT)

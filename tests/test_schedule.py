@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from runner.plan import Cell, PlannedRequest, plan_requests
-from runner.schedule import arrival_offsets_ns, run_plan
-from runner.timing import now_ns
+from latlab.runner.core.timing import now_ns
+from latlab.runner.engine.plan import Cell, PlannedRequest, plan_requests
+from latlab.runner.engine.schedule import arrival_offsets_ns, run_plan
 
 pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 

@@ -9,8 +9,8 @@ from typing import Any
 import anthropic
 import pytest
 
-from providers.emulator import EmulatorProfile, start_emulator
-from providers.emulator.scripts import scripted_reply
+from latlab.providers.emulator import EmulatorProfile, start_emulator
+from latlab.providers.emulator.scripts import scripted_reply
 
 PROMPT = "Do it.\n\n[latlab-task: simple] [latlab-workdir: /tmp/w]"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from runner.secrets import MASK, redact
+from latlab.runner.core.secrets import MASK, redact
 
 FAKE = {
     "ANTHROPIC_API_KEY": "sk-ant-api03-LATLABFAKEKEY-0123456789abcdef",
@@ -64,7 +64,7 @@ def test_a_sweep_with_fake_secrets_writes_none_of_them(tmp_path: Path, echo_serv
         ["run", "provider=anthropic", f"provider.base_url={echo_server}", *common],
     ]
     for args in runs:
-        done = subprocess.run([sys.executable, "-m", "runner.cli", *args], cwd=tmp_path, env=env,
+        done = subprocess.run([sys.executable, "-m", "latlab", *args], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         for secret in FAKE.values():
@@ -76,7 +76,7 @@ def test_a_sweep_with_fake_secrets_writes_none_of_them(tmp_path: Path, echo_serv
         content = path.read_bytes()
         for secret in FAKE.values():
             assert secret.encode() not in content, f"{secret[:12]}… leaked into {path}"
-    sql = subprocess.run([sys.executable, "-m", "runner.cli", "sql",
+    sql = subprocess.run([sys.executable, "-m", "latlab", "sql",
                           "SELECT error_message FROM requests WHERE error_type IS NOT NULL"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert MASK in sql.stdout  # the echoed header was recorded, redacted

@@ -14,13 +14,13 @@ import pyarrow.parquet as pq
 import pytest
 from result_files import request_rows, the_run
 
-from runner.tasks import load_task
+from latlab.runner.core.tasks import load_task
 
 FAST = ["workload=session", "profile=fast"]
 
 
 def latlab(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "runner.cli", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "latlab", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from runner import storage
+from latlab.runner.results import storage
 
 pytestmark = [pytest.mark.optional, pytest.mark.skipif(
     importlib.util.find_spec("moto") is None,
@@ -55,7 +55,7 @@ def s3_env() -> Iterator[dict[str, str]]:
 
 
 def latlab(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "runner.cli", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "latlab", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
 
 

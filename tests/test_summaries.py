@@ -13,18 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from analysis import summaries
-from analysis.compare import compare_command
-from analysis.query import open_results
-from analysis.summaries import (
+from latlab.analysis import summaries
+from latlab.analysis.compare import compare_command
+from latlab.analysis.query import open_results
+from latlab.analysis.summaries import (
     PRECOMPUTE_ROWS,
     TABLE,
     load_summaries,
     summarize_run,
     summary_folder,
 )
-from runner.run import keep_summary
-from runner.write import RunRecord
+from latlab.runner.app.run import keep_summary
+from latlab.runner.results.write import RunRecord
 from tests.test_analysis import write_requests
 from tests.test_compare import CELL, big_runs, make_compare_results, rows
 

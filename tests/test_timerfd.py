@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from runner.timerfd import TimerFd, open_timerfd, timerfd_available
-from runner.timing import now_ns
+from latlab.runner.core.timerfd import TimerFd, open_timerfd, timerfd_available
+from latlab.runner.core.timing import now_ns
 
 MS = 1_000_000
 
@@ -58,7 +58,7 @@ def test_close_releases_the_descriptor() -> None:
 
 
 def test_it_can_be_switched_off() -> None:
-    code = "from runner.timerfd import open_timerfd as o; print(o())"
+    code = "from latlab.runner.core.timerfd import open_timerfd as o; print(o())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "LATLAB_TIMERFD": "0"}).stdout
     assert out.strip() == "None"

@@ -1,4 +1,4 @@
-"""The pacer (runner/timing.py): one spinning task per loop wakes every waiter, never early."""
+"""The pacer (runner/core/timing.py): one spinning task per loop wakes every waiter, never early."""
 
 from __future__ import annotations
 
@@ -12,9 +12,16 @@ from typing import Any
 
 import pytest
 
-from runner import timing
-from runner.timerfd import timerfd_available
-from runner.timing import PACER_TASK, Pacer, loop_pacer, new_event_loop, now_ns, sleep_until
+from latlab.runner.core import timing
+from latlab.runner.core.timerfd import timerfd_available
+from latlab.runner.core.timing import (
+    PACER_TASK,
+    Pacer,
+    loop_pacer,
+    new_event_loop,
+    now_ns,
+    sleep_until,
+)
 
 MS = 1_000_000
 

@@ -15,10 +15,10 @@ from drive import send_in_turn
 from on_time import assert_on_time
 from result_files import request_rows
 
-from providers import DUMMY_KEY
-from providers.emulator import EmulatorProfile, RunningEmulator, start_emulator
-from providers.http import make_http_client
-from providers.vertex import (
+from latlab.providers import DUMMY_KEY
+from latlab.providers.emulator import EmulatorProfile, RunningEmulator, start_emulator
+from latlab.providers.http import make_http_client
+from latlab.providers.vertex import (
     REFRESH_AFTER_S,
     RETRY_AFTER_S,
     BearerToken,
@@ -28,9 +28,9 @@ from providers.vertex import (
     vertex_body,
     vertex_endpoint,
 )
-from runner.errors import ConfigError, CredentialsError
-from runner.provider_protocol import Provider, RequestSpec
-from runner.records import Measurement
+from latlab.runner.core.errors import ConfigError, CredentialsError
+from latlab.runner.core.protocol import Provider, RequestSpec
+from latlab.runner.core.records import Measurement
 
 pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 
@@ -155,7 +155,7 @@ def test_run_without_token_exits_2_with_one_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "GOOGLE_OAUTH_ACCESS_TOKEN"}
     env.update(CLOUDSDK_CONFIG=str(tmp_path), NO_GCE_CHECK="True")
     env.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
-    done = subprocess.run([sys.executable, "-m", "runner.cli", "run", "provider=vertex",
+    done = subprocess.run([sys.executable, "-m", "latlab", "run", "provider=vertex",
                            "provider.project=p"], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 2, done.stderr
@@ -164,7 +164,7 @@ def test_run_without_token_exits_2_with_one_line(tmp_path: Path) -> None:
 
 
 def test_emulated_run_writes_vertex_rows(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "runner.cli", "run", "provider=vertex",
+    done = subprocess.run([sys.executable, "-m", "latlab", "run", "provider=vertex",
                            "emulate=true", "profile=fast", "workload.warmup=0",
                            "workload.iterations=2"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=90)

@@ -11,10 +11,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from analysis.query import open_results
-from runner.errors import ResultsError
-from runner.records import REQUESTS_SCHEMA, Measurement, RequestRow
-from runner.write import RequestWriter, ensure_writable
+from latlab.analysis.query import open_results
+from latlab.runner.core.errors import ResultsError
+from latlab.runner.core.records import REQUESTS_SCHEMA, Measurement, RequestRow
+from latlab.runner.results.write import RequestWriter, ensure_writable
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,7 +58,7 @@ def test_unwritable_results_dir_fails_before_the_first_request(tmp_path: Path) -
     blocker.write_text("not a directory")
     with pytest.raises(ResultsError, match="results_dir"):
         ensure_writable(blocker / "results")
-    done = subprocess.run([sys.executable, "-m", "runner.cli", "run",
+    done = subprocess.run([sys.executable, "-m", "latlab", "run",
                            f"results_dir={blocker}/results"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "results_dir" in done.stderr
@@ -72,7 +72,7 @@ def test_damaged_parquet_is_a_clear_error_not_a_traceback(tmp_path: Path) -> Non
     (tmp_path / "requests" / "r1" / "part-broken.parquet").write_bytes(b"garbage")
     with pytest.raises(ResultsError, match="part-broken.parquet"):
         open_results(tmp_path)
-    done = subprocess.run([sys.executable, "-m", "runner.cli", "sql", "SELECT 1",
+    done = subprocess.run([sys.executable, "-m", "latlab", "sql", "SELECT 1",
                            "--results", str(tmp_path)], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 2 and "Traceback" not in done.stderr
@@ -80,9 +80,9 @@ def test_damaged_parquet_is_a_clear_error_not_a_traceback(tmp_path: Path) -> Non
 
 def test_every_column_is_documented() -> None:
     """docs/columns.md names every column of the three datasets (requests, runs, spans)."""
-    from runner.records import REQUESTS_SCHEMA
-    from runner.spans import SPANS_SCHEMA
-    from runner.write import RUNS_SCHEMA
+    from latlab.runner.core.records import REQUESTS_SCHEMA
+    from latlab.runner.core.spans import SPANS_SCHEMA
+    from latlab.runner.results.write import RUNS_SCHEMA
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "columns.md").read_text()
     for schema in (REQUESTS_SCHEMA, RUNS_SCHEMA, SPANS_SCHEMA):
@@ -92,7 +92,7 @@ def test_every_column_is_documented() -> None:
 FIRST_BATCH = """
 import json, sys
 from pathlib import Path
-from runner.write import RequestWriter
+from latlab.runner.results.write import RequestWriter
 from tests.test_write import row
 writer = RequestWriter(Path(sys.argv[1]), "r1", batch_rows=1, background=True)
 before = set(sys.modules)

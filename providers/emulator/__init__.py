@@ -6,7 +6,7 @@
         emu.stats()  # the server's own send lag
 
 ``start_emulator`` runs the server in a background thread on its own event loop (uvloop when
-available); ``serve_forever`` runs it on the caller's loop (``python -m providers.emulator``).
+available); ``serve_forever`` runs it on the caller's loop (``latlab emulator serve``).
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ from typing import Any
 
 from aiohttp import web
 
-from providers.emulator.profile import (
+from latlab.providers.emulator.profile import (
     FAULT_KINDS,
     Distribution,
     EmulatorProfile,
     FaultProfile,
     ModelProfile,
 )
-from providers.emulator.server import PACING, STATE_KEY, build_app, start_site
-from runner.timing import new_event_loop
+from latlab.providers.emulator.server import PACING, STATE_KEY, build_app, start_site
+from latlab.runner.core.timing import new_event_loop
 
 __all__ = [
     "FAULT_KINDS",

@@ -1,6 +1,6 @@
-"""``python -m providers.emulator``: print the base URL, serve until SIGINT/SIGTERM."""
+"""``python -m latlab.providers.emulator``: print the base URL, serve until SIGINT/SIGTERM."""
 
-from providers.emulator.cli import main
+from latlab.providers.emulator.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -32,11 +32,11 @@ from typing import Any
 
 from aiohttp import web
 
-from providers.emulator import anthropic_wire
-from providers.emulator import bedrock_wire as wire
-from providers.emulator.capacity import Admission
-from providers.emulator.eventstream import corrupt_crc
-from providers.emulator.server import (
+from latlab.providers.emulator import anthropic_wire
+from latlab.providers.emulator import bedrock_wire as wire
+from latlab.providers.emulator.capacity import Admission
+from latlab.providers.emulator.eventstream import corrupt_crc
+from latlab.providers.emulator.server import (
     FAULT_DELTAS,
     STALL_S,
     STATE_KEY,
@@ -434,7 +434,7 @@ async def send_bedrock(request: web.Request, op: Operation, body: Mapping[str, A
                        bp: BedrockPlan, stats: ServerStats) -> web.StreamResponse:
     """The planned response: a scripted agent turn (Invoke with tools), else the model's."""
     if bp.plan.fault is None and not op.converse and body.get("tools"):  # agent sessions
-        from providers.emulator.scripts import respond_bedrock, scripted_reply
+        from latlab.providers.emulator.scripts import respond_bedrock, scripted_reply
 
         scripted = scripted_reply(body)
         if scripted is not None:

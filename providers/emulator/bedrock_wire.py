@@ -21,8 +21,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from providers.emulator import anthropic_wire
-from providers.emulator.eventstream import encode_message
+from latlab.providers.emulator import anthropic_wire
+from latlab.providers.emulator.eventstream import encode_message
 
 JSONDict = dict[str, Any]
 

@@ -1,20 +1,19 @@
-"""Command-line pieces of the emulator, shared by ``python -m providers.emulator`` and
+"""Command-line pieces of the emulator, shared by ``python -m latlab.providers.emulator`` and
 ``latlab emulator serve``: the arguments, the profile they select, and the serve loop."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.resources
 import signal
 import sys
-from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from providers.emulator import serve_forever
-from providers.emulator.profile import EmulatorProfile
-from providers.emulator.server import PACING
-from runner.timing import new_event_loop
+from latlab.providers.emulator import serve_forever
+from latlab.providers.emulator.profile import EmulatorProfile
+from latlab.providers.emulator.server import PACING
+from latlab.runner.core.paths import conf_dir
+from latlab.runner.core.timing import new_event_loop
 
 DEFAULT_PROFILE = "default"
 
@@ -43,12 +42,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                              f"{PACING.spin_margin_ns / 1000:g}; 0: never spin, less CPU)")
 
 
-def profile_dir() -> Path | Traversable:
-    """``conf/profile`` of a source checkout, else the installed ``runner.conf`` package data."""
-    here = Path(__file__).resolve().parents[2] / "conf" / "profile"
-    if here.is_dir():
-        return here
-    return importlib.resources.files("runner.conf") / "profile"
+def profile_dir() -> Path:
+    """``conf/profile``: the bundled latency profiles."""
+    return conf_dir() / "profile"
 
 
 def load_profile(ref: str | None) -> EmulatorProfile:
@@ -111,7 +107,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m providers.emulator",
+        prog="python -m latlab.providers.emulator",
         description="Local Anthropic Messages API emulator with latency profiles and faults.",
     )
     add_serve_arguments(parser)

@@ -25,9 +25,9 @@ from typing import Any
 
 from aiohttp import web
 
-from providers.emulator import anthropic_wire
-from providers.emulator import openai_wire as wire
-from providers.emulator.server import (
+from latlab.providers.emulator import anthropic_wire
+from latlab.providers.emulator import openai_wire as wire
+from latlab.providers.emulator.server import (
     STATE_KEY,
     RequestPlan,
     ServerStats,

@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from providers.emulator import anthropic_wire
+from latlab.providers.emulator import anthropic_wire
 
 JSONDict = dict[str, Any]
 

@@ -33,9 +33,9 @@ from typing import Any
 
 import yaml
 
-from providers.emulator.capacity import CapacityProfile
-from providers.emulator.prompt_cache import CacheProfile
-from providers.emulator.replies import ReplyRule, parse_replies
+from latlab.providers.emulator.capacity import CapacityProfile
+from latlab.providers.emulator.prompt_cache import CacheProfile
+from latlab.providers.emulator.replies import ReplyRule, parse_replies
 
 FAULT_KINDS: tuple[str, ...] = (
     "rate_limited",  # HTTP 429 rate_limit_error + retry-after: 1

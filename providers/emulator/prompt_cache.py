@@ -30,8 +30,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from providers.emulator.anthropic_wire import _text_chars
-from providers.emulator.capacity import match_family
+from latlab.providers.emulator.anthropic_wire import _text_chars
+from latlab.providers.emulator.capacity import match_family
 
 _KEYS = ("ttl_s", "ttl_1h_s", "min_tokens", "prefill_ms_per_1k_tokens",
          "cached_ms_per_1k_tokens")

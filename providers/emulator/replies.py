@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from providers.emulator.anthropic_wire import _text_chars
+from latlab.providers.emulator.anthropic_wire import _text_chars
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Scripted agent turns: the emulator answers an agent's request with the task's tool calls.
 
 A request is scripted when it offers ``tools`` and its first user message carries the
-``[latlab-task: NAME]`` marker (runner/tasks.py). The turn is the number of tool-result
+``[latlab-task: NAME]`` marker (runner/core/tasks.py). The turn is the number of tool-result
 rounds already in the message history, so the reply depends only on the request: turn k
 gets script step k as ``tool_use`` blocks (named as in the request's tool list: ``bash`` →
 ``Bash``/``bash``, ``mcp`` → any ``…__file_stats``; steps whose tools are not offered are
@@ -19,9 +19,9 @@ from typing import Any
 
 from aiohttp import web
 
-from providers.emulator import anthropic_wire as wire
-from runner.errors import ConfigError
-from runner.tasks import TASK_MARKER, WORKDIR_MARKER, load_task
+from latlab.providers.emulator import anthropic_wire as wire
+from latlab.runner.core.errors import ConfigError
+from latlab.runner.core.tasks import TASK_MARKER, WORKDIR_MARKER, load_task
 
 JSONDict = dict[str, Any]
 JSON_PIECE = 24  # characters of tool input JSON per input_json_delta
@@ -131,7 +131,7 @@ def token_times(t_first: int, t_last: int, planned: int, n: int) -> list[int]:
 async def respond(request: web.Request, plan: Any, reply: ScriptedReply,
                   input_tokens: int) -> web.StreamResponse:
     """Send ``reply`` as the plan's timing says (streamed or whole)."""
-    from providers.emulator.server import sleep_until
+    from latlab.providers.emulator.server import sleep_until
 
     events = stream_events(reply)
     n = sum(1 for e in events if e[2])
@@ -162,7 +162,7 @@ async def respond(request: web.Request, plan: Any, reply: ScriptedReply,
 
 async def _write_events(resp: web.StreamResponse, events: list[tuple[str, JSONDict, bool]],
                         times: list[int]) -> None:
-    from providers.emulator.server import sleep_until
+    from latlab.providers.emulator.server import sleep_until
 
     k = 0
     for name, data, token in events:
@@ -175,9 +175,9 @@ async def _write_events(resp: web.StreamResponse, events: list[tuple[str, JSONDi
 async def respond_bedrock(request: web.Request, bp: Any, reply: ScriptedReply) -> Any:
     """The scripted reply on Bedrock InvokeModel[WithResponseStream] (Bedrock's timing layers
     included): Anthropic events in ``chunk`` frames, or the whole message as the body."""
-    from providers.emulator import bedrock_wire as bwire
-    from providers.emulator.bedrock_routes import write_frame
-    from providers.emulator.server import STATE_KEY, _send_headers_at, sleep_until
+    from latlab.providers.emulator import bedrock_wire as bwire
+    from latlab.providers.emulator.bedrock_routes import write_frame
+    from latlab.providers.emulator.server import STATE_KEY, _send_headers_at, sleep_until
 
     p, stats = bp.plan, request.app[STATE_KEY].stats
     events = stream_events(reply)
@@ -205,7 +205,7 @@ async def respond_bedrock(request: web.Request, bp: Any, reply: ScriptedReply) -
 
 def _bedrock_frames(bp: Any, reply: ScriptedReply, events: list[tuple[str, JSONDict, bool]],
                     times: list[int]) -> list[tuple[str, bytes, int]]:
-    from providers.emulator import bedrock_wire as bwire
+    from latlab.providers.emulator import bedrock_wire as bwire
 
     p = bp.plan
     start = wire.message_start(p.message_id, p.model, p.input_tokens)

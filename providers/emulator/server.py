@@ -2,7 +2,7 @@
 
 Every request is planned the moment it is received (``t0``): all latency draws happen then,
 and every send is scheduled at ``t0 + offset``, never as an accumulation of relative sleeps.
-``sleep_until`` waits for a deadline through the loop's one pacer (runner/timing.py: a timerfd
+``sleep_until`` waits for a deadline through the loop's one pacer (runner/core/timing.py: a timerfd
 wake-up, no busy-wait by default); the server measures its own lag (actual send − scheduled
 send) for every event it writes.
 """
@@ -29,15 +29,15 @@ from typing import Any
 
 from aiohttp import web
 
-from providers.emulator import anthropic_wire as wire
-from providers.emulator.capacity import Admission, Capacity
-from providers.emulator.profile import FAULT_KINDS, EmulatorProfile
-from providers.emulator.prompt_cache import PromptCache
-from providers.emulator.replies import reply_tokens
-from runner import timing
+from latlab.providers.emulator import anthropic_wire as wire
+from latlab.providers.emulator.capacity import Admission, Capacity
+from latlab.providers.emulator.profile import FAULT_KINDS, EmulatorProfile
+from latlab.providers.emulator.prompt_cache import PromptCache
+from latlab.providers.emulator.replies import reply_tokens
+from latlab.runner.core import timing
 
 # Sleep to this far before a deadline, then spin: 0 where the pacer wakes on a timerfd, else
-# 1.5 ms to cover asyncio's timer error (runner/timing.py default_spin_margin_ns).
+# 1.5 ms to cover asyncio's timer error (runner/core/timing.py default_spin_margin_ns).
 SPIN_MARGIN_NS = timing.SPIN_MARGIN_NS
 STALL_S = 3600.0  # how long the `stall` fault keeps a request open
 FAULT_HEADER = "x-latlab-fault"  # request header forcing a fault kind (or "none")
@@ -566,7 +566,7 @@ async def _admitted(request: web.Request, state: EmulatorState, body: JSONDict,
         return error_response(404, request_id, f"model: {body['model']}")
     result = await send_fault(request, plan, state.stats)
     if result is None and body.get("tools") and (scripted := _scripted(body)) is not None:
-        from providers.emulator.scripts import respond  # agent sessions
+        from latlab.providers.emulator.scripts import respond  # agent sessions
 
         result = await respond(request, plan, scripted, plan.input_tokens)
     if result is None:
@@ -597,7 +597,7 @@ async def send_messages(request: web.Request, plan: RequestPlan, stats: ServerSt
 
 def _scripted(body: JSONDict) -> Any:
     """A scripted agent turn when the request is part of a latlab task session, else None."""
-    from providers.emulator.scripts import scripted_reply
+    from latlab.providers.emulator.scripts import scripted_reply
 
     return scripted_reply(body)
 
@@ -643,13 +643,13 @@ def build_app(profile: EmulatorProfile) -> web.Application:
     app.router.add_get("/_latlab/stats", handle_stats)
     app.router.add_post("/_latlab/stats/reset", handle_stats_reset)
     app.router.add_get("/_latlab/health", handle_health)
-    from providers.emulator.bedrock_routes import add_bedrock_routes  # imports this module
+    from latlab.providers.emulator.bedrock_routes import add_bedrock_routes  # imports this module
 
     add_bedrock_routes(app)  # Bedrock Runtime: /model/{modelId}/invoke, converse, …
-    from providers.emulator.openai_routes import add_openai_routes
+    from latlab.providers.emulator.openai_routes import add_openai_routes
 
     add_openai_routes(app)  # OpenAI-compatible: /v1/chat/completions, /v1/models
-    from providers.emulator.vertex_routes import add_vertex_routes
+    from latlab.providers.emulator.vertex_routes import add_vertex_routes
 
     add_vertex_routes(app)  # Vertex AI: …/publishers/anthropic/models/{model}:[stream]rawPredict
     app.router.add_route("*", "/{tail:.*}", handle_not_found)

@@ -1,0 +1,109 @@
+"""The Hydra app behind ``latlab run``: Hydra composes, this converts and calls ``run_experiment``.
+
+The config directory is the checkout's ``conf/`` when running from a checkout,
+else the installed package data ``pkg://latlab.conf``. ``conf/experiment`` is a
+symlink to the top-level ``experiments/``, so ``experiment=NAME`` selects a study.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from latlab.runner.app.run import Composer, RunContext, RunInterrupted, RunSummary, run_experiment
+from latlab.runner.core.errors import LatlabError
+from latlab.runner.core.paths import HYDRA_CONFIG_PATH
+
+
+def config_path() -> str:
+    """Where Hydra finds the bundled config groups (conf/, the package ``latlab.conf``)."""
+    return HYDRA_CONFIG_PATH
+
+
+def _override_key(override: str) -> str:
+    return override.lstrip("+~").partition("=")[0]
+
+
+def cell_composer(base_overrides: Sequence[str]) -> Composer:
+    """Compose one matrix cell: the job's own overrides plus the cell's axis values."""
+
+    def compose(cell_overrides: list[str]) -> dict[str, Any]:
+        from hydra import compose as hydra_compose
+
+        axes = {_override_key(o) for o in cell_overrides}
+        kept = [o for o in base_overrides
+                if _override_key(o) not in axes and not _override_key(o).startswith("hydra")]
+        cfg = hydra_compose(config_name="config", overrides=kept + cell_overrides)
+        return plain(cfg)
+
+    return compose
+
+
+def plain(cfg: DictConfig) -> dict[str, Any]:
+    container = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(container, dict)
+    return {str(k): v for k, v in container.items()}
+
+
+def job_overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task)
+
+
+def job_context() -> RunContext:
+    """Overrides, group choices and job number of the current Hydra job."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc = HydraConfig.get()
+    overrides = list(hc.overrides.task)
+    choices = {k: str(v) for k, v in hc.runtime.choices.items()
+               if not k.startswith("hydra") and v is not None}
+    job = hc.job.num if hc.mode == RunMode.MULTIRUN else None
+    return RunContext(cell_composer(overrides), overrides, choices, job)
+
+
+def task(cfg: DictConfig) -> None:
+    """The Hydra task function: one job = one run."""
+    from latlab.runner.app.run_report import print_run_end
+
+    quiet_http_loggers()
+    try:
+        summary: RunSummary = run_experiment(plain(cfg), job_context())
+    except LatlabError as exc:
+        exit_with(exc)
+    except RunInterrupted as stop:
+        context = " ".join(o for o in job_overrides() if not o.startswith("resume="))
+        print(f"latlab: interrupted: rows so far are on disk; continue with: "  # noqa: T201
+              f"latlab run {context} resume={stop.run_id}".replace("  ", " "), file=sys.stderr)
+        sys.exit(130)
+    print_run_end(summary, plain(cfg)["slo"])
+
+
+def quiet_http_loggers() -> None:
+    """Hydra logs at INFO; per-request lines from HTTP libraries would drown the progress bar."""
+    for name in ("httpx", "httpcore", "httpx2", "httpcore2", "aiohttp", "botocore", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def exit_with(exc: LatlabError) -> None:
+    """One line and exit code 2; the traceback only with LATLAB_DEBUG=1."""
+    if os.environ.get("LATLAB_DEBUG"):
+        raise exc
+    print(f"latlab: error: {exc}", file=sys.stderr)  # noqa: T201
+    sys.exit(exc.exit_code)
+
+
+def hydra_main(argv: Sequence[str]) -> None:
+    """Run the Hydra app with ``argv`` as its command line."""
+    import hydra
+
+    sys.argv = ["latlab run", *argv]
+    main = hydra.main(version_base="1.3", config_path=config_path(), config_name="config")(task)
+    main()

@@ -1,0 +1,44 @@
+"""What ``latlab run`` prints when a run ends: where the rows are, and the run's grades."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from latlab.runner.app.run import RunSummary
+
+
+def print_run_end(summary: RunSummary, slo: Mapping[str, Any]) -> None:
+    """The run id, counts, results location and the grade table (stdout)."""
+    from latlab.analysis.commands import grade_command
+
+    print(  # noqa: T201
+        f"run {summary.run_id}: {summary.requests} requests, {summary.errors} errors "
+        f"-> {summary.results_dir / 'requests' / summary.run_id}")
+    print(grade_command(summary.results_dir, [summary.run_id], "table", slo))  # noqa: T201
+    print_provider_overhead(summary)
+
+
+OVERHEAD_SQL = """
+SELECT cell, n, ttft_p50_ms, ttft_p50_delta_ms, ttft_p50_delta_pct, total_p50_delta_ms,
+       total_mean_delta_ms, server_latency_mean_ms, server_share, overhead_server_share
+FROM provider_overhead WHERE run_id = ? ORDER BY model, prompt, stream, cell
+"""
+
+
+def print_provider_overhead(summary: RunSummary) -> None:
+    """The overhead table (analysis/30_overhead.sql) when the run had a direct and an
+    indirect (e.g. Bedrock) cell to compare; nothing otherwise."""
+    from latlab.analysis.query import open_results, render
+
+    if not summary.requests:
+        return
+    con = open_results(summary.results_dir, [summary.run_id], needs=("provider_overhead",))
+    try:
+        cursor = con.execute(OVERHEAD_SQL, [summary.run_id])
+        columns, rows = [d[0] for d in cursor.description or []], cursor.fetchall()
+    finally:
+        con.close()
+    if rows:
+        print("\noverhead vs the direct Anthropic API (provider_overhead):")  # noqa: T201
+        print(render((columns, rows), "table"))  # noqa: T201

@@ -1,0 +1,69 @@
+"""Prompts: a fixed text, a synthetic text of an exact input-token length, or a JSONL set.
+
+- ``text``: one fixed user message.
+- ``synthetic_tokens: N``: a user message of N tokens as the emulator counts them (4
+  characters each: a space and a three-letter word; common three-letter words are about one
+  token each in Claude's tokenizer too, so real counts come close).
+- ``path: FILE.jsonl``: one prompt per line, ``{"text": ..., "label": ...}`` (label optional);
+  iteration *i* of a cell sends prompt *i mod n*. Relative paths are looked up in the working
+  directory, then in the bundled ``conf/prompt/``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from latlab.runner.core.errors import ConfigError
+from latlab.runner.core.paths import conf_file
+
+WORDS = ("the", "and", "for", "are", "but", "not", "you", "all", "any", "can", "had", "her",
+         "was", "one", "our", "out", "day", "get", "has", "him", "his", "how", "man", "new")
+
+
+@dataclass(frozen=True)
+class Prompt:
+    text: str
+    label: str | None = None
+
+
+def synthetic_text(tokens: int) -> str:
+    """Exactly ``tokens`` four-character units (" the and for ...")."""
+    return "".join(f" {WORDS[i % len(WORDS)]}" for i in range(tokens))
+
+
+def _prompt_file(path: str) -> Path:
+    for candidate in (Path(path), conf_file("prompt", path)):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"prompt.path: {path} not found (working directory or conf/prompt/)")
+
+
+def read_prompt_set(path: str) -> list[Prompt]:
+    """The prompts of a JSONL file; ConfigError naming the line that is not a prompt."""
+    prompts = []
+    lines = _prompt_file(path).read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            prompts.append(Prompt(str(item["text"]), item.get("label")))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"prompt.path: {path} line {number}: not a JSON object with "
+                              f"a \"text\" ({exc})") from exc
+    if not prompts:
+        raise ConfigError(f"prompt.path: {path} has no prompts")
+    return prompts
+
+
+def load_prompts(prompt: Mapping[str, Any]) -> list[Prompt]:
+    """The user messages a cell cycles through."""
+    if prompt.get("path"):
+        return read_prompt_set(str(prompt["path"]))
+    if prompt.get("synthetic_tokens"):
+        return [Prompt(synthetic_text(int(prompt["synthetic_tokens"])))]
+    return [Prompt(str(prompt["text"]))]

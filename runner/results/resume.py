@@ -1,0 +1,65 @@
+"""Resume an interrupted run: ``latlab run … resume=RUN_ID``.
+
+The rows already on disk decide what is done: every (cell, iteration, warm-up) pair
+with a row, success or failure, is skipped, so nothing is measured twice. The run
+keeps its id and first start time; ``runs.resumes`` counts the resumptions. The
+config must be the one the run started with (``resume`` itself aside).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import yaml
+
+from latlab.runner.core.errors import ConfigError, ResultsError
+from latlab.runner.results.write import RunRecord
+
+Done = set[tuple[str, int, bool]]
+
+
+def load_run_record(results_dir: Path, run_id: str) -> RunRecord:
+    """The ``runs`` row of ``run_id``; ConfigError if there is no such run."""
+    path = results_dir / "runs" / f"{run_id}.parquet"
+    if not path.is_file():
+        raise ConfigError(f"resume: no run {run_id} under {results_dir}/runs")
+    try:
+        (row,) = pq.read_table(path).to_pylist()
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"resume: cannot read {path}: {exc}") from exc
+    known = RunRecord.__dataclass_fields__
+    return RunRecord(**{k: v for k, v in row.items() if k in known})
+
+
+def finished_requests(results_dir: Path, run_id: str) -> Done:
+    """(cell, iteration, warmup) of every row already written for ``run_id``."""
+    done: Done = set()
+    for path in sorted((results_dir / "requests" / run_id).glob("*.parquet")):
+        table = pq.read_table(path, columns=["cell", "iteration", "warmup"])
+        for row in table.to_pylist():
+            done.add((str(row["cell"]), int(row["iteration"]), bool(row["warmup"])))
+    return done
+
+
+def first_difference(old: Any, new: Any, path: str = "") -> str | None:
+    """The first key path where two configs differ, or None."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        for key in sorted(set(old) | set(new)):
+            found = first_difference(old.get(key), new.get(key), f"{path}.{key}" if path else key)
+            if found:
+                return found
+        return None
+    return None if old == new else (path or "<root>")
+
+
+def check_same_config(record: RunRecord, cfg: Mapping[str, Any]) -> None:
+    """Refuse to resume with a different config: the rows would not be comparable."""
+    old = {k: v for k, v in (yaml.safe_load(record.config_yaml) or {}).items() if k != "resume"}
+    new = {k: v for k, v in cfg.items() if k != "resume"}
+    differs = first_difference(old, new)
+    if differs:
+        raise ConfigError(f"resume: {differs} differs from run {record.run_id}'s config; "
+                          "resume with the same overrides")

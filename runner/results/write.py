@@ -1,0 +1,206 @@
+"""Write: append rows to Parquet as the run goes, so a crash loses only what is in flight.
+
+Layout under ``results_dir``::
+
+    requests/<run_id>/part-<seq>-<pid>-<rand>.parquet   small batches, renamed into place
+    runs/<run_id>.parquet                                one row of run metadata
+
+Every file is written to a ``.tmp`` name and ``os.replace``d, so any ``*.parquet``
+present is complete and readable, whatever happens to the process. On object storage
+(``results_dir=s3://bucket/prefix``, runner/results/storage.py) each file is one PUT, atomic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from latlab.runner.results import storage
+from latlab.runner.core.errors import ResultsError
+from latlab.runner.core.records import PARQUET_COMPRESSION, REQUESTS_SCHEMA, RequestRow
+from latlab.runner.core.secrets import redact, secret_values
+
+RUNS_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("started_at", pa.timestamp("us", tz="UTC")),
+    ("ended_at", pa.timestamp("us", tz="UTC")), ("status", pa.string()),
+    ("run_name", pa.string()), ("latlab_version", pa.string()), ("host", pa.string()),
+    ("python_version", pa.string()), ("config_yaml", pa.string()),
+    ("overrides", pa.list_(pa.string())), ("choices_json", pa.string()),
+    ("experiment", pa.string()), ("sweep_job", pa.int64()), ("cells", pa.int64()),
+    ("requests", pa.int64()), ("errors", pa.int64()), ("emulator_json", pa.string()),
+    ("resumes", pa.int64()), ("loop_lag_p99_ms", pa.float64()),
+    ("client_cpu_pct", pa.float64()), ("workers", pa.int64()),
+])
+
+
+def atomic_write_table(table: pa.Table | list[dict[str, Any]], path: Path) -> None:
+    """Write ``table`` (or request rows) to ``path`` via a temporary name and a rename."""
+    if isinstance(table, list):
+        table = pa.Table.from_pylist(table, schema=REQUESTS_SCHEMA)
+    if storage.is_remote(path):
+        storage.put_table(table, path)  # one PUT: an object appears whole or not at all
+        return
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        pq.write_table(table, tmp, compression=PARQUET_COMPRESSION)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ResultsError(f"results_dir: cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def ensure_writable(results_dir: Path) -> None:
+    """Fail before the first request if the results dir cannot take files."""
+    if storage.is_remote(results_dir):
+        storage.check_writable(results_dir)
+        return
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+        probe = results_dir / f".latlab-write-probe-{os.getpid()}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ResultsError(f"results_dir: {results_dir} is not writable: "
+                           f"{exc.strerror or exc}") from exc
+
+
+_ROW_FIELDS = [f.name for f in dataclasses.fields(RequestRow)]
+_background: ThreadPoolExecutor | None = None
+
+
+@functools.cache
+def warm_up_arrow() -> None:
+    """Do pyarrow's one-time work now, before any request is timed (once per process).
+    Its first conversion of Python rows imports pandas where pandas is installed (~0.45 s,
+    some 350 modules) and its first Parquet write loads the codec: done by the writer thread
+    in the middle of a run, that held the GIL long enough to stall the timing event loop by
+    up to 30 ms (a worker process's first batch)."""
+    row = {"run_id": "warm-up", "started_at": datetime.now(UTC), "itl_ms": [1.0]}
+    table = pa.Table.from_pylist([row], schema=REQUESTS_SCHEMA)
+    pq.write_table(table, pa.BufferOutputStream(), compression=PARQUET_COMPRESSION)
+
+
+def _background_writer() -> ThreadPoolExecutor:
+    """One writer thread per process: encoding and writing Parquet off the event loop."""
+    global _background
+    if _background is None:
+        _background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="latlab-writer")
+    return _background
+
+
+class RequestWriter:
+    """Buffers rows and flushes them as small Parquet files (by count or by age).
+
+    ``background=True`` (the runner's setting) writes full batches from a writer thread,
+    so the event loop that times requests is not blocked by Parquet encoding; ``flush()``
+    writes the rest and waits for every pending file.
+    """
+
+    def __init__(self, results_dir: Path, run_id: str, batch_rows: int = 64,
+                 max_age_s: float = 2.0, background: bool = False) -> None:
+        self.folder = results_dir / "requests" / run_id
+        if not storage.is_remote(self.folder):
+            self.folder.mkdir(parents=True, exist_ok=True)
+        self.batch_rows, self.max_age_s, self.background = batch_rows, max_age_s, background
+        self.buffer: list[RequestRow] = []
+        self.pending: list[Future[None]] = []
+        self.oldest = time.monotonic()
+        self.files = 0
+        self.rows_written = 0
+        self.secrets = secret_values()
+        warm_up_arrow()
+
+    def add(self, row: RequestRow) -> None:
+        row.error_message = redact(row.error_message, self.secrets)
+        if not self.buffer:
+            self.oldest = time.monotonic()
+        self.buffer.append(row)
+        if len(self.buffer) >= self.batch_rows or time.monotonic() - self.oldest > self.max_age_s:
+            self._write_batch(wait=not self.background)
+
+    def flush(self) -> None:
+        self._write_batch(wait=True)
+
+    def flush_if_stale(self) -> None:
+        """Write the buffer if its oldest row waited ``max_age_s`` (slow streams, a lull)."""
+        if self.buffer and time.monotonic() - self.oldest > self.max_age_s:
+            self._write_batch(wait=not self.background)
+
+    @contextlib.asynccontextmanager
+    async def flushing(self) -> AsyncIterator[None]:
+        """While the block runs, no measured row waits in memory longer than ``max_age_s``."""
+        async def tick() -> None:
+            while True:
+                await asyncio.sleep(self.max_age_s / 2)
+                self.flush_if_stale()
+
+        task = asyncio.create_task(tick())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _write_batch(self, wait: bool) -> None:
+        if self.buffer:
+            rows = [{name: getattr(r, name) for name in _ROW_FIELDS} for r in self.buffer]
+            name = f"part-{self.files:05d}-{os.getpid()}-{secrets.token_hex(3)}.parquet"
+            self.pending.append(_background_writer().submit(
+                atomic_write_table, rows, self.folder / name))
+            self.files += 1
+            self.rows_written += len(self.buffer)
+            self.buffer = []
+        done = [f for f in self.pending if wait or f.done()]
+        self.pending = [f for f in self.pending if f not in done]
+        for future in done:
+            future.result()  # a failed write raises its ResultsError here
+
+
+@dataclass
+class RunRecord:
+    """The ``runs`` row of one run; rewritten at the end with status and counts."""
+
+    run_id: str
+    started_at: Any
+    ended_at: Any = None
+    status: str = "running"
+    run_name: str | None = None
+    latlab_version: str = ""
+    host: str = ""
+    python_version: str = ""
+    config_yaml: str = ""
+    overrides: list[str] = dataclasses.field(default_factory=list)
+    choices_json: str = "{}"
+    experiment: str | None = None
+    sweep_job: int | None = None
+    cells: int = 0
+    requests: int = 0
+    errors: int = 0
+    emulator_json: str | None = None
+    resumes: int = 0
+    loop_lag_p99_ms: float | None = None
+    client_cpu_pct: float | None = None
+    workers: int = 1
+
+
+def write_run_record(results_dir: Path, record: RunRecord) -> None:
+    folder = results_dir / "runs"
+    if not storage.is_remote(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pylist([dataclasses.asdict(record)], schema=RUNS_SCHEMA)
+    atomic_write_table(table, folder / f"{record.run_id}.parquet")
