@@ -5,3 +5,5 @@
 
 Every metric is defined once, in the SQL files; docs/columns.md documents them.
 """
+
+OUTPUT_FORMATS = ("table", "csv", "json")  # every printing command's --format

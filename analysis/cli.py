@@ -10,18 +10,17 @@ import argparse
 from pathlib import Path
 from typing import TypeAlias
 
+from latlab.analysis import OUTPUT_FORMATS
 from latlab.runner.core.errors import LatlabError
 from latlab.runner.core.paths import conf_file
 
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
-def add_output_options(parser: argparse.ArgumentParser) -> None:
+def add_output_options(parser: argparse.ArgumentParser, default_format: str = "table") -> None:
     """The shared options of every command that prints data."""
-    from latlab.analysis.query import OUTPUT_FORMATS
-
-    parser.add_argument("--format", choices=OUTPUT_FORMATS, default="table",
-                        help="output format (default: table)")
+    parser.add_argument("--format", choices=OUTPUT_FORMATS, default=default_format,
+                        help=f"output format (default: {default_format})")
     parser.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
                         help="results directory (default: ./results)")
 
@@ -29,13 +28,13 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
 def cmd_sql(args: argparse.Namespace) -> None:
     from latlab.analysis.commands import sql_command
 
-    print(sql_command(args.query, args.results, args.run, args.format))  # noqa: T201
+    emit(sql_command(args.query, args.results, args.run, args.format))
 
 
 def cmd_grade(args: argparse.Namespace) -> None:
     from latlab.analysis.commands import grade_command
 
-    print(grade_command(args.results, args.run_ids or None, args.format,  # noqa: T201
+    emit(grade_command(args.results, args.run_ids or None, args.format,
                         load_slo(args.slo)))
 
 
@@ -74,7 +73,7 @@ def _add_grade(commands: Subcommands) -> None:
 def cmd_tool_timings(args: argparse.Namespace) -> None:
     from latlab.analysis.commands import tool_timings_command
 
-    print(tool_timings_command(args.results, args.run_ids or None, args.format,  # noqa: T201
+    emit(tool_timings_command(args.results, args.run_ids or None, args.format,
                                args.by))
 
 
@@ -99,7 +98,7 @@ def cmd_statusline(args: argparse.Namespace) -> None:
     from latlab.analysis.statusline import statusline_command
 
     text = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
-    print(statusline_command(args.results, text, args.format, os.environ))  # noqa: T201
+    emit(statusline_command(args.results, text, args.format, os.environ))
 
 
 def _add_statusline(commands: Subcommands) -> None:
@@ -115,7 +114,7 @@ def _add_statusline(commands: Subcommands) -> None:
 def cmd_otlp_export(args: argparse.Namespace) -> None:
     from latlab.analysis.otlp import export_command
 
-    print(export_command(args.results, args.run_ids or None, args.endpoint))  # noqa: T201
+    emit(export_command(args.results, args.run_ids or None, args.endpoint))
 
 
 def _add_otlp_export(commands: Subcommands) -> None:
@@ -131,13 +130,153 @@ def _add_otlp_export(commands: Subcommands) -> None:
     export.set_defaults(handler=cmd_otlp_export)
 
 
+def emit(text: str) -> None:
+    """Print a command's text; a reader that went away ends the output quietly."""
+    import os
+    import sys
+
+    try:
+        print(text)  # noqa: T201
+        sys.stdout.flush()
+    except BrokenPipeError:  # `latlab export cells | head`: the reader is gone, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def cmd_budget(args: argparse.Namespace) -> None:
+    from latlab.analysis.budget import budget_command
+
+    emit(budget_command(args.results, args.run_ids or None, args.format, args.stat,
+                          args.deltas))
+
+
+def _add_budget(commands: Subcommands) -> None:
+    p = commands.add_parser(
+        "budget", help="where every millisecond goes, per cell",
+        description="Per cell, the mean (or median) of each phase of a request: connect + "
+        "TLS, time to headers, the rest of the time to first token, generation and the tail "
+        "after the last token, with the provider's own reported latency beside them; then "
+        "what each cell adds over a cell that differs in one axis (view budget_delta). "
+        "Default: the latest run.")
+    p.add_argument("run_ids", nargs="*", metavar="RUN_ID")
+    p.add_argument("--stat", default="mean", help="mean (adds up to the total) or p50")
+    p.add_argument("--deltas", action="store_true",
+                   help="print the per-phase deltas between cells (view budget_delta)")
+    add_output_options(p)
+    p.set_defaults(handler=cmd_budget)
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from latlab.analysis.compare import CompareOptions, compare_command
+
+    results, run_ids = args.results, list(args.targets)
+    if run_ids and Path(run_ids[0]).is_dir():
+        results, run_ids = Path(run_ids[0]), run_ids[1:]
+    opts = CompareOptions(metrics=args.metric or ("ttft_ms", "total_ms", "output_tps"),
+                          detect=args.detect, seed=args.seed)
+    emit(compare_command(results, run_ids, args.format, args.latest, args.by, opts))
+
+
+def _add_compare(commands: Subcommands) -> None:
+    p = commands.add_parser(
+        "compare", help="compare runs or cells: deltas, 95%% CIs, verdicts",
+        description="Compare the same cell across runs (the first run named is the "
+        "baseline; with --latest N, the oldest of them), or, with --by AXIS, cells of one "
+        "run that differ in that axis only. For each metric: medians, delta, ratio, a 95% "
+        "bootstrap confidence interval of the median difference, a verdict (faster, slower, "
+        "within noise, too few requests) and, when the interval is too wide, the requests "
+        "per cell needed to resolve a difference of --detect x the baseline median.")
+    p.add_argument("targets", nargs="*", metavar="RUN_ID|DIR",
+                   help="run ids (unique prefixes), or a results directory first")
+    p.add_argument("--latest", type=int, metavar="N", help="the N most recent runs")
+    p.add_argument("--by", metavar="AXIS",
+                   help="compare cells within a run: provider, model, prompt, guardrail, "
+                   "stream or a matrix key")
+    p.add_argument("--metric", action="append",
+                   help="ttft_ms, total_ms, ttfb_ms, output_tps (repeatable; default: "
+                   "ttft_ms, total_ms, output_tps)")
+    p.add_argument("--detect", type=float, default=0.05,
+                   help="difference worth resolving, share of the baseline median (0.05)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    add_output_options(p)
+    p.set_defaults(handler=cmd_compare)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from latlab.analysis.export import export_command
+
+    emit(export_command(args.view, args.results, args.run, args.format, args.output))
+
+
+def _add_export(commands: Subcommands) -> None:
+    p = commands.add_parser(
+        "export", help="export any view as CSV or JSON",
+        description="Print (or write with --output) every row of one view or table of "
+        "analysis/*.sql: requests, runs, cells, grades, budget, budget_phases, budget_delta, "
+        "comparison, advice, …")
+    p.add_argument("view", help="the view's name, e.g. cells")
+    p.add_argument("--run", action="append", metavar="RUN_ID",
+                   help="only this run (repeatable; a unique prefix is enough)")
+    p.add_argument("--output", "-o", type=Path, metavar="FILE", help="write to FILE")
+    add_output_options(p, default_format="csv")
+    p.set_defaults(handler=cmd_export)
+
+
+def cmd_advise(args: argparse.Namespace) -> None:
+    from latlab.analysis.advise import advise_command
+
+    emit(advise_command(args.results, args.run_ids or None, args.format, load_slo(args.slo)))
+
+
+def _add_advise(commands: Subcommands) -> None:
+    p = commands.add_parser(
+        "advise", help="what to change, with the evidence",
+        description="Rules over the measured views (view advice): large uncached prompts "
+        "with high TTFT -> prompt caching; Opus on short tasks -> a smaller model; an "
+        "indirect provider's overhead dominating -> route to the direct API; many new "
+        "connections -> reuse clients; slow non-streamed calls -> stream; timeouts -> raise "
+        "the timeout. Each row names the cell and the figures. Default: the latest run.")
+    p.add_argument("run_ids", nargs="*", metavar="RUN_ID")
+    p.add_argument("--slo", default="default", help="SLO name in conf/slo or a YAML path")
+    add_output_options(p)
+    p.set_defaults(handler=cmd_advise)
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from latlab.analysis.report import report_command
+
+    emit(report_command(args.results, args.run_ids or None, args.latest, args.html,
+                          args.markdown, load_slo(args.slo), args.format))
+
+
+def _add_report(commands: Subcommands) -> None:
+    p = commands.add_parser(
+        "report", help="Markdown and self-contained HTML report with plots",
+        description="A report over the views: run metadata, grades, the budget, comparisons "
+        "(95% bootstrap CIs), advice; the HTML file adds plots drawn as inline SVG (TTFT "
+        "ECDF per cell, box plots of TTFT, total and tokens/s, the budget as stacked bars, "
+        "TTFT over time). Prints the Markdown unless --markdown FILE. Default: the latest run.")
+    p.add_argument("run_ids", nargs="*", metavar="RUN_ID")
+    p.add_argument("--latest", type=int, metavar="N", help="the N most recent runs")
+    p.add_argument("--html", type=Path, metavar="FILE", help="write the HTML report to FILE")
+    p.add_argument("--markdown", type=Path, metavar="FILE", help="write the Markdown to FILE")
+    p.add_argument("--slo", default="default", help="SLO name in conf/slo or a YAML path")
+    p.add_argument("--format", choices=("markdown", "html", "json"), default="markdown",
+                   help="what to print: markdown (default), the html page, or json (the "
+                   "tables and notes, no plots); tables of one view: latlab export")
+    p.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
+                   help="results directory (default: ./results)")
+    p.set_defaults(handler=cmd_report)
+
+
 def register_analysis_commands(commands: Subcommands) -> None:
     """Add every analysis subcommand to ``latlab``'s parser."""
     _add_sql(commands)
     _add_grade(commands)
-    from latlab.analysis.cli_views import register_view_commands
-
-    register_view_commands(commands)
+    _add_budget(commands)
+    _add_compare(commands)
+    _add_export(commands)
+    _add_advise(commands)
+    _add_report(commands)
     _add_tool_timings(commands)
     _add_statusline(commands)
     _add_otlp_export(commands)

@@ -22,13 +22,13 @@ from typing import Any
 import duckdb
 import yaml
 
+from latlab.analysis import OUTPUT_FORMATS
 from latlab.runner.core.errors import ConfigError, ResultsError
 from latlab.runner.core.paths import conf_file
 from latlab.runner.core.records import REQUESTS_SCHEMA
 from latlab.runner.core.spans import SPANS_SCHEMA
 from latlab.runner.results.write import RUNS_SCHEMA
 
-OUTPUT_FORMATS = ("table", "csv", "json")
 SQL_DIR = Path(__file__).resolve().parent
 GRADES = ("A", "B", "C", "D")
 # metric -> True if lower is better (threshold is a maximum), False if it is a minimum.

@@ -45,7 +45,7 @@ from fidelity import (  # noqa: E402
 )
 
 sys.path.insert(0, str(ROOT))
-from latlab.providers.bedrock import bedrock_endpoint, build  # noqa: E402
+from latlab.providers.bedrock import build, resolve_endpoint  # noqa: E402
 from latlab.runner.core.protocol import RequestSpec  # noqa: E402
 
 MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
@@ -70,7 +70,7 @@ def provider_cfg(config: str, api: str) -> dict[str, Any]:
 async def run_level(config: str, api: str, base: str, n: int, per_worker: int) -> LevelResult:
     """Warm ``n`` connections with one short request each, reset the stats, run the loop."""
     cfg = provider_cfg(config, api)
-    provider = build(cfg, bedrock_endpoint(cfg, base))
+    provider = build(cfg, resolve_endpoint(cfg, base))
     async with httpx.AsyncClient() as control:
         try:
             await asyncio.gather(*(provider.send(spec(max_tokens=1)) for _ in range(n)))

@@ -29,10 +29,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from latlab.providers import DUMMY_KEY, Endpoint, kind_for  # noqa: E402
 from latlab.providers.bedrock import DUMMY_CREDENTIALS  # noqa: E402
 from latlab.providers.clients import client_version  # noqa: E402
-from latlab.runner.core.protocol import Provider, RequestSpec  # noqa: E402
+from latlab.providers.registry import kind_for  # noqa: E402
+from latlab.runner.core.protocol import DUMMY_KEY, Endpoint, Provider, RequestSpec  # noqa: E402
 from latlab.runner.core.records import Measurement  # noqa: E402
 
 TTFB_MS, TTFT_MS, ITL_MS, TOKENS = 5.0, 50.0, 2.0, 50

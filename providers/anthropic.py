@@ -9,6 +9,7 @@ Anthropic events (Vertex).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 
 from latlab.providers.capture import current_capture
+from latlab.providers.clients import http_client_for
 from latlab.providers.failures import error_type_for_status
 from latlab.providers.http import (
     ConnectionTiming,
@@ -24,7 +26,7 @@ from latlab.providers.http import (
     timed_exchange,
 )
 from latlab.providers.sse import SseDecoder
-from latlab.runner.core.protocol import RequestSpec
+from latlab.runner.core.protocol import Endpoint, Provider, RequestSpec
 from latlab.runner.core.records import Measurement
 from latlab.runner.core.timing import StreamClock, now_ns
 
@@ -175,3 +177,9 @@ def read_message(message: dict[str, Any], clock: StreamClock, m: Measurement) ->
     m.text = "".join(str(b.get("text", "")) for b in message.get("content") or []
                      if isinstance(b, dict) and b.get("type") == "text")
     clock.t_first_token = clock.t_last_token = clock.t_done
+
+
+def build(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
+    """The Messages API provider for ``cfg`` (``client: httpx``)."""
+    return AnthropicProvider(http_client_for(cfg), endpoint.base_url, endpoint.api_key or "",
+                             str(cfg.get("transport", "aiohttp")))

@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, cast
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
 
 import httpx
 import urllib3.exceptions
@@ -53,8 +53,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from latlab.providers import Endpoint
 from latlab.providers.anthropic import AnthropicStream, apply_usage, read_message
+from latlab.providers.clients import CLIENTS
 from latlab.providers.failures import describe, error_type_for_status
 from latlab.providers.http import (
     ConnectionTiming,
@@ -65,7 +65,7 @@ from latlab.providers.http import (
     timed_exchange,
 )
 from latlab.runner.core.errors import ConfigError, CredentialsError
-from latlab.runner.core.protocol import Provider, RequestSpec
+from latlab.runner.core.protocol import Endpoint, Provider, RequestSpec, is_loopback
 from latlab.runner.core.records import Measurement
 from latlab.runner.core.timing import StreamClock, now_ns
 
@@ -73,7 +73,6 @@ BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
 SERVICE = "bedrock"
 DEFAULT_REGION = "us-east-1"
 APIS = ("invoke", "invoke_stream", "converse", "converse_stream")
-CLIENTS = ("httpx", "boto3", "sdk")  # sdk: AsyncAnthropicBedrock (providers/sdk.py)
 BEARER_ENV = "AWS_BEARER_TOKEN_BEDROCK"
 DUMMY_CREDENTIALS = Credentials("AKIDLATLABDUMMY", "dummy-secret")  # emulator only
 METRICS_KEY = "amazon-bedrock-invocationMetrics"
@@ -114,8 +113,8 @@ def check_options(cfg: Mapping[str, Any]) -> None:
     api, client = str(cfg.get("api", "invoke_stream")), str(cfg.get("client", "httpx"))
     if api not in APIS:
         raise ConfigError(f"provider.api: {api!r} is not a Bedrock API; use {', '.join(APIS)}")
-    if client not in CLIENTS:
-        raise ConfigError(f"provider.client: {client!r}; use {' or '.join(CLIENTS)}")
+    if client not in CLIENTS["bedrock"]:
+        raise ConfigError(f"provider.client: {client!r}; use {' or '.join(CLIENTS['bedrock'])}")
 
 
 def region_of(cfg: Mapping[str, Any]) -> str:
@@ -125,11 +124,6 @@ def region_of(cfg: Mapping[str, Any]) -> str:
 def regional_url(cfg: Mapping[str, Any]) -> str:
     """``endpoint_url`` when set, else the region's public Bedrock Runtime endpoint."""
     return str(cfg.get("endpoint_url") or f"https://bedrock-runtime.{region_of(cfg)}.amazonaws.com")
-
-
-def is_loopback(url: str) -> bool:
-    host = urlparse(url).hostname or ""
-    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def session_credentials(cfg: Mapping[str, Any]) -> Any:
@@ -143,7 +137,7 @@ def session_credentials(cfg: Mapping[str, Any]) -> Any:
         raise CredentialsError(f"provider.{cfg['name']}: AWS credentials: {exc}") from exc
 
 
-def bedrock_endpoint(cfg: Mapping[str, Any], emulator_url: str | None) -> Endpoint:
+def resolve_endpoint(cfg: Mapping[str, Any], emulator_url: str | None) -> Endpoint:
     """Preflight: the emulator with dummy SigV4 credentials, or the real credential chain."""
     check_options(cfg)
     if emulator_url is not None:
@@ -166,10 +160,6 @@ def build(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
     api, transport = str(cfg.get("api", "invoke_stream")), str(cfg.get("transport", "aiohttp"))
     if cfg.get("client", "httpx") == "boto3":
         return Boto3BedrockProvider(cfg, endpoint, api)
-    if cfg.get("client", "httpx") == "sdk":
-        from latlab.providers.clients import build_bedrock_sdk
-
-        return build_bedrock_sdk(cfg, endpoint, region_of(cfg))
     client = make_http_client(transport, int(cfg.get("max_connections", 0)),
                               bool(cfg.get("reuse_connections", True)))
     signer = RequestSigner(endpoint.credentials or DUMMY_CREDENTIALS, region_of(cfg),

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from latlab.providers.clients import http_client_for
 from latlab.providers.failures import error_type_for_status
 from latlab.providers.http import (
     ConnectionTiming,
@@ -32,7 +33,7 @@ from latlab.providers.http import (
     timed_exchange,
 )
 from latlab.providers.sse import SseDecoder
-from latlab.runner.core.protocol import RequestSpec
+from latlab.runner.core.protocol import Endpoint, Provider, RequestSpec
 from latlab.runner.core.records import Measurement
 from latlab.runner.core.timing import StreamClock, ms_between, now_ns, output_tps
 
@@ -192,3 +193,9 @@ def chat_url(base_url: str) -> str:
     """``{base}/v1/chat/completions``; a base that already ends in ``/v1`` is kept as is."""
     base = base_url.rstrip("/")
     return (base if base.endswith("/v1") else base + "/v1") + "/chat/completions"
+
+
+def build(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
+    """The chat-completions provider for ``cfg`` (``client: httpx``)."""
+    return OpenAICompatProvider(http_client_for(cfg), endpoint.base_url, endpoint.api_key or "",
+                                str(cfg.get("transport", "aiohttp")))

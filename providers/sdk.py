@@ -18,10 +18,16 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+from latlab.providers.bedrock import check_options
+from latlab.providers.bedrock import region_of as bedrock_region
+from latlab.providers.clients import quiet_sdk_logs, sdk_missing
 from latlab.providers.failures import classify_failure, describe, error_type_for_status
 from latlab.providers.http import ConnectionTiming, finish_measurement
-from latlab.providers.openai_compat import REASONING_KEYS, chat_messages, finish_chat
-from latlab.runner.core.protocol import RequestSpec
+from latlab.providers.openai_compat import REASONING_KEYS, chat_messages, chat_url, finish_chat
+from latlab.providers.vertex import VertexAuth
+from latlab.providers.vertex import region_of as vertex_region
+from latlab.runner.core.errors import ConfigError
+from latlab.runner.core.protocol import Endpoint, Provider, RequestSpec
 from latlab.runner.core.records import Measurement
 from latlab.runner.core.timing import StreamClock, ms_between, now_ns
 
@@ -191,3 +197,61 @@ class OpenAISdkProvider(SdkProvider):
             return
         m.input_tokens, m.output_tokens = usage.prompt_tokens, usage.completion_tokens
         m.usage_source = "api"
+
+
+def _anthropic_sdk() -> Any:
+    try:
+        import anthropic  # optional: latlab[sdk]
+    except ImportError as exc:
+        raise sdk_missing("anthropic") from exc
+    quiet_sdk_logs()
+    return anthropic
+
+
+def _anthropic(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
+    return AnthropicSdkProvider(_anthropic_sdk().AsyncAnthropic(
+        api_key=endpoint.api_key, base_url=endpoint.base_url, max_retries=0))
+
+
+def _openai(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
+    try:
+        import openai  # optional: latlab[sdk]
+    except ImportError as exc:
+        raise sdk_missing("openai") from exc
+    quiet_sdk_logs()
+    base = chat_url(endpoint.base_url).removesuffix("/chat/completions")
+    return OpenAISdkProvider(openai.AsyncOpenAI(
+        api_key=endpoint.api_key or "none", base_url=base, max_retries=0))
+
+
+def _vertex(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
+    auth: VertexAuth = endpoint.credentials
+    return AnthropicSdkProvider(_anthropic_sdk().AsyncAnthropicVertex(  # ADC: the SDK refreshes
+        region=vertex_region(cfg), project_id=auth.project,
+        access_token=None if auth.adc else endpoint.api_key,
+        base_url=endpoint.base_url.rstrip("/") + "/v1", max_retries=0))
+
+
+def _bedrock(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
+    """``AsyncAnthropicBedrock`` (InvokeModel[WithResponseStream] only) with SigV4 credentials."""
+    check_options(cfg)
+    if str(cfg.get("api", "invoke_stream")).startswith("converse"):
+        raise ConfigError("provider.client: sdk speaks InvokeModel only; use provider.api=invoke "
+                          "or invoke_stream (or client=httpx/boto3 for Converse)")
+    if endpoint.credentials is None:
+        raise ConfigError("provider.client: sdk needs AWS SigV4 credentials, not a Bedrock "
+                          "API key; use client=httpx or boto3")
+    frozen = endpoint.credentials.get_frozen_credentials()
+    return AnthropicSdkProvider(_anthropic_sdk().AsyncAnthropicBedrock(
+        aws_access_key=frozen.access_key, aws_secret_key=frozen.secret_key,
+        aws_session_token=frozen.token, aws_region=bedrock_region(cfg),
+        base_url=endpoint.base_url, max_retries=0))
+
+
+BUILDERS = {"anthropic": _anthropic, "openai_compat": _openai, "vertex": _vertex,
+            "bedrock": _bedrock}
+
+
+def build(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
+    """``provider.client: sdk``: the official SDK of the provider's kind."""
+    return BUILDERS[str(cfg["kind"])](cfg, endpoint)

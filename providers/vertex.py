@@ -29,14 +29,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
 import httpx
 
-from latlab.providers import DUMMY_KEY, Endpoint
 from latlab.providers.anthropic import AnthropicProvider, messages_body
+from latlab.providers.clients import client_of, http_client_for
 from latlab.runner.core.errors import ConfigError, CredentialsError
-from latlab.runner.core.protocol import RequestSpec
+from latlab.runner.core.protocol import DUMMY_KEY, Endpoint, Provider, RequestSpec, is_loopback
 
 VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
 DEFAULT_REGION = "us-east5"
@@ -137,15 +136,8 @@ class BearerToken:
             self._refreshing = None
 
 
-def is_loopback(url: str) -> bool:
-    host = urlparse(url).hostname or ""
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
-def vertex_endpoint(cfg: Mapping[str, Any], emulator_url: str | None) -> Endpoint:
+def resolve_endpoint(cfg: Mapping[str, Any], emulator_url: str | None) -> Endpoint:
     """Preflight: project and token (env, then ADC), or the emulator with a dummy token."""
-    from latlab.providers.clients import client_of
-
     client_of(cfg)
     emulated = emulator_url is not None
     project = project_of(cfg, emulated)
@@ -176,3 +168,11 @@ class VertexProvider(AnthropicProvider):
 
     def body_for(self, spec: RequestSpec) -> dict[str, Any]:
         return vertex_body(spec)
+
+
+def build(cfg: Mapping[str, Any], endpoint: Endpoint) -> Provider:
+    """The Vertex provider for ``cfg`` (``client: httpx``): ADC tokens refresh themselves."""
+    auth: VertexAuth = endpoint.credentials
+    token = BearerToken(endpoint.api_key or "", adc_token if auth.adc else None)
+    return VertexProvider(http_client_for(cfg), endpoint.base_url, token, auth.project,
+                          region_of(cfg), str(cfg.get("transport", "aiohttp")))

@@ -10,11 +10,10 @@ import pytest
 from drive import send_in_turn
 from on_time import assert_on_time
 
-from latlab.providers import DUMMY_KEY
 from latlab.providers.anthropic import AnthropicProvider
 from latlab.providers.emulator import EmulatorProfile, RunningEmulator, start_emulator
 from latlab.providers.http import make_http_client
-from latlab.runner.core.protocol import Provider, RequestSpec
+from latlab.runner.core.protocol import DUMMY_KEY, Provider, RequestSpec
 from latlab.runner.core.records import Measurement
 
 pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)

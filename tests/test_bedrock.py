@@ -27,8 +27,8 @@ from latlab.providers.bedrock import (
     DUMMY_CREDENTIALS,
     BedrockProvider,
     Boto3BedrockProvider,
-    bedrock_endpoint,
     build,
+    resolve_endpoint,
 )
 from latlab.providers.emulator import RunningEmulator, start_emulator
 from latlab.providers.emulator.bedrock_wire import BLOCKED_MESSAGE
@@ -102,7 +102,7 @@ def add_fault(provider: Provider, fault: str, timeout_s: float) -> None:
 
 def send_all(base_url: str, cfg: dict[str, Any], specs: list[RequestSpec],
              fault: str | None = None, parallel: bool = False) -> list[Measurement]:
-    endpoint = bedrock_endpoint(cfg, base_url)
+    endpoint = resolve_endpoint(cfg, base_url)
 
     async def go() -> list[Measurement]:
         provider = build(cfg, endpoint)
@@ -310,7 +310,7 @@ def capture(cfg: dict[str, Any], request: RequestSpec) -> tuple[Captured, Measur
 
     async def go() -> tuple[Measurement, str]:
         runner, url = await capture_server(captured)
-        provider = build(cfg, bedrock_endpoint(cfg, url))
+        provider = build(cfg, resolve_endpoint(cfg, url))
         try:
             return await provider.send(request), url
         finally:
@@ -384,21 +384,21 @@ def no_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatc
 def test_real_endpoint_uses_the_credential_chain(no_aws: pytest.MonkeyPatch) -> None:
     cfg = {**provider_cfg(), "region": "eu-west-1", "endpoint_url": None}
     with pytest.raises(CredentialsError, match="provider.bedrock: no AWS credentials found"):
-        bedrock_endpoint(cfg, None)
+        resolve_endpoint(cfg, None)
     no_aws.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     no_aws.setenv("AWS_SECRET_ACCESS_KEY", "dummy")
-    endpoint = bedrock_endpoint(cfg, None)
+    endpoint = resolve_endpoint(cfg, None)
     assert endpoint.base_url == "https://bedrock-runtime.eu-west-1.amazonaws.com"
     assert endpoint.credentials.access_key == "AKIDEXAMPLE" and not endpoint.emulated
 
 
 def test_local_endpoint_url_and_unknown_options(no_aws: pytest.MonkeyPatch) -> None:
-    local = bedrock_endpoint({**provider_cfg(), "endpoint_url": "http://127.0.0.1:9"}, None)
+    local = resolve_endpoint({**provider_cfg(), "endpoint_url": "http://127.0.0.1:9"}, None)
     assert local.base_url == "http://127.0.0.1:9" and local.credentials is DUMMY_CREDENTIALS
     with pytest.raises(ConfigError, match="provider.api"):
-        bedrock_endpoint(provider_cfg(api="chat"), "http://127.0.0.1:9")
+        resolve_endpoint(provider_cfg(api="chat"), "http://127.0.0.1:9")
     with pytest.raises(ConfigError, match="provider.client"):
-        bedrock_endpoint(provider_cfg(client="curl"), "http://127.0.0.1:9")
+        resolve_endpoint(provider_cfg(client="curl"), "http://127.0.0.1:9")
 
 
 def test_profile_layers_parse_strictly() -> None:

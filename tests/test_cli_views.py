@@ -1,5 +1,5 @@
-"""analysis/cli_views.py: the analysis commands end to end through ``latlab``'s parser —
-output, the results-directory argument, and bad input as one line with exit code 2."""
+"""The analysis and check commands (analysis/cli.py, runner/app/cli.py) end to end through
+``latlab``'s parser: output, the results directory, bad input as one line with exit 2."""
 
 from __future__ import annotations
 

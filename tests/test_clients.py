@@ -13,13 +13,12 @@ from typing import Any
 import pytest
 from result_files import request_rows
 
-from latlab.providers import DUMMY_KEY, Endpoint
 from latlab.providers.bedrock import DUMMY_CREDENTIALS
 from latlab.providers.clients import client_of, client_version
 from latlab.providers.emulator import EmulatorProfile, RunningEmulator, start_emulator
 from latlab.providers.vertex import VertexAuth
 from latlab.runner.core.errors import ConfigError
-from latlab.runner.core.protocol import Provider, RequestSpec
+from latlab.runner.core.protocol import DUMMY_KEY, Endpoint, Provider, RequestSpec
 from latlab.runner.core.records import Measurement
 
 pytest.importorskip("anthropic")
@@ -38,7 +37,7 @@ def emulator() -> Iterator[RunningEmulator]:
 
 
 def sdk_provider(kind: str, base_url: str) -> Provider:
-    from latlab.providers import kind_for
+    from latlab.providers.registry import kind_for
 
     cfg: dict[str, Any] = {"name": kind, "kind": kind, "client": "sdk", "region": "us-east1",
                            "api": "invoke_stream"}

@@ -15,12 +15,12 @@ import pytest
 from drive import send_in_turn
 from on_time import assert_on_time
 
-from latlab.providers import DUMMY_KEY, env_key_endpoint
 from latlab.providers.emulator import EmulatorProfile, RunningEmulator, start_emulator
 from latlab.providers.http import make_http_client
 from latlab.providers.openai_compat import OpenAICompatProvider, chat_body, chat_url
+from latlab.providers.registry import env_key_endpoint
 from latlab.runner.core.errors import CredentialsError
-from latlab.runner.core.protocol import Provider, RequestSpec
+from latlab.runner.core.protocol import DUMMY_KEY, Provider, RequestSpec
 from latlab.runner.core.records import Measurement
 
 pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)

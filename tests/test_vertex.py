@@ -15,7 +15,6 @@ from drive import send_in_turn
 from on_time import assert_on_time
 from result_files import request_rows
 
-from latlab.providers import DUMMY_KEY
 from latlab.providers.emulator import EmulatorProfile, RunningEmulator, start_emulator
 from latlab.providers.http import make_http_client
 from latlab.providers.vertex import (
@@ -25,11 +24,11 @@ from latlab.providers.vertex import (
     VertexAuth,
     VertexProvider,
     model_url,
+    resolve_endpoint,
     vertex_body,
-    vertex_endpoint,
 )
 from latlab.runner.core.errors import ConfigError, CredentialsError
-from latlab.runner.core.protocol import Provider, RequestSpec
+from latlab.runner.core.protocol import DUMMY_KEY, Provider, RequestSpec
 from latlab.runner.core.records import Measurement
 
 pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
@@ -121,24 +120,24 @@ def test_anthropic_vertex_sdk_parses_the_emulator(emulator: RunningEmulator) -> 
 
 def test_env_token_and_project(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GOOGLE_OAUTH_ACCESS_TOKEN", "ya29.token")
-    endpoint = vertex_endpoint(CFG, None)
+    endpoint = resolve_endpoint(CFG, None)
     assert endpoint.api_key == "ya29.token" and endpoint.credentials == VertexAuth("proj")
     monkeypatch.setenv("ANTHROPIC_VERTEX_PROJECT_ID", "from-env")
-    assert vertex_endpoint({**CFG, "project": None}, None).credentials == VertexAuth("from-env")
+    assert resolve_endpoint({**CFG, "project": None}, None).credentials == VertexAuth("from-env")
 
 
 def test_missing_project_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("ANTHROPIC_VERTEX_PROJECT_ID", "GOOGLE_CLOUD_PROJECT"):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(ConfigError, match="provider.project"):
-        vertex_endpoint({**CFG, "project": None}, None)
+        resolve_endpoint({**CFG, "project": None}, None)
 
 
 def test_no_token_without_google_auth(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GOOGLE_OAUTH_ACCESS_TOKEN", raising=False)
     monkeypatch.setitem(sys.modules, "google.auth", None)  # the extra is not installed
     with pytest.raises(CredentialsError, match=r"GOOGLE_OAUTH_ACCESS_TOKEN.*latlab\[vertex\]"):
-        vertex_endpoint(CFG, None)
+        resolve_endpoint(CFG, None)
 
 
 def test_no_adc_is_a_credentials_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -148,7 +147,7 @@ def test_no_adc_is_a_credentials_error(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path))  # no gcloud ADC file
     monkeypatch.setenv("NO_GCE_CHECK", "True")  # never probe a metadata server
     with pytest.raises(CredentialsError, match="Application Default Credentials"):
-        vertex_endpoint(CFG, None)
+        resolve_endpoint(CFG, None)
 
 
 def test_run_without_token_exits_2_with_one_line(tmp_path: Path) -> None:

@@ -25,9 +25,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from latlab.providers import DUMMY_KEY
 from latlab.runner.agents.proxy import ProxiedCall, RecordingProxy, Signer
 from latlab.runner.core.errors import ConfigError
+from latlab.runner.core.protocol import DUMMY_KEY
 from latlab.runner.core.records import Measurement, RequestRow
 from latlab.runner.core.spans import Span, category_for_tool
 from latlab.runner.core.tasks import Task, load_task

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from latlab.providers import Endpoint
 from latlab.providers.capture import MessageCapture, current_capture
 from latlab.runner.agents.mcp_client import McpClient
 from latlab.runner.agents.tools import ToolBox, ToolOutcome
 from latlab.runner.core.errors import ConfigError
+from latlab.runner.core.protocol import Endpoint
 from latlab.runner.core.records import Measurement, RequestRow
 from latlab.runner.core.spans import Span, category_for_tool
 from latlab.runner.core.tasks import Task, load_task

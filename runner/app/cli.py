@@ -14,7 +14,8 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from latlab.analysis.cli import register_analysis_commands
+from latlab.analysis import OUTPUT_FORMATS
+from latlab.analysis.cli import Subcommands, emit, load_slo, register_analysis_commands
 from latlab.runner.core.errors import LatlabError
 
 Handler = Callable[[argparse.Namespace], None]
@@ -106,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
     _add_emulator(commands)
     register_analysis_commands(commands)
+    _add_check(commands)
     _add_proxy(commands)
     return parser
 
@@ -121,6 +123,39 @@ def _add_emulator(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                                "line of output is its base URL.")
     add_serve_arguments(serve)
     serve.set_defaults(handler=cmd_emulator_serve)
+
+
+def cmd_check(args: argparse.Namespace) -> None:
+    from latlab.runner.app.check import check_command
+
+    mode = "emulator" if args.emulator else "real" if args.real else "auto"
+    emit(check_command(args.providers, args.format, args.n, args.model, mode,
+                         args.keep, load_slo(args.slo), args.overrides or ()))
+
+
+def _add_check(commands: Subcommands) -> None:
+    p = commands.add_parser(
+        "check", help="quick probe: a few requests per provider, printed at once",
+        description="Send one (or -n) requests to each named provider through latlab's "
+        "provider code and print TTFB, TTFT, total, tokens/s, the request id and the grade "
+        "the cell would get. A provider without credentials is probed on the embedded "
+        "emulator (column emulated); --real refuses that, --emulator forces it.")
+    p.add_argument("providers", nargs="*", metavar="PROVIDER",
+                   help="provider config names: anthropic, bedrock, emulator")
+    p.add_argument("-n", type=int, default=1, help="requests per provider (1-20, default 1)")
+    p.add_argument("--model", default="haiku-4-5", help="model config name (haiku-4-5)")
+    p.add_argument("--slo", default="default", help="SLO name in conf/slo or a YAML path")
+    modes = p.add_mutually_exclusive_group()
+    modes.add_argument("--real", action="store_true", help="real APIs only: no credentials "
+                       "is an error")
+    modes.add_argument("--emulator", action="store_true", help="every provider on the emulator")
+    p.add_argument("--keep", type=Path, metavar="DIR",
+                   help="write the probe's rows under DIR (default: a temporary directory)")
+    p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
+                   help="an extra config override, e.g. --set provider.region=eu-west-1")
+    p.add_argument("--format", choices=OUTPUT_FORMATS, default="table",
+                   help="output format (default: table)")
+    p.set_defaults(handler=cmd_check)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

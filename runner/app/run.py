@@ -18,18 +18,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import yaml
 
 import latlab
 from latlab.analysis.query import validate_slo
-from latlab.providers import DUMMY_KEY, Endpoint, guardrail_kinds, kind_for, model_id_keys
 from latlab.providers.local_server import local_servers_for
+from latlab.providers.registry import guardrail_kinds, kind_for, model_id_keys
 from latlab.runner.agents.session import SessionTimer, check_session_cells, has_sessions
 from latlab.runner.config import validate as checks
 from latlab.runner.config.prompts import load_prompts
 from latlab.runner.core.errors import ConfigError, ResultsError
+from latlab.runner.core.protocol import DUMMY_KEY, Endpoint, is_loopback
 from latlab.runner.core.timing import new_event_loop
 from latlab.runner.engine.batches import build_batch, check_extras
 from latlab.runner.engine.execute import RequestTimer, RunStats, build_runtimes, close_providers
@@ -94,11 +94,6 @@ def is_emulated(cfg: Mapping[str, Any]) -> bool:
     return bool(cfg["provider"]["emulate"]) if forced is None else bool(forced)
 
 
-def _is_loopback(url: str) -> bool:
-    host = urlparse(url).hostname or ""
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
 def endpoint_for(cfg: Mapping[str, Any], emulator_url: str | None) -> Endpoint:
     """Preflight: where a cell sends and with which key, before any request."""
     provider = cfg["provider"]
@@ -108,7 +103,7 @@ def endpoint_for(cfg: Mapping[str, Any], emulator_url: str | None) -> Endpoint:
     try:
         return kind_for(provider["kind"]).resolve_endpoint(provider, emulator_url)
     except ConfigError:
-        if emulator_url is None and _is_loopback(str(provider["base_url"])):
+        if emulator_url is None and is_loopback(str(provider["base_url"])):
             return Endpoint(str(provider["base_url"]), DUMMY_KEY, emulated=False)
         raise
 

@@ -51,3 +51,7 @@ ERROR_TYPES: dict[str, str] = {
     "truncated": "a 200 stream ended or broke after it started, before its terminal event",
     "client_bottleneck": "latlab itself could not keep the schedule (reserved for the load engine)",
 }
+
+# The error types worth sending again (workload.retries): the provider may answer next time.
+RETRYABLE = frozenset({"rate_limited", "overloaded", "server_error", "connect_error",
+                       "connection_reset", "timeout"})

@@ -9,8 +9,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlparse
 
 from latlab.runner.core.records import Measurement
+
+DUMMY_KEY = "latlab-emulator-dummy-key"  # the credential every provider sends to the emulator
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and as whom to send: resolved before the first request.
+
+    ``api_key`` is a bearer/API key where the protocol uses one; ``credentials`` holds
+    anything richer (botocore credentials for SigV4). Neither is ever written anywhere.
+    """
+
+    base_url: str
+    api_key: str | None
+    emulated: bool
+    credentials: Any = None
+
+
+def is_loopback(url: str) -> bool:
+    """Whether ``url`` points at this machine (a local server needs no real credentials)."""
+    host = urlparse(url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 @dataclass(frozen=True)

@@ -25,28 +25,20 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import secrets
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
 
 import yaml
 
-from latlab.providers import kind_for
-from latlab.runner.core.errors import ConfigError
+from latlab.providers.registry import kind_for
+from latlab.runner.core.errors import RETRYABLE, ConfigError
 from latlab.runner.core.paths import conf_file
-from latlab.runner.core.protocol import RequestSpec
-from latlab.runner.core.records import Measurement
-from latlab.runner.core.timing import now_ns
+from latlab.runner.engine.batch import Batch, BatchRun, Model, Runner
 from latlab.runner.engine.cost import prices_for
+from latlab.runner.engine.semantic_cache import cached_call
+from latlab.runner.engine.semantic_cache import prepare as load_embedding
 
-if TYPE_CHECKING:
-    from latlab.runner.engine.execute import CellRuntime, RequestTimer
-    from latlab.runner.engine.plan import PlannedRequest
-
-RETRYABLE = frozenset({"rate_limited", "overloaded", "server_error", "connect_error",
-                       "connection_reset", "timeout"})
 MODES: dict[str, tuple[str, ...]] = {
     "parallel": ("sequential", "concurrent"),
     "routing": ("routed", "always_large"),
@@ -66,15 +58,6 @@ def model_config(name: str) -> dict[str, Any]:
     return loaded
 
 
-@dataclass(frozen=True)
-class Model:
-    """A model a batch may call: its config name, wire id and prices."""
-
-    name: str
-    model_id: str
-    prices: Mapping[str, float] = field(default_factory=dict)
-
-
 def batch_model(cfg: Mapping[str, Any], name: str) -> Model:
     key = kind_for(cfg["provider"]["kind"]).model_id_key
     model_id = model_config(name).get("ids", {}).get(key)
@@ -82,88 +65,6 @@ def batch_model(cfg: Mapping[str, Any], name: str) -> Model:
         raise ConfigError(f"batch: model {name!r} has no id for provider {key!r}")
     prices = prices_for(cfg.get("pricing") or {}, cfg["provider"]["name"], name)
     return Model(name, str(model_id), prices)
-
-
-@dataclass
-class Call:
-    """One call of a batch, measured, waiting to be written when the batch ends."""
-
-    measurement: Measurement
-    model: Model
-    role: str
-    sent_ns: int
-    started_at: datetime
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-class BatchRun:
-    """One batch being run: makes its calls, then writes one row per call."""
-
-    def __init__(self, batch: Batch, timer: RequestTimer, planned: PlannedRequest,
-                 runtime: CellRuntime) -> None:
-        self.batch, self.timer, self.planned, self.runtime = batch, timer, planned, runtime
-        self.index, self.spec = runtime.pick(planned.iteration)
-        self.calls: list[Call] = []
-        self.start_ns = now_ns()
-
-    @property
-    def prompt_text(self) -> str:
-        return self.runtime.prompts[self.index].text
-
-    @property
-    def label(self) -> str | None:
-        return self.runtime.prompts[self.index].label
-
-    def spec_for(self, model: Model, text: str | None = None, max_tokens: int | None = None,
-                 timeout_s: float | None = None) -> RequestSpec:
-        messages = self.spec.messages if text is None else [{"role": "user", "content": text}]
-        return replace(self.spec, model_id=model.model_id, messages=messages,
-                       max_tokens=max_tokens or self.spec.max_tokens,
-                       timeout_s=timeout_s or self.spec.timeout_s)
-
-    async def call(self, role: str, model: Model, spec: RequestSpec,
-                   **extra: Any) -> Measurement:
-        sent_ns, started_at = now_ns(), datetime.now(UTC)
-        measurement = await self.runtime.provider.send(spec)
-        self.calls.append(Call(measurement, model, role, sent_ns, started_at, extra))
-        return measurement
-
-    def record(self, call: Call) -> None:
-        """A call that made no provider request (a client-side cache hit)."""
-        self.calls.append(call)
-
-    def finish(self, worker: int, scheduled_ns: int) -> None:
-        wall_ms = (now_ns() - self.start_ns) / 1e6
-        batch_id = f"{self.timer.run_id[-6:]}-{secrets.token_hex(4)}"
-        for step, call in enumerate(self.calls):
-            fields = {"batch_id": batch_id, "batch_kind": self.batch.kind,
-                      "batch_mode": self.batch.mode, "batch_step": step, "batch_role": call.role,
-                      "batch_wall_ms": wall_ms, "model": call.model.name,
-                      "model_id": call.model.model_id, **call.extra}
-            self.timer.write_row(self.planned, worker, scheduled_ns, call.sent_ns,
-                                 call.started_at, self.index, call.measurement,
-                                 call.model.prices, fields)
-
-
-Runner = Callable[["Batch", BatchRun], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class Batch:
-    """A cell's batch settings, checked and resolved before the first request."""
-
-    kind: str
-    mode: str
-    options: Mapping[str, Any]
-    models: Mapping[str, Model]
-    cell_model: Model
-    state: dict[str, Any] = field(default_factory=dict)  # e.g. the client-side cache
-
-    async def run(self, timer: RequestTimer, planned: PlannedRequest, worker: int,
-                  scheduled_ns: int) -> None:
-        run = BatchRun(self, timer, planned, timer.runtimes[planned.cell.name])
-        await RUNNERS[self.kind](self, run)
-        run.finish(worker, scheduled_ns)
 
 
 # ---------------------------------------------------------------- the kinds
@@ -240,18 +141,12 @@ async def run_agent(batch: Batch, run: BatchRun) -> None:
         await run.call("supervisor_merge", large, run.spec_for(large, merge, part_tokens))
 
 
-async def run_semantic_cache(batch: Batch, run: BatchRun) -> None:
-    from latlab.runner.engine.semantic_cache import cached_call
-
-    await cached_call(batch, run)
-
-
 RUNNERS: dict[str, Runner] = {
     "parallel": run_parallel,
     "routing": run_routing,
     "fallback": run_fallback,
     "agent": run_agent,
-    "semantic_cache": run_semantic_cache,
+    "semantic_cache": cached_call,
 }
 MODEL_KEYS: dict[str, tuple[str, ...]] = {
     "routing": ("small_model", "large_model"),
@@ -285,9 +180,7 @@ def build_batch(cfg: Mapping[str, Any], prepare: bool = False) -> Batch | None:
                           f"({', '.join(MODES[kind])})")
     models = {key: batch_model(cfg, str(batch_cfg[key])) for key in MODEL_KEYS.get(kind, ())}
     cell_model = batch_model(cfg, str(cfg["model"]["name"]))
-    batch = Batch(kind, mode, dict(batch_cfg), models, cell_model)
+    batch = Batch(kind, mode, dict(batch_cfg), models, cell_model, RUNNERS[kind])
     if prepare and kind == "semantic_cache":
-        from latlab.runner.engine.semantic_cache import prepare as load_embedding
-
         load_embedding(batch)
     return batch

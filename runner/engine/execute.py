@@ -16,20 +16,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from latlab.providers import Endpoint, kind_for
 from latlab.providers.clients import client_version
+from latlab.providers.registry import kind_for
 from latlab.runner.config.prompts import Prompt, load_prompts, synthetic_text
-from latlab.runner.core.protocol import Provider, RequestSpec
+from latlab.runner.core.errors import RETRYABLE
+from latlab.runner.core.protocol import Endpoint, Provider, RequestSpec
 from latlab.runner.core.records import Measurement, RequestRow
 from latlab.runner.core.timing import now_ns
-from latlab.runner.engine.batches import Batch, build_batch
+from latlab.runner.engine.batch import Batch
+from latlab.runner.engine.batches import build_batch
 from latlab.runner.engine.cost import cost_usd, prices_for
 from latlab.runner.engine.lag import ClientLoad, LagMonitor, is_late
 from latlab.runner.engine.plan import Cell, PlannedRequest
 from latlab.runner.results.write import RequestWriter
-
-RETRYABLE = frozenset({"rate_limited", "overloaded", "server_error", "connect_error",
-                       "connection_reset", "timeout"})
 
 
 def request_spec(cfg: Mapping[str, Any], model_id: str, prompt: Prompt) -> RequestSpec:
@@ -141,7 +140,7 @@ class RequestTimer:
     async def send_one(self, planned: PlannedRequest, worker: int, scheduled_ns: int) -> None:
         runtime = self.runtimes[planned.cell.name]
         if runtime.batch is not None:
-            await runtime.batch.run(self, planned, worker, scheduled_ns)
+            await runtime.batch.run(self, runtime, planned, worker, scheduled_ns)
             return
         sent_ns, started_at = now_ns(), datetime.now(UTC)
         retries = int(planned.cell.workload["retries"])

