@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from latlab.runner.agents.context import SessionContext
 from latlab.runner.agents.proxy import ProxiedCall, RecordingProxy, Signer
 from latlab.runner.core.errors import ConfigError
 from latlab.runner.core.protocol import DUMMY_KEY
@@ -35,7 +36,6 @@ from latlab.runner.engine.cost import cost_usd
 from latlab.runner.results.span_writer import SpanRecorder
 
 if TYPE_CHECKING:
-    from latlab.runner.agents.session import SessionTimer
     from latlab.runner.engine.plan import PlannedRequest
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: .tools/ lies beside conf/
@@ -140,7 +140,7 @@ def read_hook_events(log_dir: Path) -> list[tuple[int, dict[str, Any]]]:
     return sorted(events, key=lambda e: e[0])
 
 
-async def run_claude_code_session(owner: SessionTimer, planned: PlannedRequest, worker: int,
+async def run_claude_code_session(owner: SessionContext, planned: PlannedRequest, worker: int,
                                   scheduled_ns: int) -> None:
     """One Claude Code session; failures become error spans."""
     session = ClaudeCodeSession(owner, planned, worker, scheduled_ns)
@@ -148,7 +148,7 @@ async def run_claude_code_session(owner: SessionTimer, planned: PlannedRequest, 
 
 
 class ClaudeCodeSession:
-    def __init__(self, owner: SessionTimer, planned: PlannedRequest, worker: int,
+    def __init__(self, owner: SessionContext, planned: PlannedRequest, worker: int,
                  scheduled_ns: int) -> None:
         self.owner, self.planned, self.worker = owner, planned, worker
         self.scheduled_ns = scheduled_ns

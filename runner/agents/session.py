@@ -16,7 +16,6 @@ import json
 import shutil
 import tempfile
 import time
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,78 +23,15 @@ from typing import Any
 from urllib.parse import urlparse
 
 from latlab.providers.capture import MessageCapture, current_capture
+from latlab.runner.agents.context import SessionContext
 from latlab.runner.agents.mcp_client import McpClient
 from latlab.runner.agents.tools import ToolBox, ToolOutcome
-from latlab.runner.core.errors import ConfigError
-from latlab.runner.core.protocol import Endpoint
 from latlab.runner.core.records import Measurement, RequestRow
 from latlab.runner.core.spans import Span, category_for_tool
 from latlab.runner.core.tasks import Task, load_task
 from latlab.runner.engine.cost import cost_usd
-from latlab.runner.engine.execute import CellRuntime, RequestTimer, RowNote, send_with_retries
-from latlab.runner.engine.plan import Cell, PlannedRequest
-from latlab.runner.results.span_writer import SpanRecorder, SpanWriter
-
-SESSION_KINDS = ("session", "claude_code")
-
-
-def workload_kind(cell: Cell) -> str:
-    return str(cell.workload.get("kind", "requests"))
-
-
-def has_sessions(cells: list[Cell]) -> bool:
-    return any(workload_kind(c) in SESSION_KINDS for c in cells)
-
-
-def check_session_cells(cells: list[Cell]) -> None:
-    """Setup errors of session workloads, before any request (ConfigError naming the key)."""
-    for cell in cells:
-        if workload_kind(cell) not in SESSION_KINDS:
-            continue
-        load_task(str(cell.workload.get("task", "simple")))
-        if int(cell.workload.get("workers", 1)) > 1:
-            raise ConfigError("workload.workers: agent sessions run in one process (set 1)")
-        if workload_kind(cell) == "claude_code":
-            from latlab.runner.agents.claude_code import require_claude
-
-            require_claude(cell.config)
-        if workload_kind(cell) == "session" and str(cell.config["provider"].get(
-                "api", "messages")).startswith("converse"):
-            raise ConfigError("provider.api: the agent loop needs Anthropic events "
-                              "(messages, invoke or invoke_stream), not converse")
-
-
-class SessionTimer:
-    """``send_one`` for plans that hold sessions; plain requests go to the RequestTimer."""
-
-    def __init__(self, timer: RequestTimer, endpoints: Mapping[str, Endpoint]) -> None:
-        self.timer, self.endpoints = timer, endpoints
-        results_dir = Path(timer.writer.folder).parents[1]
-        self.spans = SpanWriter(results_dir, timer.run_id)
-
-    async def send_one(self, planned: PlannedRequest, worker: int, scheduled_ns: int) -> None:
-        kind = workload_kind(planned.cell)
-        if kind == "session":
-            await BuiltinSession(self, planned, worker, scheduled_ns).run()
-        elif kind == "claude_code":
-            from latlab.runner.agents.claude_code import run_claude_code_session
-
-            await run_claude_code_session(self, planned, worker, scheduled_ns)
-        else:
-            await self.timer.send_one(planned, worker, scheduled_ns)
-
-    def recorder(self, planned: PlannedRequest, driver: str) -> SpanRecorder:
-        cfg = planned.cell.config
-        context = {"cell": planned.cell.name, "provider": cfg["provider"]["name"],
-                   "driver": driver, "task": str(cfg["workload"].get("task", "simple"))}
-        return SpanRecorder(self.spans, self.timer.run_id, uuid.uuid4().hex, context)
-
-    def note_session(self, root: Span, planned: PlannedRequest, ttft_ms: float | None) -> None:
-        """One session = one step of the progress bar (an error if the session failed)."""
-        self.timer.stats.note(RowNote(root.status != "ok", ttft_ms, planned.warmup, None, False))
-
-    def close(self) -> None:
-        self.spans.flush()
+from latlab.runner.engine.execute import CellRuntime, send_with_retries
+from latlab.runner.engine.plan import PlannedRequest
 
 
 def endpoint_template(cfg: Mapping[str, Any]) -> str:
@@ -112,7 +48,7 @@ def endpoint_template(cfg: Mapping[str, Any]) -> str:
 class BuiltinSession:
     """One run of the built-in agent loop."""
 
-    def __init__(self, owner: SessionTimer, planned: PlannedRequest, worker: int,
+    def __init__(self, owner: SessionContext, planned: PlannedRequest, worker: int,
                  scheduled_ns: int) -> None:
         self.owner, self.planned, self.worker = owner, planned, worker
         self.scheduled_ns = scheduled_ns

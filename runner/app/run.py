@@ -25,7 +25,7 @@ import latlab
 from latlab.analysis.query import validate_slo
 from latlab.providers.local_server import local_servers_for
 from latlab.providers.registry import guardrail_kinds, kind_for, model_id_keys
-from latlab.runner.agents.session import SessionTimer, check_session_cells, has_sessions
+from latlab.runner.agents.sessions import SessionTimer, check_session_cells, has_sessions
 from latlab.runner.config import validate as checks
 from latlab.runner.config.prompts import load_prompts
 from latlab.runner.core.errors import ConfigError, ResultsError
