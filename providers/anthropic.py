@@ -75,17 +75,21 @@ class AnthropicStream:
             self.measurement.error_message = "stream ended without message_stop"
 
 
-def apply_usage(measurement: Measurement, usage: dict[str, Any]) -> None:
-    """Take the (cumulative) usage counters present in ``usage``; later values win."""
-    pairs = {
-        "input_tokens": "input_tokens",
-        "output_tokens": "output_tokens",
-        "cache_read_input_tokens": "cache_read_tokens",
-        "cache_creation_input_tokens": "cache_write_tokens",
-    }
-    for wire, column in pairs.items():
-        if usage.get(wire) is not None:
-            setattr(measurement, column, int(usage[wire]))
+USAGE_COLUMNS = {  # Anthropic usage counter -> the column (and attribute) that keeps it
+    "input_tokens": "input_tokens",
+    "output_tokens": "output_tokens",
+    "cache_read_input_tokens": "cache_read_tokens",
+    "cache_creation_input_tokens": "cache_write_tokens",
+}
+
+
+def apply_usage(target: Any, usage: Mapping[str, Any] | Any) -> None:
+    """Take the (cumulative) usage counters present in ``usage`` (the wire's JSON object or
+    an SDK's usage object) onto ``target``'s columns; later values win."""
+    for wire, column in USAGE_COLUMNS.items():
+        value = usage.get(wire) if isinstance(usage, Mapping) else getattr(usage, wire, None)
+        if value is not None:
+            setattr(target, column, int(value))
 
 
 def messages_body(spec: RequestSpec) -> dict[str, Any]:

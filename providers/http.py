@@ -30,7 +30,7 @@ from httpx_aiohttp import AiohttpTransport
 
 from latlab.providers.failures import classify_failure, describe
 from latlab.runner.core.records import Measurement
-from latlab.runner.core.timing import StreamClock, ms_between, now_ns, output_tps
+from latlab.runner.core.timing import StreamClock, now_ns, output_tps
 
 
 @dataclass
@@ -193,10 +193,8 @@ async def read_stream(response: httpx.Response, events: StreamEvents, clock: Str
 def finish_measurement(m: Measurement, clock: StreamClock, conn: ConnectionTiming) -> None:
     """Derive the phase durations from the clock's instants (definitions: runner/core/timing.py)."""
     m.connect_ms, m.tls_ms, m.new_connection = conn.connect_ms, conn.tls_ms, conn.new_connection
-    m.ttfb_ms = ms_between(clock.t_start, clock.t_headers)
-    m.total_ms = ms_between(clock.t_start, clock.t_done)
-    m.ttft_ms = ms_between(clock.t_start, clock.t_first_token)
-    m.generation_ms = ms_between(clock.t_first_token, clock.t_last_token)
+    m.ttfb_ms, m.ttft_ms, m.total_ms = clock.ttfb_ms(), clock.ttft_ms(), clock.total_ms()
+    m.generation_ms = clock.generation_ms()
     m.itl_ms = clock.itl_ms()
     m.output_tps = output_tps(m.output_tokens, m.generation_ms)
     if m.usage_source is None and m.output_tokens is not None:

@@ -18,6 +18,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+from latlab.providers.anthropic import apply_usage
 from latlab.providers.bedrock import check_options
 from latlab.providers.bedrock import region_of as bedrock_region
 from latlab.providers.clients import quiet_sdk_logs, sdk_missing
@@ -48,19 +49,6 @@ def record_sdk_error(m: Measurement, exc: BaseException, headers_seen: bool) -> 
         m.error_type = classify_failure(exc, m.status, headers_seen)
     m.error_message = describe(exc)
     m.request_id = m.request_id or getattr(exc, "request_id", None)
-
-
-def _usage(m: Measurement, usage: Any) -> None:
-    """Anthropic SDK usage object → counters (later values win)."""
-    if usage is None:
-        return
-    pairs = {"input_tokens": "input_tokens", "output_tokens": "output_tokens",
-             "cache_read_input_tokens": "cache_read_tokens",
-             "cache_creation_input_tokens": "cache_write_tokens"}
-    for attr, column in pairs.items():
-        value = getattr(usage, attr, None)
-        if value is not None:
-            setattr(m, column, int(value))
 
 
 class SdkProvider:
@@ -108,7 +96,7 @@ class AnthropicSdkProvider(SdkProvider):
             message = await self.client.messages.create(**kwargs)
             clock.done()
             m.status, m.request_id = 200, getattr(message, "_request_id", None)
-            _usage(m, message.usage)
+            apply_usage(m, message.usage)
             m.stop_reason = message.stop_reason
             clock.t_first_token = clock.t_last_token = clock.t_done
             return
@@ -126,9 +114,9 @@ class AnthropicSdkProvider(SdkProvider):
             if kind == "content_block_delta":
                 clock.token(now_ns())
             elif kind == "message_start":
-                _usage(m, event.message.usage)
+                apply_usage(m, event.message.usage)
             elif kind == "message_delta":
-                _usage(m, event.usage)
+                apply_usage(m, event.usage)
                 m.stop_reason = event.delta.stop_reason
             elif kind == "message_stop":
                 finished = True

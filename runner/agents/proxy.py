@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +23,9 @@ import aiohttp
 from aiohttp import web
 from botocore.eventstream import EventStreamBuffer
 
+from latlab.providers.anthropic import apply_usage
 from latlab.providers.sse import SseDecoder
+from latlab.runner.core.timing import StreamClock, now_ns
 
 HOOK_PATH = "/_latlab/hook"  # Claude Code http hooks post their events here (latlab proxy)
 # (url, body, headers) -> (url, headers with the upstream's auth): e.g. SigV4 for Bedrock
@@ -50,13 +51,10 @@ class ProxiedCall:
     endpoint: str
     host: str
     started_at: datetime
-    t0_ns: int
+    clock: StreamClock  # the phases as every provider times them (runner/core/timing.py)
     model: str | None = None
     streaming: bool = False
     status: int | None = None
-    ttfb_ms: float | None = None
-    ttft_ms: float | None = None
-    total_ms: float | None = None
     request_bytes: int = 0
     response_bytes: int = 0
     input_tokens: int | None = None
@@ -77,8 +75,28 @@ class ProxiedCall:
         return self.method == "POST" and (self.endpoint == "/v1/messages"
                                           or self.endpoint.startswith("/model/"))
 
-    def since(self, now_ns: int) -> float:
-        return (now_ns - self.t0_ns) / 1e6
+    @property
+    def t0_ns(self) -> int:
+        return self.clock.t_start
+
+    @property
+    def ttfb_ms(self) -> float | None:
+        return self.clock.ttfb_ms()
+
+    @property
+    def ttft_ms(self) -> float | None:
+        """First content delta; a whole (non-streamed) answer: its last byte."""
+        return self.clock.ttft_ms()
+
+    @property
+    def total_ms(self) -> float | None:
+        return self.clock.total_ms()
+
+    def finish(self) -> None:
+        """The exchange ended (last byte written back, or the upstream failed)."""
+        self.clock.done()
+        if not self.streaming and self.is_model_call and self.status == 200:
+            self.clock.token(self.clock.t_done or now_ns())
 
     def read_request(self, body: bytes) -> None:
         self.request_bytes = len(body)
@@ -124,8 +142,8 @@ class ProxiedCall:
                 self._event(str(event.get("type")), inner.decode(), now_ns)
 
     def _event(self, name: str, data_text: str, now_ns: int) -> None:
-        if name == "content_block_delta" and self.ttft_ms is None:
-            self.ttft_ms = self.since(now_ns)
+        if name == "content_block_delta" and self.clock.t_first_token is None:
+            self.clock.token(now_ns)
         if name in ("message_start", "message_delta", "error"):
             try:
                 data = json.loads(data_text)
@@ -136,15 +154,8 @@ class ProxiedCall:
                 self.error_message = str((data.get("error") or {}).get("message"))
                 return
             usage = (data.get("message") or data).get("usage") or {}
-            self._usage(usage)
+            apply_usage(self, usage)
             self.stop_reason = (data.get("delta") or {}).get("stop_reason") or self.stop_reason
-
-    def _usage(self, usage: dict[str, Any]) -> None:
-        for wire, attr in (("input_tokens", "input_tokens"), ("output_tokens", "output_tokens"),
-                           ("cache_read_input_tokens", "cache_read_tokens"),
-                           ("cache_creation_input_tokens", "cache_write_tokens")):
-            if usage.get(wire) is not None:
-                setattr(self, attr, int(usage[wire]))
 
     def read_whole(self, body: bytes) -> None:
         """A non-streamed JSON body: usage and stop reason."""
@@ -153,7 +164,7 @@ class ProxiedCall:
         except ValueError:
             return
         if isinstance(data, dict):
-            self._usage(data.get("usage") or {})
+            apply_usage(self, data.get("usage") or {})
             self.stop_reason = data.get("stop_reason")
             if self.status and self.status >= 400:
                 self.error_message = str((data.get("error") or {}).get("message"))[:300]
@@ -194,8 +205,7 @@ class RecordingProxy:
         if request.path == HOOK_PATH and self.on_hook is not None:
             return await self._hook(request)
         call = ProxiedCall(request.method, endpoint_template(request.path),
-                           urlparse(self.upstream).netloc, datetime.now(UTC),
-                           time.perf_counter_ns())
+                           urlparse(self.upstream).netloc, datetime.now(UTC), StreamClock())
         self.calls.append(call)
         body = await request.read()
         call.read_request(body)
@@ -206,7 +216,7 @@ class RecordingProxy:
             return await self._forward(request, call, body, headers)
         except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
             call.error_type, call.error_message = type(exc).__name__, str(exc)[:300]
-            call.total_ms = call.since(time.perf_counter_ns())
+            call.finish()
             return web.json_response(
                 {"type": "error", "error": {"type": "api_error",
                                             "message": f"latlab proxy: upstream: {exc}"}},
@@ -236,7 +246,7 @@ class RecordingProxy:
             url, headers = self.signer(url, body, headers)
         async with self._client.request(request.method, url, data=body, headers=headers,
                                         allow_redirects=False) as upstream:
-            call.ttfb_ms = call.since(time.perf_counter_ns())
+            call.clock.headers()
             call.status = upstream.status
             call.request_id = upstream.headers.get("request-id") or upstream.headers.get(
                 "x-amzn-requestid")
@@ -249,13 +259,12 @@ class RecordingProxy:
             await out.prepare(request)
             whole = bytearray()
             async for chunk in upstream.content.iter_any():
-                call.feed(chunk, time.perf_counter_ns())
+                call.feed(chunk, now_ns())
                 if not call.streaming:
                     whole += chunk
                 await out.write(chunk)
             await out.write_eof()
-        call.total_ms = call.since(time.perf_counter_ns())
         if not call.streaming:
             call.read_whole(bytes(whole))
-            call.ttft_ms = call.total_ms if call.is_model_call and call.status == 200 else None
+        call.finish()
         return out

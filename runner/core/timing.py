@@ -61,6 +61,18 @@ class StreamClock:
     def done(self) -> None:
         self.t_done = now_ns()
 
+    def ttfb_ms(self) -> float | None:
+        return ms_between(self.t_start, self.t_headers)
+
+    def ttft_ms(self) -> float | None:
+        return ms_between(self.t_start, self.t_first_token)
+
+    def total_ms(self) -> float | None:
+        return ms_between(self.t_start, self.t_done)
+
+    def generation_ms(self) -> float | None:
+        return ms_between(self.t_first_token, self.t_last_token)
+
     def itl_ms(self) -> list[float]:
         """Gaps between successive token arrivals, in ms."""
         arr = self.token_arrivals
