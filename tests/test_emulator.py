@@ -26,7 +26,7 @@ from result_files import request_rows
 from latlab.providers.emulator import RunningEmulator, start_emulator
 from latlab.providers.emulator.cli import add_serve_arguments, load_profile, profile_from_args
 from latlab.providers.emulator.profile import FAULT_KINDS, Distribution, EmulatorProfile
-from latlab.providers.emulator.server import EmulatorState
+from latlab.providers.emulator.state import EmulatorState
 from latlab.runner.core.timerfd import timerfd_available
 
 # appended, not prepended: bench/analysis.py must not shadow the analysis package

@@ -26,7 +26,8 @@ from latlab.providers.emulator.profile import (
     FaultProfile,
     ModelProfile,
 )
-from latlab.providers.emulator.server import PACING, STATE_KEY, build_app, start_site
+from latlab.providers.emulator.server import build_app, start_site
+from latlab.providers.emulator.state import PACING, STATE_KEY
 from latlab.runner.core.timing import new_event_loop
 
 __all__ = [

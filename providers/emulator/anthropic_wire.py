@@ -1,8 +1,8 @@
 """Anthropic Messages API wire format: pure functions that build the exact bytes and JSON.
 
-Nothing here knows about sockets or timing; the server decides *when* to send, this module
-decides *what* the bytes are. Other protocols (Bedrock, OpenAI-compatible) belong in their own
-sibling modules. Reference: shared wire-formats notes, section 1.
+Nothing here knows about sockets or timing; the routes (send.py) decide *when* to send, this
+module decides *what* the bytes are. Other protocols (Bedrock, OpenAI-compatible) belong in
+their own sibling modules. Reference: shared wire-formats notes, section 1.
 """
 
 from __future__ import annotations

@@ -19,12 +19,14 @@ Faults: every ``x-latlab-fault`` kind, in Bedrock's shape (``rate_limited``/``th
 ``modelStreamErrorException`` frame after a few tokens, ``truncate``, ``disconnect``,
 ``stall``), plus ``bad_crc`` (a frame whose message CRC is wrong, then the connection closes).
 Profile fault rates apply too (their kinds, in Bedrock's shape).
+
+An InvokeModel request offering ``tools`` in a latlab task session gets the task's scripted
+turn (scripts.py) in InvokeModel's shape, with the same layers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import partial
@@ -36,20 +38,30 @@ from latlab.providers.emulator import anthropic_wire
 from latlab.providers.emulator import bedrock_wire as wire
 from latlab.providers.emulator.capacity import Admission
 from latlab.providers.emulator.eventstream import corrupt_crc
-from latlab.providers.emulator.server import (
-    FAULT_DELTAS,
+from latlab.providers.emulator.scripts import (
+    Event,
+    ScriptedReply,
+    scripted_reply,
+    stream_events,
+    token_times,
+)
+from latlab.providers.emulator.send import (
     STALL_S,
+    capacity_slot,
+    close_connection,
+    counted,
+    disconnect,
+    plan_admitted,
+    send_at,
+    send_headers_at,
+    write_at,
+)
+from latlab.providers.emulator.state import (
+    FAULT_DELTAS,
     STATE_KEY,
     EmulatorState,
     RequestPlan,
     ServerStats,
-    _close_connection,
-    _disconnect,
-    _send_at,
-    _send_headers_at,
-    capacity_slot,
-    counted,
-    forced_fault,
     sleep_until,
 )
 
@@ -208,8 +220,8 @@ def plan_request(state: EmulatorState, request: web.Request, op: Operation,
     A request rejected by capacity gets ThrottlingException / ServiceUnavailableException."""
     is_guarded = guarded(request, op, body)
     messages_body = model_body(request.match_info["modelId"], op, body)
-    fault = admission.reject or forced_fault(request, BEDROCK_FAULTS, FAULT_ALIASES)
-    plan = state.plan(messages_body, t0_ns, request_id, fault, admission.queue_ns)
+    plan = plan_admitted(request, messages_body, t0_ns, request_id, admission, BEDROCK_FAULTS,
+                         FAULT_ALIASES)
     return add_layers(state, plan, op, is_guarded)
 
 
@@ -291,14 +303,6 @@ def converse_frames(bp: BedrockPlan) -> list[Frame]:
 # ---------------------------------------------------------------------------- sending
 
 
-async def write_frame(resp: web.StreamResponse, stats: ServerStats, frame: Frame) -> None:
-    """One event-stream message as one HTTP chunk, at its time; records the lag."""
-    name, data, at_ns = frame
-    await sleep_until(at_ns)
-    await resp.write(data)
-    stats.record(name, time.perf_counter_ns() - at_ns)
-
-
 async def send_stream(request: web.Request, bp: BedrockPlan, stats: ServerStats) -> Any:
     """A streamed response: headers at TTFB, then each frame flushed on its own."""
     headers = {**wire.stream_headers(bp.plan.request_id, not bp.op.converse), **bp.headers()}
@@ -306,11 +310,11 @@ async def send_stream(request: web.Request, bp: BedrockPlan, stats: ServerStats)
     resp.enable_chunked_encoding()
     frames = converse_frames(bp) if bp.op.converse else invoke_frames(bp)
     try:
-        await _send_headers_at(request, resp, bp.plan.ttfb_at, stats)
+        await send_headers_at(request, resp, bp.plan.ttfb_at, stats)
         for frame in frames:
-            await write_frame(resp, stats, frame)
+            await write_at(resp, stats, *frame)
         if bp.plan.fault in ("truncate", "bad_crc"):
-            _close_connection(request)
+            close_connection(request)
         else:
             await resp.write_eof()
     except ConnectionError:
@@ -339,12 +343,12 @@ async def send_whole(request: web.Request, bp: BedrockPlan, stats: ServerStats) 
     p = bp.plan
     if p.fault == "stream_error":  # a mid-generation failure surfaces as an HTTP error
         resp = error_response("ServiceUnavailableException", p.request_id, headers=bp.headers())
-        return await _send_at(request, resp, bp.last_at, stats)
+        return await send_at(request, resp, bp.last_at, stats)
     body, headers = whole_body(bp)
     if p.fault in ("truncate", "bad_crc"):
         return await send_cut_body(request, bp, body, headers, stats)
     resp = web.Response(body=body, headers=headers)
-    return await _send_at(request, resp, p.token_at[-1], stats)
+    return await send_at(request, resp, p.token_at[-1], stats)
 
 
 async def send_cut_body(request: web.Request, bp: BedrockPlan, body: bytes,
@@ -354,7 +358,7 @@ async def send_cut_body(request: web.Request, bp: BedrockPlan, body: bytes,
     resp.content_length = len(body)
     half = len(body) // 2
     try:
-        await _send_headers_at(request, resp, bp.last_at, stats)
+        await send_headers_at(request, resp, bp.last_at, stats)
         if bp.plan.fault == "bad_crc":
             await resp.write(body[:half] + b"\x00" * (len(body) - half))
             await resp.write_eof()
@@ -362,7 +366,7 @@ async def send_cut_body(request: web.Request, bp: BedrockPlan, body: bytes,
         await resp.write(body[:half])
     except ConnectionError:
         return resp
-    _close_connection(request)
+    close_connection(request)
     return resp
 
 
@@ -372,7 +376,7 @@ async def send_stall(request: web.Request, bp: BedrockPlan, stats: ServerStats) 
     resp = web.StreamResponse(headers={"x-amzn-RequestId": bp.plan.request_id,
                                        "Content-Type": ctype, **bp.headers()})
     try:
-        await _send_headers_at(request, resp, bp.plan.ttfb_at, stats)
+        await send_headers_at(request, resp, bp.plan.ttfb_at, stats)
     except ConnectionError:
         return resp
     await asyncio.sleep(STALL_S)
@@ -388,14 +392,61 @@ async def send_planned(request: web.Request, bp: BedrockPlan, stats: ServerStats
         extra = {"retry-after": "1"} if fault == "rate_limited" else {}
         resp = error_response(HTTP_ERRORS[fault], bp.plan.request_id,
                               headers={**bp.headers(), **extra})
-        return await _send_at(request, resp, bp.plan.ttfb_at, stats)
+        return await send_at(request, resp, bp.plan.ttfb_at, stats)
     if fault == "disconnect":
-        return await _disconnect(request, bp.plan)
+        return await disconnect(request, bp.plan)
     if fault == "stall":
         return await send_stall(request, bp, stats)
     if bp.op.stream:
         return await send_stream(request, bp, stats)
     return await send_whole(request, bp, stats)
+
+
+async def send_scripted(request: web.Request, bp: BedrockPlan, reply: ScriptedReply,
+                        stats: ServerStats) -> web.StreamResponse:
+    """A scripted agent turn (scripts.py) on InvokeModel[WithResponseStream], Bedrock's layers
+    included: Anthropic events in ``chunk`` frames, or the whole message as the body."""
+    p = bp.plan
+    events = stream_events(reply)
+    n = max(sum(1 for e in events if e[2]), 1)
+    times = token_times(p.token_at[0], p.token_at[-1], len(p.token_at), n)
+    if not bp.op.stream:
+        message = anthropic_wire.message(p.message_id, p.model, reply.content,
+                                         reply.stop_reason, p.input_tokens, n)
+        headers = wire.invoke_headers(p.request_id, bp.server_ms(times[-1]), p.input_tokens, n)
+        await sleep_until(times[-1])
+        return web.Response(body=wire.invoke_body(message, bp.guardrail_action),
+                            headers={**headers, **bp.headers()})
+    resp = web.StreamResponse(status=200, headers={
+        **wire.stream_headers(p.request_id, True), **bp.headers()})
+    resp.enable_chunked_encoding()
+    try:
+        await send_headers_at(request, resp, p.ttfb_at, stats)
+        for frame in scripted_frames(bp, reply, events, times):
+            await write_at(resp, stats, *frame)
+        await resp.write_eof()
+    except ConnectionError:
+        pass
+    return resp
+
+
+def scripted_frames(bp: BedrockPlan, reply: ScriptedReply, events: list[Event],
+                    times: list[int]) -> list[Frame]:
+    """The ``chunk`` frames of a streamed scripted turn, each at its token's instant."""
+    p = bp.plan
+    start = anthropic_wire.message_start(p.message_id, p.model, p.input_tokens)
+    frames = [("message_start", wire.chunk_frame(start), p.ttfb_at)]
+    at, k = p.ttfb_at, 0
+    for name, data, token in events:
+        if token:
+            at, k = times[k], k + 1
+        frames.append((name, wire.chunk_frame(data), at))
+    metrics = wire.invocation_metrics(p.input_tokens, k, bp.server_ms(at), bp.first_byte_ms)
+    delta = anthropic_wire.message_delta(reply.stop_reason, p.input_tokens, k)
+    return frames + [
+        ("message_delta", wire.chunk_frame(delta), at),
+        ("message_stop", wire.chunk_frame(wire.final_message_stop(metrics, bp.guardrail_action)),
+         at)]
 
 
 # ---------------------------------------------------------------------------- handlers
@@ -434,11 +485,9 @@ async def send_bedrock(request: web.Request, op: Operation, body: Mapping[str, A
                        bp: BedrockPlan, stats: ServerStats) -> web.StreamResponse:
     """The planned response: a scripted agent turn (Invoke with tools), else the model's."""
     if bp.plan.fault is None and not op.converse and body.get("tools"):  # agent sessions
-        from latlab.providers.emulator.scripts import respond_bedrock, scripted_reply
-
         scripted = scripted_reply(body)
         if scripted is not None:
-            return await respond_bedrock(request, bp, scripted)  # type: ignore[no-any-return]
+            return await send_scripted(request, bp, scripted, stats)
     result = await send_planned(request, bp, stats)
     assert isinstance(result, web.StreamResponse)
     return result

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from latlab.providers.emulator import serve_forever
 from latlab.providers.emulator.profile import EmulatorProfile
-from latlab.providers.emulator.server import PACING
+from latlab.providers.emulator.state import PACING
 from latlab.runner.core.paths import conf_dir
 from latlab.runner.core.timing import new_event_loop
 

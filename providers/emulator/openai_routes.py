@@ -27,20 +27,18 @@ from aiohttp import web
 
 from latlab.providers.emulator import anthropic_wire
 from latlab.providers.emulator import openai_wire as wire
-from latlab.providers.emulator.server import (
-    STATE_KEY,
-    RequestPlan,
-    ServerStats,
-    _close_connection,
-    _disconnect,
-    _send_at,
-    _send_headers_at,
-    _stall,
+from latlab.providers.emulator.send import (
     capacity_slot,
+    close_connection,
     counted,
-    forced_fault,
-    sleep_until,
+    disconnect,
+    plan_admitted,
+    send_at,
+    send_headers_at,
+    stall,
+    write_at,
 )
+from latlab.providers.emulator.state import STATE_KEY, RequestPlan, ServerStats
 
 HTTP_FAULTS = {"rate_limited": 429, "overloaded": 503, "server_error": 500}
 
@@ -110,32 +108,24 @@ def chat_plan(plan: RequestPlan, body: dict[str, Any]) -> ChatPlan:
 # ---------------------------------------------------------------------------- sending
 
 
-async def emit(resp: web.StreamResponse, stats: ServerStats, name: str, data: bytes,
-               at_ns: int) -> None:
-    """One SSE event, one chunk, one flush, at ``at_ns``; records the send lag."""
-    await sleep_until(at_ns)
-    await resp.write(data)
-    stats.record(name, time.perf_counter_ns() - at_ns)
-
-
 async def stream_body(resp: web.StreamResponse, cp: ChatPlan, stats: ServerStats) -> None:
     p = cp.plan
-    await emit(resp, stats, "chunk", cp.chunk({"role": "assistant", "content": ""}), p.ttfb_at)
+    await write_at(resp, stats, "chunk", cp.chunk({"role": "assistant", "content": ""}), p.ttfb_at)
     for i in range(p.deltas_to_send):
-        await emit(resp, stats, "chunk", cp.chunk(cp.delta(i)), p.token_at[i])
+        await write_at(resp, stats, "chunk", cp.chunk(cp.delta(i)), p.token_at[i])
     at = p.last_sent_at
     if p.fault == "stream_error":
         error = wire.sse_data(wire.error_body(503))
-        await emit(resp, stats, "error", error, at)
+        await write_at(resp, stats, "error", error, at)
         return
     if p.fault == "truncate":
         return
     finish = wire.finish_reason_for(p.stop_reason)
-    await emit(resp, stats, "chunk", cp.chunk({}, finish), at)
+    await write_at(resp, stats, "chunk", cp.chunk({}, finish), at)
     if cp.include_usage:
         usage = wire.usage_chunk(cp.completion_id, cp.created, p.model, cp.usage())
-        await emit(resp, stats, "usage", wire.sse_data(usage), at)
-    await emit(resp, stats, "done", wire.DONE, at)
+        await write_at(resp, stats, "usage", wire.sse_data(usage), at)
+    await write_at(resp, stats, "done", wire.DONE, at)
 
 
 async def send_stream(request: web.Request, cp: ChatPlan, stats: ServerStats) -> Any:
@@ -145,10 +135,10 @@ async def send_stream(request: web.Request, cp: ChatPlan, stats: ServerStats) ->
     resp = web.StreamResponse(status=200, headers=headers)
     resp.enable_chunked_encoding()
     try:
-        await _send_headers_at(request, resp, cp.plan.ttfb_at, stats)
+        await send_headers_at(request, resp, cp.plan.ttfb_at, stats)
         await stream_body(resp, cp, stats)
         if cp.plan.fault == "truncate":
-            _close_connection(request)
+            close_connection(request)
         else:
             await resp.write_eof()
     except ConnectionError:
@@ -161,7 +151,7 @@ async def send_whole(request: web.Request, cp: ChatPlan, stats: ServerStats) -> 
     headers = {**p.headers(), "x-request-id": p.request_id}
     headers.pop("request-id", None)
     if p.fault == "stream_error":
-        return await _send_at(request, error_response(503, p.request_id, headers=headers),
+        return await send_at(request, error_response(503, p.request_id, headers=headers),
                               p.last_sent_at, stats)
     texts = [cp.text(i) for i in range(p.n_tokens)]
     r = cp.reasoning_tokens
@@ -170,7 +160,7 @@ async def send_whole(request: web.Request, cp: ChatPlan, stats: ServerStats) -> 
                            cp.usage())
     resp = web.Response(body=wire.dumps(body).encode(), content_type=wire.JSON_CONTENT_TYPE,
                         headers=headers)
-    return await _send_at(request, resp, p.token_at[-1], stats)
+    return await send_at(request, resp, p.token_at[-1], stats)
 
 
 async def send_planned(request: web.Request, cp: ChatPlan, stats: ServerStats) -> Any:
@@ -180,11 +170,11 @@ async def send_planned(request: web.Request, cp: ChatPlan, stats: ServerStats) -
     if p.fault in HTTP_FAULTS:
         extra = {"retry-after": "1"} if p.fault == "rate_limited" else {}
         resp = error_response(HTTP_FAULTS[p.fault], p.request_id, headers=extra)
-        return await _send_at(request, resp, p.ttfb_at, stats)
+        return await send_at(request, resp, p.ttfb_at, stats)
     if p.fault == "disconnect":
-        return await _disconnect(request, p)
+        return await disconnect(request, p)
     if p.fault == "stall":
-        return await _stall(request, p, stats)
+        return await stall(request, p, stats)
     if p.stream:
         return await send_stream(request, cp, stats)
     return await send_whole(request, cp, stats)
@@ -208,8 +198,8 @@ async def handle(request: web.Request, t0_ns: int) -> web.StreamResponse:
         return error_response(400, request_id, problem)
     async with capacity_slot(state, str(body["model"])) as admission:
         try:
-            plan = state.plan(wire.messages_as_anthropic(body), t0_ns, request_id,
-                              admission.reject or forced_fault(request), admission.queue_ns)
+            plan = plan_admitted(request, wire.messages_as_anthropic(body), t0_ns, request_id,
+                                 admission)
         except ValueError as exc:
             return error_response(400, request_id, str(exc))
         except KeyError:

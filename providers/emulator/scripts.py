@@ -5,8 +5,11 @@ A request is scripted when it offers ``tools`` and its first user message carrie
 rounds already in the message history, so the reply depends only on the request: turn k
 gets script step k as ``tool_use`` blocks (named as in the request's tool list: ``bash`` →
 ``Bash``/``bash``, ``mcp`` → any ``…__file_stats``; steps whose tools are not offered are
-skipped), and after the last step the task's final text with ``end_turn``. Timing comes from
-the request's plan (TTFB, TTFT, inter-token gaps of the model's profile).
+skipped), and after the last step the task's final text with ``end_turn``.
+
+This module decides what a turn says (``scripted_reply``), its events (``stream_events``) and
+their instants (``token_times``: TTFB, TTFT and inter-token gaps of the request's plan); the
+routes send it on their wire (anthropic_routes.py, and bedrock_routes.py for InvokeModel).
 """
 
 from __future__ import annotations
@@ -17,13 +20,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
-
 from latlab.providers.emulator import anthropic_wire as wire
 from latlab.runner.core.errors import ConfigError
 from latlab.runner.core.tasks import TASK_MARKER, WORKDIR_MARKER, load_task
 
 JSONDict = dict[str, Any]
+Event = tuple[str, JSONDict, bool]  # (event name, data, carries a token)
 JSON_PIECE = 24  # characters of tool input JSON per input_json_delta
 
 
@@ -110,9 +112,9 @@ def _start_block(block: JSONDict) -> JSONDict:
     return {"type": "text", "text": ""} if block["type"] == "text" else {**block, "input": {}}
 
 
-def stream_events(reply: ScriptedReply) -> list[tuple[str, JSONDict, bool]]:
+def stream_events(reply: ScriptedReply) -> list[Event]:
     """Every event after ``message_start``: (name, data, carries a token)."""
-    events: list[tuple[str, JSONDict, bool]] = []
+    events: list[Event] = []
     for index, block in enumerate(reply.content):
         events.append(("content_block_start", {"type": "content_block_start", "index": index,
                                                "content_block": _start_block(block)}, False))
@@ -126,98 +128,3 @@ def token_times(t_first: int, t_last: int, planned: int, n: int) -> list[int]:
     """``n`` token instants from the plan's first token at the plan's inter-token gap."""
     gap = (t_last - t_first) / max(planned - 1, 1)
     return [t_first + round(i * gap) for i in range(n)]
-
-
-async def respond(request: web.Request, plan: Any, reply: ScriptedReply,
-                  input_tokens: int) -> web.StreamResponse:
-    """Send ``reply`` as the plan's timing says (streamed or whole)."""
-    from latlab.providers.emulator.server import sleep_until
-
-    events = stream_events(reply)
-    n = sum(1 for e in events if e[2])
-    times = token_times(plan.token_at[0], plan.token_at[-1], len(plan.token_at), max(n, 1))
-    if not plan.stream:
-        msg = wire.message(plan.message_id, plan.model, reply.content, reply.stop_reason,
-                           input_tokens, n)
-        await sleep_until(times[-1])
-        return web.json_response(msg, headers=plan.headers(), dumps=wire.dumps)
-    headers = {**plan.headers(), "content-type": wire.SSE_CONTENT_TYPE,
-               "cache-control": "no-cache"}
-    resp = web.StreamResponse(status=200, headers=headers)
-    resp.enable_chunked_encoding()
-    try:
-        await sleep_until(plan.ttfb_at)
-        await resp.prepare(request)
-        start = wire.message_start(plan.message_id, plan.model, input_tokens)
-        await resp.write(wire.sse_event("message_start", start))
-        await _write_events(resp, events, times)
-        delta = wire.message_delta(reply.stop_reason, input_tokens, n)
-        await resp.write(wire.sse_event("message_delta", delta) +
-                         wire.sse_event("message_stop", wire.message_stop()))
-        await resp.write_eof()
-    except ConnectionError:
-        pass
-    return resp
-
-
-async def _write_events(resp: web.StreamResponse, events: list[tuple[str, JSONDict, bool]],
-                        times: list[int]) -> None:
-    from latlab.providers.emulator.server import sleep_until
-
-    k = 0
-    for name, data, token in events:
-        if token:
-            await sleep_until(times[k])
-            k += 1
-        await resp.write(wire.sse_event(name, data))
-
-
-async def respond_bedrock(request: web.Request, bp: Any, reply: ScriptedReply) -> Any:
-    """The scripted reply on Bedrock InvokeModel[WithResponseStream] (Bedrock's timing layers
-    included): Anthropic events in ``chunk`` frames, or the whole message as the body."""
-    from latlab.providers.emulator import bedrock_wire as bwire
-    from latlab.providers.emulator.bedrock_routes import write_frame
-    from latlab.providers.emulator.server import STATE_KEY, _send_headers_at, sleep_until
-
-    p, stats = bp.plan, request.app[STATE_KEY].stats
-    events = stream_events(reply)
-    n = max(sum(1 for e in events if e[2]), 1)
-    times = token_times(p.token_at[0], p.token_at[-1], len(p.token_at), n)
-    if not bp.op.stream:
-        message = wire.message(p.message_id, p.model, reply.content, reply.stop_reason,
-                               p.input_tokens, n)
-        headers = bwire.invoke_headers(p.request_id, bp.server_ms(times[-1]), p.input_tokens, n)
-        await sleep_until(times[-1])
-        return web.Response(body=bwire.invoke_body(message, bp.guardrail_action),
-                            headers={**headers, **bp.headers()})
-    resp = web.StreamResponse(status=200, headers={
-        **bwire.stream_headers(p.request_id, True), **bp.headers()})
-    resp.enable_chunked_encoding()
-    try:
-        await _send_headers_at(request, resp, p.ttfb_at, stats)
-        for frame in _bedrock_frames(bp, reply, events, times):
-            await write_frame(resp, stats, frame)
-        await resp.write_eof()
-    except ConnectionError:
-        pass
-    return resp
-
-
-def _bedrock_frames(bp: Any, reply: ScriptedReply, events: list[tuple[str, JSONDict, bool]],
-                    times: list[int]) -> list[tuple[str, bytes, int]]:
-    from latlab.providers.emulator import bedrock_wire as bwire
-
-    p = bp.plan
-    start = wire.message_start(p.message_id, p.model, p.input_tokens)
-    frames = [("message_start", bwire.chunk_frame(start), p.ttfb_at)]
-    at, k = p.ttfb_at, 0
-    for name, data, token in events:
-        if token:
-            at, k = times[k], k + 1
-        frames.append((name, bwire.chunk_frame(data), at))
-    metrics = bwire.invocation_metrics(p.input_tokens, k, bp.server_ms(at), bp.first_byte_ms)
-    delta = wire.message_delta(reply.stop_reason, p.input_tokens, k)
-    return frames + [
-        ("message_delta", bwire.chunk_frame(delta), at),
-        ("message_stop", bwire.chunk_frame(bwire.final_message_stop(metrics, bp.guardrail_action)),
-         at)]

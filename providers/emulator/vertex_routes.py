@@ -19,19 +19,17 @@ from typing import Any
 from aiohttp import web
 
 from latlab.providers.emulator import anthropic_wire as wire
-from latlab.providers.emulator.server import (
-    STATE_KEY,
-    RequestPlan,
-    ServerStats,
-    _validate_body,
+from latlab.providers.emulator.send import (
     capacity_slot,
     counted,
     error_response,
-    forced_fault,
+    plan_admitted,
     read_json_object,
     send_fault,
     send_messages,
+    validate_body,
 )
+from latlab.providers.emulator.state import STATE_KEY, RequestPlan, ServerStats
 
 METHODS = {"rawPredict": False, "streamRawPredict": True}  # method → streamed
 
@@ -56,7 +54,7 @@ async def read_body(request: web.Request, request_id: str) -> dict[str, Any] | w
     if isinstance(body, web.Response):
         return body
     body = {**body, "model": model, "stream": METHODS[method] and bool(body.get("stream", True))}
-    problem = _validate_body(body)
+    problem = validate_body(body)
     return error_response(400, request_id, problem) if problem else body
 
 
@@ -74,8 +72,7 @@ async def handle(request: web.Request, t0_ns: int) -> web.StreamResponse:
         return body
     async with capacity_slot(state, str(body["model"])) as admission:
         try:
-            plan = state.plan(body, t0_ns, request_id,
-                              admission.reject or forced_fault(request), admission.queue_ns)
+            plan = plan_admitted(request, body, t0_ns, request_id, admission)
         except ValueError as exc:
             return error_response(400, request_id, str(exc))
         except KeyError:
