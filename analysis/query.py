@@ -27,6 +27,13 @@ from latlab.runner.core.errors import ConfigError, ResultsError
 from latlab.runner.core.paths import conf_file
 from latlab.runner.core.records import REQUESTS_SCHEMA
 from latlab.runner.core.spans import SPANS_SCHEMA
+from latlab.runner.results.layout import (
+    REQUESTS,
+    SPANS,
+    dataset_folder,
+    run_record_path,
+    runs_folder,
+)
 from latlab.runner.results.write import RUNS_SCHEMA
 
 SQL_DIR = Path(__file__).resolve().parent
@@ -113,14 +120,14 @@ def _create_slo_table(con: duckdb.DuckDBPyConnection, slo: Mapping[str, Any]) ->
 # ---------------------------------------------------------------- sources
 
 
-def _request_files(results_dir: Path, run_id: str, dataset: str = "requests") -> list[str]:
-    run_dir = results_dir / dataset / run_id
+def _request_files(results_dir: Path, run_id: str, dataset: str = REQUESTS) -> list[str]:
+    run_dir = dataset_folder(results_dir, dataset, run_id)
     return sorted(str(p) for p in run_dir.glob("*.parquet") if p.is_file())
 
 
 def known_run_ids(results_dir: Path) -> list[str]:
     """Every run id with a requests directory or a runs file, sorted."""
-    requests_dir, runs_dir = results_dir / "requests", results_dir / "runs"
+    requests_dir, runs_dir = results_dir / REQUESTS, runs_folder(results_dir)
     ids = {p.name for p in requests_dir.glob("*/") if p.is_dir()}
     ids |= {p.stem for p in runs_dir.glob("*.parquet") if p.is_file()}
     return sorted(ids)
@@ -162,9 +169,9 @@ def _create_sources(
             con.from_arrow(table).create(name)
         return {"requests", "runs", "spans"}
     request_files = [f for r in run_ids for f in _request_files(results_dir, r)]
-    run_files = [str(results_dir / "runs" / f"{r}.parquet") for r in run_ids]
+    run_files = [str(run_record_path(results_dir, r)) for r in run_ids]
     run_files = [f for f in run_files if Path(f).is_file()]
-    span_files = [f for r in run_ids for f in _request_files(results_dir, r, "spans")]
+    span_files = [f for r in run_ids for f in _request_files(results_dir, r, SPANS)]
     empty: set[str] = set()
     for name, files, schema in (
         ("requests", request_files, REQUESTS_SCHEMA),

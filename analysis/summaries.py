@@ -27,6 +27,8 @@ from pathlib import Path
 
 import duckdb
 
+from latlab.runner.results.layout import summaries_folder
+
 SUMMARY_VERSION = 1  # bump when this module changes what a kept file holds
 PRECOMPUTE_ROWS = 10_000  # `latlab run` summarizes runs this large (compare: ~25 ms per 10k rows)
 TABLE = "compare_summaries"  # the table load_summaries fills
@@ -36,10 +38,6 @@ NEEDS = ("metric_summaries_of",)  # the views (macros) load_summaries reads
 # one added or renamed fails loudly here.
 COLUMNS = ("run_id VARCHAR, cell VARCHAR, metric VARCHAR, n BIGINT, mean DOUBLE, p50 DOUBLE, "
            "stddev DOUBLE, below BIGINT, band DOUBLE[]")
-
-
-def summary_folder(results_dir: Path, run_id: str) -> Path:
-    return Path(results_dir) / "summaries" / run_id
 
 
 @functools.cache
@@ -84,7 +82,7 @@ def load_summaries(con: duckdb.DuckDBPyConnection) -> None:
     (where,) = con.execute("SELECT getvariable('latlab_results_dir')").fetchone() or ("",)
     results_dir = Path(where)
     kept = {run: path for run, fp in prints.items()
-            if (path := summary_folder(results_dir, run) / f"{fp}.parquet").is_file()}
+            if (path := summaries_folder(results_dir, run) / f"{fp}.parquet").is_file()}
     if kept and not _read_kept(con, list(kept.values())):
         kept = {}
     todo = sorted(set(prints) - set(kept))
@@ -108,7 +106,7 @@ def _read_kept(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> bool:
 def keep(con: duckdb.DuckDBPyConnection, results_dir: Path, run_id: str, stamp: str) -> None:
     """Write ``run_id``'s rows of TABLE as its summary file (atomically), removing older
     ones; a results dir that cannot be written to is left as it is."""
-    folder = summary_folder(results_dir, run_id)
+    folder = summaries_folder(results_dir, run_id)
     target = folder / f"{stamp}.parquet"
     partial = folder / f".{stamp}.{os.getpid()}.partial"
     rows = con.table(TABLE).filter(duckdb.ColumnExpression("run_id")

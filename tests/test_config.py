@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from latlab.runner.app.hydra_app import plain
 from latlab.runner.app.run import validate
+from latlab.runner.config.compose import compose_plain, hydra_initialised
 from latlab.runner.config.validate import check_overrides_for_secrets, find_secrets
 from latlab.runner.core.errors import ConfigError
 from latlab.runner.core.paths import conf_dir
@@ -28,12 +27,12 @@ CONF_GROUPS = sorted(p.name for p in CHECKOUT_CONF.iterdir()
 
 @pytest.fixture(scope="module")
 def hydra_init() -> Iterator[None]:
-    with initialize_config_dir(str(CHECKOUT_CONF), version_base="1.3"):
+    with hydra_initialised():
         yield
 
 
 def composed(overrides: list[str]) -> dict[str, Any]:
-    return plain(compose(config_name="config", overrides=overrides))
+    return compose_plain(overrides)
 
 
 def compatible_overrides(group: str, name: str) -> list[str]:

@@ -21,16 +21,16 @@ from latlab.analysis.summaries import (
     TABLE,
     load_summaries,
     summarize_run,
-    summary_folder,
 )
 from latlab.runner.app.run import keep_summary
+from latlab.runner.results.layout import summaries_folder
 from latlab.runner.results.write import RunRecord
 from tests.test_analysis import write_requests
 from tests.test_compare import CELL, big_runs, make_compare_results, rows
 
 
 def kept(results: Path, run_id: str) -> list[Path]:
-    return sorted(summary_folder(results, run_id).glob("*.parquet"))
+    return sorted(summaries_folder(results, run_id).glob("*.parquet"))
 
 
 def summary_rows(results: Path, run_ids: list[str] | None = None
@@ -146,4 +146,4 @@ def test_summarize_run_of_a_run_without_rows_keeps_nothing(tmp_path: Path) -> No
     (results / "runs" / "empty06.parquet").write_bytes(
         (results / "runs" / "base01.parquet").read_bytes())
     summarize_run(results, "empty06")
-    assert not summary_folder(results, "empty06").exists()
+    assert not summaries_folder(results, "empty06").exists()

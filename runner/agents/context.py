@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from pathlib import Path
 
 from latlab.runner.core.protocol import Endpoint
 from latlab.runner.core.spans import Span
@@ -22,8 +21,7 @@ class SessionContext:
 
     def __init__(self, timer: RequestTimer, endpoints: Mapping[str, Endpoint]) -> None:
         self.timer, self.endpoints = timer, endpoints
-        results_dir = Path(timer.writer.folder).parents[1]
-        self.spans = SpanWriter(results_dir, timer.run_id)
+        self.spans = SpanWriter(timer.writer.results_dir, timer.run_id)
 
     def recorder(self, planned: PlannedRequest, driver: str) -> SpanRecorder:
         cfg = planned.cell.config

@@ -16,6 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from latlab.analysis.query import check_format, open_results, render
+from latlab.runner.app.hydra_app import cell_composer
+from latlab.runner.app.run import RunContext, endpoint_for, run_experiment
+from latlab.runner.config.compose import compose_plain, hydra_initialised
+from latlab.runner.config.precheck import precheck
 from latlab.runner.core.errors import ConfigError, CredentialsError
 
 MODES = ("auto", "emulator", "real")
@@ -39,8 +43,6 @@ def base_overrides(provider: str, model: str, requests: int, results: Path,
 
 def wants_emulator(cfg: Mapping[str, Any], mode: str) -> bool:
     """Emulate when asked to, or (auto) when the provider has no credentials."""
-    from latlab.runner.app.run import endpoint_for
-
     if mode == "emulator" or cfg["provider"].get("emulate"):
         return True
     try:
@@ -55,21 +57,12 @@ def wants_emulator(cfg: Mapping[str, Any], mode: str) -> bool:
 def probe(provider: str, model: str, requests: int, results: Path, mode: str,
           extra: Sequence[str]) -> str:
     """One small run for ``provider``; returns its run id."""
-    from hydra import compose, initialize_config_dir, initialize_config_module
-
-    from latlab.runner.app.hydra_app import cell_composer, config_path, plain
-    from latlab.runner.app.run import RunContext, run_experiment
-    from latlab.runner.config.precheck import precheck
-
     overrides = base_overrides(provider, model, requests, results, extra)
-    precheck(config_path(), overrides)  # bad names or keys: one line, exit 2
-    where = config_path()
-    init = (initialize_config_module("latlab.conf", version_base="1.3")
-            if where.startswith("pkg://") else initialize_config_dir(where, version_base="1.3"))
-    with init:
-        cfg = plain(compose(config_name="config", overrides=overrides))
+    precheck(overrides)  # bad names or keys: one line, exit 2
+    with hydra_initialised():
+        cfg = compose_plain(overrides)
         overrides.append(f"emulate={str(wants_emulator(cfg, mode)).lower()}")
-        cfg = plain(compose(config_name="config", overrides=overrides))
+        cfg = compose_plain(overrides)
         context = RunContext(cell_composer(overrides), overrides, {"provider": provider})
         return run_experiment(cfg, context).run_id
 

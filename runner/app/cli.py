@@ -34,7 +34,7 @@ def experiments_searchpath(directory: Path) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from latlab.runner.app.hydra_app import config_path, hydra_main
+    from latlab.runner.app.hydra_app import hydra_main
     from latlab.runner.config.precheck import precheck
     from latlab.runner.config.validate import check_overrides_for_secrets
     from latlab.runner.results.write import ensure_writable
@@ -44,9 +44,9 @@ def cmd_run(args: argparse.Namespace) -> None:
         overrides.append(experiments_searchpath(args.experiments_dir))
     check_overrides_for_secrets(overrides)
     if not any(a.startswith("-") for a in overrides):
-        ensure_writable(Path(precheck(config_path(), overrides)))
+        ensure_writable(Path(precheck(overrides)))
     elif any(a in ("-m", "--multirun") for a in overrides):
-        checked = precheck(config_path(), [o for o in overrides if not o.startswith("-")])
+        checked = precheck([o for o in overrides if not o.startswith("-")])
         ensure_writable(Path(checked))
     hydra_main(overrides)
 

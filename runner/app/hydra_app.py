@@ -13,9 +13,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from latlab.runner.app.run import Composer, RunContext, RunInterrupted, RunSummary, run_experiment
+from latlab.runner.config.compose import HYDRA_VERSION_BASE, plain
 from latlab.runner.core.errors import LatlabError
 from latlab.runner.core.paths import HYDRA_CONFIG_PATH
 
@@ -42,12 +43,6 @@ def cell_composer(base_overrides: Sequence[str]) -> Composer:
         return plain(cfg)
 
     return compose
-
-
-def plain(cfg: DictConfig) -> dict[str, Any]:
-    container = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(container, dict)
-    return {str(k): v for k, v in container.items()}
 
 
 def job_overrides() -> list[str]:
@@ -105,5 +100,6 @@ def hydra_main(argv: Sequence[str]) -> None:
     import hydra
 
     sys.argv = ["latlab run", *argv]
-    main = hydra.main(version_base="1.3", config_path=config_path(), config_name="config")(task)
+    main = hydra.main(version_base=HYDRA_VERSION_BASE, config_path=config_path(),
+                      config_name="config")(task)
     main()

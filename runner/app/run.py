@@ -158,7 +158,7 @@ async def _drive(cells: list[Cell], endpoints: dict[str, Endpoint], record: RunR
                  writer: RequestWriter, plan: list[PlannedRequest], stats: RunStats) -> None:
     label = record.run_name or record.run_id
     if record.workers > 1:  # one event loop per worker process: runner/engine/workers.py
-        job = WorkerJob(record.run_id, str(writer.folder.parents[1]), cells, endpoints, plan,
+        job = WorkerJob(record.run_id, str(writer.results_dir), cells, endpoints, plan,
                         record.workers)
         await drive_workers(job, stats, writer, label)
         return
@@ -263,7 +263,7 @@ def _execute(cells: list[Cell], endpoints: dict[str, Endpoint], record: RunRecor
         record.requests, record.errors = writer.rows_written, stats.errors
         record.loop_lag_p99_ms = stats.load.loop_lag_p99_ms
         record.client_cpu_pct = stats.load.cpu_pct
-        write_run_record(Path(writer.folder).parents[1], record)
+        write_run_record(writer.results_dir, record)
         if not has_sessions(cells):  # agent sessions run tools in this process: lag is expected
             warn_if_client_bound(stats, record.workers)
     return stats

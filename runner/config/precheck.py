@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from latlab.runner.config.compose import hydra_initialised
 from latlab.runner.core.errors import ConfigError
 
 
@@ -33,12 +34,12 @@ def _expanded(overrides: Sequence[str]) -> list[list[str]]:
     return combos
 
 
-def precheck(config_dir: str, overrides: Sequence[str]) -> str:
+def precheck(overrides: Sequence[str]) -> str:
     """Compose the config for the given overrides; ConfigError with Hydra's first line.
 
     Returns the first composition's ``results_dir`` (checked for writing by the caller
     before Hydra creates its job folders there)."""
-    from hydra import compose, initialize_config_dir, initialize_config_module
+    from hydra import compose
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -46,10 +47,7 @@ def precheck(config_dir: str, overrides: Sequence[str]) -> str:
             if not o.lstrip("+~").startswith("hydra") or o.startswith("hydra.searchpath")]
     try:
         combos = _expanded(user)
-        init = (initialize_config_module("latlab.conf", version_base="1.3")
-                if config_dir.startswith("pkg://")
-                else initialize_config_dir(config_dir, version_base="1.3"))
-        with init:
+        with hydra_initialised():
             results = [str(compose(config_name="config", overrides=c).results_dir) for c in combos]
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
         raise ConfigError(one_line(str(exc))) from exc

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from latlab.runner.core.errors import ConfigError, ResultsError
+from latlab.runner.results.layout import requests_folder, run_record_path
 from latlab.runner.results.write import RunRecord
 
 Done = set[tuple[str, int, bool]]
@@ -23,7 +24,7 @@ Done = set[tuple[str, int, bool]]
 
 def load_run_record(results_dir: Path, run_id: str) -> RunRecord:
     """The ``runs`` row of ``run_id``; ConfigError if there is no such run."""
-    path = results_dir / "runs" / f"{run_id}.parquet"
+    path = run_record_path(results_dir, run_id)
     if not path.is_file():
         raise ConfigError(f"resume: no run {run_id} under {results_dir}/runs")
     try:
@@ -37,7 +38,7 @@ def load_run_record(results_dir: Path, run_id: str) -> RunRecord:
 def finished_requests(results_dir: Path, run_id: str) -> Done:
     """(cell, iteration, warmup) of every row already written for ``run_id``."""
     done: Done = set()
-    for path in sorted((results_dir / "requests" / run_id).glob("*.parquet")):
+    for path in sorted(requests_folder(results_dir, run_id).glob("*.parquet")):
         table = pq.read_table(path, columns=["cell", "iteration", "warmup"])
         for row in table.to_pylist():
             done.add((str(row["cell"]), int(row["iteration"]), bool(row["warmup"])))

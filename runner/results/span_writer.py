@@ -22,6 +22,7 @@ import pyarrow as pa
 from latlab.runner.core.secrets import redact, secret_values
 from latlab.runner.core.spans import _FIELDS, SPANS_SCHEMA, Span, new_span_id
 from latlab.runner.results import storage
+from latlab.runner.results.layout import spans_folder
 from latlab.runner.results.write import atomic_write_table
 
 
@@ -37,7 +38,7 @@ class SpanWriter:
     """Buffers spans and writes them as small Parquet files under ``spans/<run_id>/``."""
 
     def __init__(self, results_dir: Path, run_id: str, batch_rows: int = 256) -> None:
-        self.folder = Path(results_dir) / "spans" / run_id
+        self.folder = spans_folder(results_dir, run_id)
         if not storage.is_remote(self.folder):
             self.folder.mkdir(parents=True, exist_ok=True)
         self.batch_rows = batch_rows

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from latlab.runner.core.errors import ResultsError
 from latlab.runner.core.records import PARQUET_COMPRESSION
+from latlab.runner.results.layout import PER_RUN_FOLDERS
 
 SCHEME = "s3:"
 
@@ -102,7 +103,7 @@ def read_source(location: Path | str, name: str, ids: list[str],
     missing columns are null)."""
     fs, root = filesystem(), _key(location)
     files = [p for p in _parquet_under(fs, f"{root}/{name}")
-             if (p.split("/")[-2] if name in ("requests", "spans")
+             if (p.split("/")[-2] if name in PER_RUN_FOLDERS
                  else p.split("/")[-1][:-8]) in ids]
     if not files:
         return schema.empty_table()

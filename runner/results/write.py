@@ -33,6 +33,7 @@ from latlab.runner.core.errors import ResultsError
 from latlab.runner.core.records import PARQUET_COMPRESSION, REQUESTS_SCHEMA, RequestRow
 from latlab.runner.core.secrets import redact, secret_values
 from latlab.runner.results import storage
+from latlab.runner.results.layout import requests_folder, run_record_path, runs_folder
 
 RUNS_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("started_at", pa.timestamp("us", tz="UTC")),
@@ -112,7 +113,8 @@ class RequestWriter:
 
     def __init__(self, results_dir: Path, run_id: str, batch_rows: int = 64,
                  max_age_s: float = 2.0, background: bool = False) -> None:
-        self.folder = results_dir / "requests" / run_id
+        self.results_dir = results_dir
+        self.folder = requests_folder(results_dir, run_id)
         if not storage.is_remote(self.folder):
             self.folder.mkdir(parents=True, exist_ok=True)
         self.batch_rows, self.max_age_s, self.background = batch_rows, max_age_s, background
@@ -199,8 +201,8 @@ class RunRecord:
 
 
 def write_run_record(results_dir: Path, record: RunRecord) -> None:
-    folder = results_dir / "runs"
+    folder = runs_folder(results_dir)
     if not storage.is_remote(folder):
         folder.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pylist([dataclasses.asdict(record)], schema=RUNS_SCHEMA)
-    atomic_write_table(table, folder / f"{record.run_id}.parquet")
+    atomic_write_table(table, run_record_path(results_dir, record.run_id))
