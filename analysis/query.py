@@ -25,7 +25,7 @@ import yaml
 from latlab.analysis import OUTPUT_FORMATS
 from latlab.runner.core.errors import ConfigError, ResultsError
 from latlab.runner.core.paths import conf_file
-from latlab.runner.core.records import REQUESTS_SCHEMA
+from latlab.runner.core.records import REQUESTS_SCHEMA, RUNS_SCHEMA
 from latlab.runner.core.spans import SPANS_SCHEMA
 from latlab.runner.results.layout import (
     REQUESTS,
@@ -34,7 +34,6 @@ from latlab.runner.results.layout import (
     run_record_path,
     runs_folder,
 )
-from latlab.runner.results.write import RUNS_SCHEMA
 
 SQL_DIR = Path(__file__).resolve().parent
 GRADES = ("A", "B", "C", "D")

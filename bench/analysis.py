@@ -68,7 +68,7 @@ def generate(folder: Path, rows: int, runs: int) -> list[str]:
     """Write the synthetic results set once (kept between invocations of the same size)."""
     import duckdb
 
-    from latlab.runner.results.write import RUNS_SCHEMA
+    from latlab.runner.core.records import RUNS_SCHEMA
 
     ids = [f"20260101T00000{r}Z-bench{r}" for r in range(runs)]
     stamp = folder / f".rows-{rows}-runs-{runs}"

@@ -40,8 +40,7 @@ from latlab.analysis.query import (
     validate_slo,
 )
 from latlab.runner.core.errors import ConfigError, ResultsError
-from latlab.runner.core.records import REQUESTS_SCHEMA, RequestRow
-from latlab.runner.results.write import RUNS_SCHEMA
+from latlab.runner.core.records import REQUESTS_SCHEMA, RUNS_SCHEMA, RequestRow
 
 OLD, NEW = "bbb111", "aaa222"
 T0 = datetime(2025, 1, 1, tzinfo=UTC)

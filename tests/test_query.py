@@ -62,8 +62,8 @@ def test_needs_opens_only_the_views_a_command_reads(tmp_path: Path) -> None:
     import duckdb
 
     from latlab.analysis.query import _create_empty
+    from latlab.runner.core.records import RUNS_SCHEMA
     from latlab.runner.core.spans import SPANS_SCHEMA
-    from latlab.runner.results.write import RUNS_SCHEMA
 
     results = tmp_path / "results"
     write_first_schema_run(results)

@@ -23,8 +23,8 @@ from latlab.analysis.summaries import (
     summarize_run,
 )
 from latlab.runner.app.run import keep_summary
+from latlab.runner.core.records import RunRecord
 from latlab.runner.results.layout import summaries_folder
-from latlab.runner.results.write import RunRecord
 from tests.test_analysis import write_requests
 from tests.test_compare import CELL, big_runs, make_compare_results, rows
 

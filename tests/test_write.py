@@ -80,9 +80,8 @@ def test_damaged_parquet_is_a_clear_error_not_a_traceback(tmp_path: Path) -> Non
 
 def test_every_column_is_documented() -> None:
     """docs/columns.md names every column of the three datasets (requests, runs, spans)."""
-    from latlab.runner.core.records import REQUESTS_SCHEMA
+    from latlab.runner.core.records import REQUESTS_SCHEMA, RUNS_SCHEMA
     from latlab.runner.core.spans import SPANS_SCHEMA
-    from latlab.runner.results.write import RUNS_SCHEMA
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "columns.md").read_text()
     for schema in (REQUESTS_SCHEMA, RUNS_SCHEMA, SPANS_SCHEMA):

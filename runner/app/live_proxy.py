@@ -20,9 +20,10 @@ from typing import Any
 
 from latlab.runner.agents.claude_code import record_call, tool_span
 from latlab.runner.agents.proxy import HOOK_PATH, ProxiedCall, RecordingProxy
+from latlab.runner.core.records import RunRecord
 from latlab.runner.core.spans import Span
 from latlab.runner.results.span_writer import SpanRecorder, SpanWriter
-from latlab.runner.results.write import RunRecord, ensure_writable, write_run_record
+from latlab.runner.results.write import ensure_writable, write_run_record
 
 
 @dataclass

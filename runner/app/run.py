@@ -30,6 +30,7 @@ from latlab.runner.config import validate as checks
 from latlab.runner.config.prompts import load_prompts
 from latlab.runner.core.errors import ConfigError, ResultsError
 from latlab.runner.core.protocol import DUMMY_KEY, Endpoint, is_loopback
+from latlab.runner.core.records import RunRecord
 from latlab.runner.core.timing import new_event_loop
 from latlab.runner.engine.batches import build_batch, check_extras
 from latlab.runner.engine.execute import RequestTimer, RunStats, build_runtimes, close_providers
@@ -45,7 +46,7 @@ from latlab.runner.engine.progress import console, live_progress, warn_if_client
 from latlab.runner.engine.schedule import run_plan
 from latlab.runner.engine.workers import WorkerJob, drive_workers, workers_for
 from latlab.runner.results.resume import Done, check_same_config, finished_requests, load_run_record
-from latlab.runner.results.write import RequestWriter, RunRecord, ensure_writable, write_run_record
+from latlab.runner.results.write import RequestWriter, ensure_writable, write_run_record
 
 Composer = Callable[[list[str]], dict[str, Any]]
 

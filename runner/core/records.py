@@ -1,4 +1,5 @@
-"""Records: what a provider measures (``Measurement``) and the Parquet row (``RequestRow``).
+"""Records: what a provider measures (``Measurement``), the Parquet row (``RequestRow``) and
+the run record (``RunRecord``); spans are in core/spans.py.
 
 Column names, units and definitions are documented in docs/columns.md; the
 Arrow schema below is generated from these dataclasses, so they are the one
@@ -8,6 +9,7 @@ definition of the ``requests`` dataset.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,9 +54,9 @@ class Measurement:
         return self.error_type is None
 
 
-@dataclass
-class RequestRow:
-    """One row of the ``requests`` dataset: the cell's context plus the measurement."""
+@dataclass(kw_only=True)
+class RowContext:
+    """Where a request was made: the cell's context, the columns before its measurement."""
 
     run_id: str
     cell: str
@@ -75,28 +77,13 @@ class RequestRow:
     worker: int = 0
     scheduled_ms: float | None = None  # planned send time, ms after the run's t0
     send_delay_ms: float | None = None  # actual send minus planned send (client queueing)
-    connect_ms: float | None = None
-    tls_ms: float | None = None
-    ttfb_ms: float | None = None
-    ttft_ms: float | None = None
-    generation_ms: float | None = None
-    total_ms: float | None = None
-    itl_ms: list[float] = field(default_factory=list)
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cache_read_tokens: int | None = None
-    cache_write_tokens: int | None = None
-    output_tps: float | None = None
-    server_latency_ms: float | None = None
-    server_first_byte_ms: float | None = None
-    stop_reason: str | None = None
-    status: int | None = None
-    error_type: str | None = None
-    error_message: str | None = None
-    request_id: str | None = None
-    retries: int = 0
-    new_connection: bool | None = None
-    guardrail_action: str | None = None
+
+
+@dataclass(kw_only=True)
+class RequestRow(Measurement, RowContext):
+    """One row of the ``requests`` dataset: the cell's context, the measurement (the fields of
+    ``Measurement``, in its order) and what the runner adds after it. Columns in that order."""
+
     prompt_index: int = 0
     prompt_label: str | None = None
     cost_usd: float | None = None
@@ -115,8 +102,6 @@ class RequestRow:
     route_correct: bool | None = None  # routing: route == the prompt's label
     client_cache: str | None = None  # semantic_cache: hit | miss (client-side cache)
     client_cache_correct: bool | None = None  # semantic_cache hits: cached answer fits the prompt
-    ttft_reasoning_ms: float | None = None  # t_start → first reasoning delta (OpenAI-compatible)
-    usage_source: str | None = None  # "api": token counts from the API; "client": counted here
     client_version: str | None = None  # version of the client library named in `client`
 
     @classmethod
@@ -129,23 +114,62 @@ class RequestRow:
         return row
 
 
-_MEASUREMENT_FIELDS = [f.name for f in dataclasses.fields(Measurement) if f.name != "text"]
+NOT_COLUMNS = frozenset({"text"})  # Measurement.text: the answer, read by batches, never written
+_MEASUREMENT_FIELDS = [f.name for f in dataclasses.fields(Measurement)
+                       if f.name not in NOT_COLUMNS]
+ROW_COLUMNS = [f.name for f in dataclasses.fields(RequestRow) if f.name not in NOT_COLUMNS]
 
+# The one mapping from a record's field annotations to Arrow types (requests, runs, spans).
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "str": pa.string(),
     "bool": pa.bool_(),
     "int": pa.int64(),
     "float": pa.float64(),
     "list[float]": pa.list_(pa.float64()),
-    "Any": pa.timestamp("us", tz="UTC"),
+    "list[str]": pa.list_(pa.string()),
+    "Any": pa.timestamp("us", tz="UTC"),  # datetimes (UTC, µs)
+    "datetime": pa.timestamp("us", tz="UTC"),
+    "dict[str, Any]": pa.string(),  # written as JSON text
 }
 
 
-def _arrow_type(annotation: str) -> pa.DataType:
-    base = annotation.replace(" | None", "").strip()
-    return _ARROW_TYPES[base]
+def arrow_schema(record: type, skip: Collection[str] = ()) -> pa.Schema:
+    """The Arrow schema of a record dataclass: its fields in order, private ones and ``skip``
+    left out, ``X | None`` nullable X."""
+    return pa.schema([
+        pa.field(f.name, _ARROW_TYPES[str(f.type).replace(" | None", "").strip()])
+        for f in dataclasses.fields(record) if not f.name.startswith("_") and f.name not in skip
+    ])
 
 
-REQUESTS_SCHEMA = pa.schema(
-    [pa.field(f.name, _arrow_type(str(f.type))) for f in dataclasses.fields(RequestRow)]
-)
+REQUESTS_SCHEMA = arrow_schema(RequestRow, NOT_COLUMNS)
+
+
+@dataclass
+class RunRecord:
+    """The ``runs`` row of one run; rewritten at the end with status and counts."""
+
+    run_id: str
+    started_at: Any
+    ended_at: Any = None
+    status: str = "running"
+    run_name: str | None = None
+    latlab_version: str = ""
+    host: str = ""
+    python_version: str = ""
+    config_yaml: str = ""
+    overrides: list[str] = field(default_factory=list)
+    choices_json: str = "{}"
+    experiment: str | None = None
+    sweep_job: int | None = None
+    cells: int = 0
+    requests: int = 0
+    errors: int = 0
+    emulator_json: str | None = None
+    resumes: int = 0
+    loop_lag_p99_ms: float | None = None
+    client_cpu_pct: float | None = None
+    workers: int = 1
+
+
+RUNS_SCHEMA = arrow_schema(RunRecord)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import pyarrow as pa
+from latlab.runner.core.records import arrow_schema
 
 KINDS = ("session", "turn", "model_call", "tool_call", "http_call")
 CATEGORIES = ("model", "bash", "mcp", "file", "cli", "http", "other")
@@ -76,15 +76,8 @@ class Span:
         self.error_message = message[:300] if message else None
 
 
-_TYPES: dict[str, pa.DataType] = {
-    "str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(),
-    "datetime": pa.timestamp("us", tz="UTC"),
-}
 _FIELDS = [f for f in dataclasses.fields(Span) if not f.name.startswith("_")]
-SPANS_SCHEMA = pa.schema(
-    [pa.field(f.name, _TYPES[str(f.type).replace(" | None", "")]) for f in _FIELDS
-     if f.name != "attributes"] + [pa.field("attributes", pa.string())]
-)
+SPANS_SCHEMA = arrow_schema(Span)
 
 
 def category_for_tool(name: str, command: str | None = None) -> str:

@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 import yaml
 
 from latlab.runner.core.errors import ConfigError, ResultsError
+from latlab.runner.core.records import RunRecord
 from latlab.runner.results.layout import requests_folder, run_record_path
-from latlab.runner.results.write import RunRecord
 
 Done = set[tuple[str, int, bool]]
 

@@ -21,7 +21,6 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,22 +29,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from latlab.runner.core.errors import ResultsError
-from latlab.runner.core.records import PARQUET_COMPRESSION, REQUESTS_SCHEMA, RequestRow
+from latlab.runner.core.records import (
+    PARQUET_COMPRESSION,
+    REQUESTS_SCHEMA,
+    ROW_COLUMNS,
+    RUNS_SCHEMA,
+    RequestRow,
+    RunRecord,
+)
 from latlab.runner.core.secrets import redact, secret_values
 from latlab.runner.results import storage
 from latlab.runner.results.layout import requests_folder, run_record_path, runs_folder
-
-RUNS_SCHEMA = pa.schema([
-    ("run_id", pa.string()), ("started_at", pa.timestamp("us", tz="UTC")),
-    ("ended_at", pa.timestamp("us", tz="UTC")), ("status", pa.string()),
-    ("run_name", pa.string()), ("latlab_version", pa.string()), ("host", pa.string()),
-    ("python_version", pa.string()), ("config_yaml", pa.string()),
-    ("overrides", pa.list_(pa.string())), ("choices_json", pa.string()),
-    ("experiment", pa.string()), ("sweep_job", pa.int64()), ("cells", pa.int64()),
-    ("requests", pa.int64()), ("errors", pa.int64()), ("emulator_json", pa.string()),
-    ("resumes", pa.int64()), ("loop_lag_p99_ms", pa.float64()),
-    ("client_cpu_pct", pa.float64()), ("workers", pa.int64()),
-])
 
 
 def atomic_write_table(table: pa.Table | list[dict[str, Any]], path: Path) -> None:
@@ -79,7 +73,7 @@ def ensure_writable(results_dir: Path) -> None:
                            f"{exc.strerror or exc}") from exc
 
 
-_ROW_FIELDS = [f.name for f in dataclasses.fields(RequestRow)]
+
 _background: ThreadPoolExecutor | None = None
 
 
@@ -160,7 +154,7 @@ class RequestWriter:
 
     def _write_batch(self, wait: bool) -> None:
         if self.buffer:
-            rows = [{name: getattr(r, name) for name in _ROW_FIELDS} for r in self.buffer]
+            rows = [{name: getattr(r, name) for name in ROW_COLUMNS} for r in self.buffer]
             name = f"part-{self.files:05d}-{os.getpid()}-{secrets.token_hex(3)}.parquet"
             self.pending.append(_background_writer().submit(
                 atomic_write_table, rows, self.folder / name))
@@ -171,33 +165,6 @@ class RequestWriter:
         self.pending = [f for f in self.pending if f not in done]
         for future in done:
             future.result()  # a failed write raises its ResultsError here
-
-
-@dataclass
-class RunRecord:
-    """The ``runs`` row of one run; rewritten at the end with status and counts."""
-
-    run_id: str
-    started_at: Any
-    ended_at: Any = None
-    status: str = "running"
-    run_name: str | None = None
-    latlab_version: str = ""
-    host: str = ""
-    python_version: str = ""
-    config_yaml: str = ""
-    overrides: list[str] = dataclasses.field(default_factory=list)
-    choices_json: str = "{}"
-    experiment: str | None = None
-    sweep_job: int | None = None
-    cells: int = 0
-    requests: int = 0
-    errors: int = 0
-    emulator_json: str | None = None
-    resumes: int = 0
-    loop_lag_p99_ms: float | None = None
-    client_cpu_pct: float | None = None
-    workers: int = 1
 
 
 def write_run_record(results_dir: Path, record: RunRecord) -> None:
