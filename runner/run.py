@@ -261,6 +261,7 @@ def _execute(cells: list[Cell], endpoints: dict[str, Endpoint], record: RunRecor
         record.ended_at = datetime.now(UTC)
         record.requests, record.errors = writer.rows_written, stats.errors
         record.loop_lag_p99_ms = stats.load.loop_lag_p99_ms
+        record.loop_lag_max_ms = stats.load.loop_lag_max_ms
         record.client_cpu_pct = stats.load.cpu_pct
         write_run_record(Path(writer.folder).parents[1], record)
         if not has_sessions(cells):  # agent sessions run tools in this process: lag is expected

@@ -44,6 +44,7 @@ RUNS_SCHEMA = pa.schema([
     ("requests", pa.int64()), ("errors", pa.int64()), ("emulator_json", pa.string()),
     ("resumes", pa.int64()), ("loop_lag_p99_ms", pa.float64()),
     ("client_cpu_pct", pa.float64()), ("workers", pa.int64()),
+    ("loop_lag_max_ms", pa.float64()),
 ])
 
 
@@ -196,6 +197,7 @@ class RunRecord:
     loop_lag_p99_ms: float | None = None
     client_cpu_pct: float | None = None
     workers: int = 1
+    loop_lag_max_ms: float | None = None
 
 
 def write_run_record(results_dir: Path, record: RunRecord) -> None:
