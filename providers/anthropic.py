@@ -20,6 +20,7 @@ from providers.failures import error_type_for_status
 from providers.http import (
     ConnectionTiming,
     httpcore_trace,
+    open_stream,
     read_stream,
     timed_exchange,
 )
@@ -142,8 +143,8 @@ class AnthropicProvider:
         extensions = {"trace": httpcore_trace(conn)} if self.transport == "httpcore" else {}
         clock.t_start = now_ns()
         headers = self.request_headers()
-        async with self.client.stream("POST", self.url_for(spec), json=self.body_for(spec),
-                                      headers=headers, extensions=extensions) as response:
+        async with open_stream(self.client, "POST", self.url_for(spec), json=self.body_for(spec),
+                               headers=headers, extensions=extensions) as response:
             clock.headers()
             m.status = response.status_code
             m.request_id = response.headers.get("request-id")

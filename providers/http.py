@@ -16,10 +16,11 @@ opened the connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import sys
 import types
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Protocol
@@ -174,6 +175,26 @@ class StreamEvents(Protocol):
     def feed(self, chunk: bytes, arrival_ns: int) -> None: ...
 
     def close(self) -> None: ...
+
+
+@contextlib.asynccontextmanager
+async def open_stream(client: httpx.AsyncClient, method: str, url: str,
+                      **kwargs: Any) -> AsyncIterator[httpx.Response]:
+    """``client.stream(...)``, then the response let go of its body stream: httpx links the
+    two both ways (a reference cycle), so every request left ~50 objects (aiohttp's response,
+    headers, trace) that only the cyclic collector could free; their full collections
+    stalled the timing loop for 30-120 ms mid-run (docs/benchmarks.md, "Fidelity of latlab
+    run"). Freed by reference counting instead, the moment the exchange ends."""
+    response: httpx.Response | None = None
+    try:
+        async with client.stream(method, url, **kwargs) as response:
+            yield response
+    finally:
+        if response is not None:
+            response.stream = _EMPTY
+
+
+_EMPTY = httpx.ByteStream(b"")
 
 
 async def read_stream(response: httpx.Response, events: StreamEvents, clock: StreamClock) -> None:

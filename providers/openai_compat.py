@@ -28,6 +28,7 @@ from providers.http import (
     ConnectionTiming,
     finish_measurement,
     httpcore_trace,
+    open_stream,
     read_stream,
     timed_exchange,
 )
@@ -169,8 +170,8 @@ class OpenAICompatProvider:
                         conn: ConnectionTiming) -> None:
         extensions = {"trace": httpcore_trace(conn)} if self.transport == "httpcore" else {}
         clock.t_start = now_ns()
-        async with self.client.stream("POST", self.url, json=chat_body(spec),
-                                      headers=self.headers, extensions=extensions) as response:
+        async with open_stream(self.client, "POST", self.url, json=chat_body(spec),
+                               headers=self.headers, extensions=extensions) as response:
             clock.headers()
             m.status = response.status_code
             m.request_id = response.headers.get("x-request-id")

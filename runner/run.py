@@ -30,6 +30,7 @@ from runner import config as checks
 from runner.batches import build_batch, check_extras
 from runner.errors import ConfigError, ResultsError
 from runner.execute import RequestTimer, RunStats, build_runtimes, close_providers
+from runner.heap import quiet_heap
 from runner.lag import LagMonitor
 from runner.plan import Cell, PlannedRequest, expand_cells, flatten_matrix, plan_requests
 from runner.progress import console, live_progress, warn_if_client_bound
@@ -166,8 +167,9 @@ async def _drive(cells: list[Cell], endpoints: dict[str, Endpoint], record: RunR
     monitor = timer.monitor = LagMonitor(cpu_clock=time.thread_time)  # not the emulator's
     sessions = SessionTimer(timer, endpoints) if has_sessions(cells) else None  # runner/session.py
     try:
-        async with live_progress(stats, label), monitor.running(), writer.flushing():
-            await run_plan(plan, sessions.send_one if sessions else timer.send_one)
+        with quiet_heap():  # runner/heap.py: no full collection stalls the loop mid-run
+            async with live_progress(stats, label), monitor.running(), writer.flushing():
+                await run_plan(plan, sessions.send_one if sessions else timer.send_one)
     finally:
         stats.load = monitor.summary()
         await close_providers(runtimes)

@@ -23,7 +23,6 @@ import contextlib
 import multiprocessing as mp
 import queue
 import signal
-import sys
 import threading
 import time
 import traceback
@@ -38,6 +37,7 @@ from typing import Any
 from providers import Endpoint
 from runner.errors import LatlabError
 from runner.execute import RequestTimer, RowNote, RunStats, build_runtimes, close_providers
+from runner.heap import quiet_heap
 from runner.lag import ClientLoad, LagMonitor
 from runner.plan import Cell, PlannedRequest
 from runner.progress import live_progress
@@ -154,8 +154,9 @@ class WorkerProcess:
         threading.Thread(target=self._read_commands, args=(loop,), daemon=True).start()
         self.events.put(("ready", self.index, None))
         try:
-            async with monitor.running(), writer.flushing():
-                await self._run_groups(timer)
+            with quiet_heap():
+                async with monitor.running(), writer.flushing():
+                    await self._run_groups(timer)
         finally:
             stats.send()
             writer.flush()
@@ -180,7 +181,6 @@ class WorkerProcess:
 def worker_main(index: int, job: WorkerJob, commands: Connection, events: Any) -> None:
     """Entry point of a worker process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    sys.setswitchinterval(0.001)  # the Parquet writer thread yields the GIL to the loop sooner
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
             runner.run(WorkerProcess(index, job, commands, events).serve())
