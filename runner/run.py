@@ -250,7 +250,8 @@ def _execute(cells: list[Cell], endpoints: dict[str, Endpoint], record: RunRecor
              writer: RequestWriter, plan: list[PlannedRequest]) -> RunStats:
     """Run the event loop; on Ctrl-C flush what was measured and mark the run interrupted."""
     record.workers = workers_for(cells)
-    stats = RunStats(total=len(plan), limit_ms=client_lag_limit_ms(cells))
+    stats = RunStats(total=len(plan), limit_ms=client_lag_limit_ms(cells),
+                     streams=max_streams(cells))
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as loop_runner:
             loop_runner.run(_drive(cells, endpoints, record, writer, plan, stats))
@@ -269,6 +270,13 @@ def _execute(cells: list[Cell], endpoints: dict[str, Endpoint], record: RunRecor
         if not has_sessions(cells):  # agent sessions run tools in this process: lag is expected
             warn_if_client_bound(stats, record.workers)
     return stats
+
+
+def max_streams(cells: list[Cell]) -> int:
+    """Requests in flight at once at most: closed loop ``concurrency``, open loop
+    ``max_in_flight`` (the largest among the cells)."""
+    return max(int(c.workload.get("max_in_flight", 256)) if c.workload.get("rate")
+               else int(c.workload["concurrency"]) for c in cells)
 
 
 def client_lag_limit_ms(cells: list[Cell]) -> float:
