@@ -119,7 +119,7 @@ class AnthropicProvider:
     def __init__(self, client: httpx.AsyncClient, base_url: str, api_key: str,
                  transport: str = "aiohttp") -> None:
         self.client = client
-        self.url = base_url.rstrip("/") + "/v1/messages"
+        self.url = httpx.URL(base_url.rstrip("/") + "/v1/messages")  # parsed once
         self.headers = {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION,
                         "content-type": "application/json"}
         self.transport = transport
@@ -127,7 +127,7 @@ class AnthropicProvider:
     async def send(self, spec: RequestSpec) -> Measurement:
         return await timed_exchange(partial(self._exchange, spec), spec.timeout_s)
 
-    def url_for(self, spec: RequestSpec) -> str:
+    def url_for(self, spec: RequestSpec) -> str | httpx.URL:
         """Where ``spec`` is sent (Vertex puts the model and operation in the path)."""
         return self.url
 

@@ -99,7 +99,7 @@ class ChatStream:
 
     def feed(self, chunk: bytes, arrival_ns: int) -> None:
         for event in self.decoder.feed(chunk):
-            if event.data.startswith("[DONE]"):
+            if event.data.startswith(b"[DONE]"):
                 self.finished = True
             elif event.data:
                 self.handle(json.loads(event.data), arrival_ns)
@@ -117,7 +117,7 @@ class ChatStream:
 
     def choice(self, choice: Mapping[str, Any], arrival_ns: int) -> None:
         delta = choice.get("delta") or {}
-        if any(delta.get(key) for key in REASONING_KEYS):
+        if delta.get(REASONING_KEYS[0]) or delta.get(REASONING_KEYS[1]):
             self.deltas += 1
             if self.t_first_reasoning is None:
                 self.t_first_reasoning = arrival_ns
@@ -159,7 +159,7 @@ class OpenAICompatProvider:
     def __init__(self, client: httpx.AsyncClient, base_url: str, api_key: str,
                  transport: str = "aiohttp") -> None:
         self.client = client
-        self.url = chat_url(base_url)
+        self.url = httpx.URL(chat_url(base_url))  # parsed once, not per request
         self.headers = {"authorization": f"Bearer {api_key}", "content-type": "application/json"}
         self.transport = transport
 

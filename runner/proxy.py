@@ -123,7 +123,7 @@ class ProxiedCall:
                 event = json.loads(inner)
                 self._event(str(event.get("type")), inner.decode(), now_ns)
 
-    def _event(self, name: str, data_text: str, now_ns: int) -> None:
+    def _event(self, name: str, data_text: str | bytes, now_ns: int) -> None:
         if name == "content_block_delta" and self.ttft_ms is None:
             self.ttft_ms = self.since(now_ns)
         if name in ("message_start", "message_delta", "error"):
