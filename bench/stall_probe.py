@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 import traceback
+from array import array
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -51,14 +52,19 @@ class Stall:
     stacks: dict[str, list[str]]
 
 
-# (instant ns, ((thread name, CPU ns on its own clock, ns runnable but waiting for a CPU,
-# i.e. other processes had the core: /proc/self/task/TID/schedstat), ...)); only str and int
-# inside, so the collector untracks these tuples: the probe adds nothing for it to walk
-Sample = tuple[int, tuple[tuple[str, int, int], ...]]
+@dataclass
+class Series:
+    """One thread's samples: instant, CPU ns on its own clock, and ns it was runnable but
+    waiting for a CPU (other processes had the core: /proc/self/task/TID/schedstat).
+    Arrays, not lists of objects: the probe gives the collector nothing to walk."""
+
+    at: array[int] = field(default_factory=lambda: array("q"))
+    cpu: array[int] = field(default_factory=lambda: array("q"))
+    wait: array[int] = field(default_factory=lambda: array("q"))
 
 
-def sample() -> Sample:
-    out = []
+def sample(series: dict[str, Series]) -> None:
+    now = time.perf_counter_ns()
     for thread in threading.enumerate():
         if thread.ident is None or thread.native_id is None:
             continue
@@ -67,8 +73,10 @@ def sample() -> Sample:
             stat = Path(f"/proc/self/task/{thread.native_id}/schedstat").read_text().split()
         except (OSError, ProcessLookupError):
             continue
-        out.append((thread.name, cpu, int(stat[1])))
-    return time.perf_counter_ns(), tuple(out)
+        one = series.setdefault(thread.name, Series())
+        one.at.append(now)
+        one.cpu.append(cpu)
+        one.wait.append(int(stat[1]))
 
 
 @dataclass
@@ -77,7 +85,7 @@ class Probe:
     monitor: lag.LagMonitor | None = None
     gcs: list[tuple[int, float, int]] = field(default_factory=list)  # (end ns, ms, generation)
     stalls: list[Stall] = field(default_factory=list)
-    samples: list[Sample] = field(default_factory=list)
+    samples: dict[str, Series] = field(default_factory=dict)
     census: list[list[tuple[str, int]]] = field(default_factory=list)
     _gc_start: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -94,7 +102,7 @@ class Probe:
     def watch(self, loop_thread: int) -> None:
         caught_tick = -1
         while not self._stop.wait(POLL_S):
-            self.samples.append(sample())
+            sample(self.samples)
             monitor = self.monitor
             if monitor is None or not monitor.ends_ns:
                 continue
@@ -122,16 +130,17 @@ def stacks(loop_thread: int) -> dict[str, list[str]]:
     return out
 
 
-def usage(samples: list[Sample], start: int, end: int) -> str:
+def usage(samples: dict[str, Series], start: int, end: int) -> str:
     """CPU ms and runqueue-wait ms of each thread over [start, end] (nearest samples)."""
-    times = [at for at, _ in samples]
-    a_at, a = samples[max(0, bisect.bisect_right(times, start) - 1)]
-    b_at, b = samples[min(len(samples) - 1, bisect.bisect_left(times, end))]
-    before = {name: (cpu, wait) for name, cpu, wait in a}
-    parts = [f"{name} cpu {(cpu - before[name][0]) / 1e6:.1f}"
-             f" wait {(wait - before[name][1]) / 1e6:.1f}" for name, cpu, wait in b
-             if name in before]
-    return f"window {(b_at - a_at) / 1e6:.1f} ms: " + ", ".join(parts)
+    parts = []
+    for name, one in samples.items():
+        i = max(0, bisect.bisect_right(one.at, start) - 1)
+        j = min(len(one.at) - 1, bisect.bisect_left(one.at, end))
+        if j > i:
+            parts.append(f"{name} cpu {(one.cpu[j] - one.cpu[i]) / 1e6:.1f} "
+                         f"wait {(one.wait[j] - one.wait[i]) / 1e6:.1f} "
+                         f"over {(one.at[j] - one.at[i]) / 1e6:.1f}")
+    return ", ".join(parts)
 
 
 def attach(probe: Probe) -> None:
@@ -155,7 +164,8 @@ def report(probe: Probe, top: int) -> str:
     lines = [f"ticks {len(monitor.ends_ns)}; gc runs {len(probe.gcs)} "
              f"(gen2 {sum(g == 2 for *_, g in probe.gcs)}, "
              f"max {max((ms for _, ms, _ in probe.gcs), default=0):.1f} ms); "
-             f"watchdog catches {len(probe.stalls)}", f"gen2 census: {probe.census}"]
+             f"watchdog catches {len(probe.stalls)}", f"gen2 census: {probe.census}",
+             "whole run: " + usage(probe.samples, monitor.ends_ns[0], monitor.ends_ns[-1])]
     for over, end in ticks:
         start = end - int((over + TICK_S * 1e3) * 1e6)
         gcs = [f"gen{g} {ms:.1f}ms" for e, ms, g in probe.gcs if start <= e <= end]
