@@ -61,8 +61,8 @@ def test_an_overloaded_client_is_flagged_and_warned_about(tmp_path: Path) -> Non
                   "workload.max_client_lag_ms=0.001", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     warning = [line for line in done.stderr.splitlines() if "WARNING" in line]
-    assert len(warning) == 1 and "client was the bottleneck" in warning[0]
-    assert "workload.workers=2" in warning[0] and "loop lag p99" in warning[0]
+    assert len(warning) == 1 and "timings may be inflated by up to" in warning[0]
+    assert "cause: " in warning[0] and "Advice: " in warning[0]  # which: tests/test_selfcheck.py
     rows = request_rows(tmp_path / "results")
     assert sum(bool(r["client_late"]) for r in rows) > len(rows) // 2
     assert the_run(tmp_path / "results")["workers"] == 1
