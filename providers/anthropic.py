@@ -22,6 +22,7 @@ from latlab.providers.failures import error_type_for_status
 from latlab.providers.http import (
     ConnectionTiming,
     httpcore_trace,
+    open_stream,
     read_stream,
     timed_exchange,
 )
@@ -124,7 +125,7 @@ class AnthropicProvider:
     def __init__(self, client: httpx.AsyncClient, base_url: str, api_key: str,
                  transport: str = "aiohttp") -> None:
         self.client = client
-        self.url = base_url.rstrip("/") + "/v1/messages"
+        self.url = httpx.URL(base_url.rstrip("/") + "/v1/messages")  # parsed once
         self.headers = {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION,
                         "content-type": "application/json"}
         self.transport = transport
@@ -132,7 +133,7 @@ class AnthropicProvider:
     async def send(self, spec: RequestSpec) -> Measurement:
         return await timed_exchange(partial(self._exchange, spec), spec.timeout_s)
 
-    def url_for(self, spec: RequestSpec) -> str:
+    def url_for(self, spec: RequestSpec) -> str | httpx.URL:
         """Where ``spec`` is sent (Vertex puts the model and operation in the path)."""
         return self.url
 
@@ -148,8 +149,8 @@ class AnthropicProvider:
         extensions = {"trace": httpcore_trace(conn)} if self.transport == "httpcore" else {}
         clock.t_start = now_ns()
         headers = self.request_headers()
-        async with self.client.stream("POST", self.url_for(spec), json=self.body_for(spec),
-                                      headers=headers, extensions=extensions) as response:
+        async with open_stream(self.client, "POST", self.url_for(spec), json=self.body_for(spec),
+                               headers=headers, extensions=extensions) as response:
             clock.headers()
             m.status = response.status_code
             m.request_id = response.headers.get("request-id")

@@ -61,6 +61,7 @@ from latlab.providers.http import (
     finish_measurement,
     httpcore_trace,
     make_http_client,
+    open_stream,
     read_stream,
     timed_exchange,
 )
@@ -509,8 +510,8 @@ class BedrockProvider:
         url, body, headers = self.prepare(spec, op)
         extensions = {"trace": httpcore_trace(conn)} if self.transport == "httpcore" else {}
         clock.t_start = now_ns()
-        async with self.client.stream("POST", url, content=body, headers=headers,
-                                      extensions=extensions) as response:
+        async with open_stream(self.client, "POST", url, content=body, headers=headers,
+                               extensions=extensions) as response:
             clock.headers()
             m.status = response.status_code
             m.request_id = response.headers.get("x-amzn-requestid")

@@ -16,17 +16,20 @@ opened the connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import sys
 import types
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
+from functools import partial
 from types import SimpleNamespace
 from typing import Any, Protocol
 
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
+from httpx_aiohttp.transport import AiohttpResponseStream
 
 from latlab.providers.failures import classify_failure, describe
 from latlab.runner.core.records import Measurement
@@ -130,17 +133,44 @@ def _aiohttp_session(max_connections: int, reuse: bool) -> aiohttp.ClientSession
                                  request_class=_REQUEST_CLASS)
 
 
+class _CookiesIfSet(httpx.Cookies):
+    """httpx builds urllib stand-ins of every response and its request to look for cookies
+    (most of a millisecond of CPU per request under load); only a response with a
+    ``Set-Cookie`` header can set one, so only such a response is looked at."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        if "set-cookie" in response.headers:
+            super().extract_cookies(response)
+
+
+class HttpClient(httpx.AsyncClient):
+    """``httpx.AsyncClient`` itself (same API, cookies kept the same), minus the cookie
+    search in responses that set none."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cookies = self._cookies
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        self._cookies = _CookiesIfSet(cookies)
+
+
 def make_http_client(
     transport: str = "aiohttp", max_connections: int = 0, reuse_connections: bool = True
 ) -> httpx.AsyncClient:
     """An ``httpx.AsyncClient`` on the chosen transport. ``max_connections=0``: unbounded."""
     if transport == "aiohttp":
         session = _aiohttp_session(max_connections, reuse_connections)
-        return httpx.AsyncClient(transport=AiohttpTransport(client=session), timeout=None)
+        return HttpClient(transport=AiohttpTransport(client=session), timeout=None)
     limit = max_connections or None
     keepalive = limit if reuse_connections else 0
     limits = httpx.Limits(max_connections=limit, max_keepalive_connections=keepalive)
-    return httpx.AsyncClient(limits=limits, timeout=None)
+    return HttpClient(limits=limits, timeout=None)
 
 
 def httpcore_trace(timing: ConnectionTiming) -> Any:
@@ -176,13 +206,49 @@ class StreamEvents(Protocol):
     def close(self) -> None: ...
 
 
+@contextlib.asynccontextmanager
+async def open_stream(client: httpx.AsyncClient, method: str, url: str | httpx.URL,
+                      **kwargs: Any) -> AsyncIterator[httpx.Response]:
+    """``client.stream(...)``, then the response let go of its body stream: httpx links the
+    two both ways (a reference cycle), so every request left ~50 objects (aiohttp's response,
+    headers, trace) that only the cyclic collector could free; their full collections
+    stalled the timing loop for 30-120 ms mid-run (docs/benchmarks.md, "Fidelity of latlab
+    run"). Freed by reference counting instead, the moment the exchange ends."""
+    response: httpx.Response | None = None
+    try:
+        async with client.stream(method, url, **kwargs) as response:
+            yield response
+    finally:
+        if response is not None:
+            response.stream = _EMPTY
+
+
+_EMPTY = httpx.ByteStream(b"")
+
+
+def raw_reader(response: httpx.Response) -> Callable[[], Awaitable[bytes]]:
+    """The next raw chunk of the body (b"" at its end) through the fewest async layers: on the
+    aiohttp transport aiohttp's own stream, which httpx reaches through three nested async
+    generators per chunk (``aiter_raw`` → its bound stream → httpx-aiohttp's), else httpx's
+    ``aiter_raw``. aiohttp's errors are classified as httpx's are (providers/failures.py)."""
+    inner = getattr(response.stream, "_stream", None)
+    if isinstance(inner, AiohttpResponseStream):
+        content: aiohttp.StreamReader = inner._aiohttp_response.content
+        return content.readany
+    chunks = response.aiter_raw()
+    return partial(anext, chunks, b"")
+
+
 async def read_stream(response: httpx.Response, events: StreamEvents, clock: StreamClock) -> None:
-    """Feed each chunk as it arrives; stamp the end at the terminal event, then read the
-    body's end too (as the SDKs do), so the pool can reuse the connection."""
-    async for chunk in response.aiter_raw():
+    """Feed each chunk, stamped the moment its read returns (before parsing); stamp the end
+    at the terminal event, then read the body's end too (as the SDKs do), so the pool can
+    reuse the connection."""
+    read = raw_reader(response)
+    while chunk := await read():
+        arrival_ns = now_ns()
         if events.finished:
             continue
-        events.feed(chunk, now_ns())
+        events.feed(chunk, arrival_ns)
         if events.finished:
             clock.done()
     if clock.t_done is None:

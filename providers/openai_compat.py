@@ -29,6 +29,7 @@ from latlab.providers.http import (
     ConnectionTiming,
     finish_measurement,
     httpcore_trace,
+    open_stream,
     read_stream,
     timed_exchange,
 )
@@ -99,7 +100,7 @@ class ChatStream:
 
     def feed(self, chunk: bytes, arrival_ns: int) -> None:
         for event in self.decoder.feed(chunk):
-            if event.data.startswith("[DONE]"):
+            if event.data.startswith(b"[DONE]"):
                 self.finished = True
             elif event.data:
                 self.handle(json.loads(event.data), arrival_ns)
@@ -117,7 +118,7 @@ class ChatStream:
 
     def choice(self, choice: Mapping[str, Any], arrival_ns: int) -> None:
         delta = choice.get("delta") or {}
-        if any(delta.get(key) for key in REASONING_KEYS):
+        if delta.get(REASONING_KEYS[0]) or delta.get(REASONING_KEYS[1]):
             self.deltas += 1
             if self.t_first_reasoning is None:
                 self.t_first_reasoning = arrival_ns
@@ -159,7 +160,7 @@ class OpenAICompatProvider:
     def __init__(self, client: httpx.AsyncClient, base_url: str, api_key: str,
                  transport: str = "aiohttp") -> None:
         self.client = client
-        self.url = chat_url(base_url)
+        self.url = httpx.URL(chat_url(base_url))  # parsed once, not per request
         self.headers = {"authorization": f"Bearer {api_key}", "content-type": "application/json"}
         self.transport = transport
 
@@ -170,8 +171,8 @@ class OpenAICompatProvider:
                         conn: ConnectionTiming) -> None:
         extensions = {"trace": httpcore_trace(conn)} if self.transport == "httpcore" else {}
         clock.t_start = now_ns()
-        async with self.client.stream("POST", self.url, json=chat_body(spec),
-                                      headers=self.headers, extensions=extensions) as response:
+        async with open_stream(self.client, "POST", self.url, json=chat_body(spec),
+                               headers=self.headers, extensions=extensions) as response:
             clock.headers()
             m.status = response.status_code
             m.request_id = response.headers.get("x-request-id")

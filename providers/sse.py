@@ -1,61 +1,68 @@
 """An incremental Server-Sent Events decoder (WHATWG rules, as the Anthropic SDK applies them).
 
-Bytes are fed as they arrive; complete events come out. Events end at a blank line
-(``\\n\\n``, ``\\r\\r`` or ``\\r\\n\\r\\n``); ``field: value`` with one optional space;
-``:`` lines are comments; several ``data:`` lines join with ``\\n``.
+Bytes are fed as they arrive; complete events come out, their data still bytes (``json.loads``
+takes bytes: no intermediate strings). Events end at a blank line (``\\n\\n``, ``\\r\\r`` or
+``\\r\\n\\r\\n``); ``field: value`` with one optional space; ``:`` lines are comments; several
+``data:`` lines join with ``\\n``. The common event, one ``data:`` line, is cut out of the
+buffer whole, without splitting it into lines.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+DATA = b"data: "
 
 
 @dataclass(frozen=True)
 class SseEvent:
     event: str
-    data: str
+    data: bytes
 
 
 @dataclass
 class SseDecoder:
-    """Feed bytes, get events. Keeps any partial line or event between calls."""
+    """Feed bytes, get events. Keeps the unfinished event's bytes between calls."""
 
-    _buffer: str = ""
-    _event: str = ""
-    _data: list[str] = field(default_factory=list)
+    _buffer: bytes = b""
+    _after_cr: bool = False  # the last chunk ended in CR: a LF starting the next one is its pair
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
-        self._buffer += chunk.decode("utf-8", errors="replace")
-        events: list[SseEvent] = []
-        lines = self._buffer.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-        self._buffer = lines.pop()  # the last piece has no newline yet
-        for line in lines:
-            event = self._take_line(line)
-            if event is not None:
-                events.append(event)
-        return events
+        if b"\r" in chunk or self._after_cr:
+            chunk = self._normalize(chunk)
+        blocks = (self._buffer + chunk if self._buffer else chunk).split(b"\n\n")
+        self._buffer = blocks.pop()  # the last piece has no blank line yet
+        events = [_block(block) for block in blocks]
+        return [e for e in events if e is not None]
 
-    def _take_line(self, line: str) -> SseEvent | None:
-        if line == "":
-            return self._dispatch()
-        if line.startswith(":"):
-            return None
-        name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if name == "event":
-            self._event = value
-        elif name == "data":
-            self._data.append(value)
-        return None
-
-    def _dispatch(self) -> SseEvent | None:
-        if not self._data and not self._event:
-            return None
-        event = SseEvent(event=self._event or "message", data="\n".join(self._data))
-        self._event, self._data = "", []
-        return event
+    def _normalize(self, chunk: bytes) -> bytes:
+        """CRLF and CR line ends as LF, a CRLF split across two chunks included."""
+        if self._after_cr and chunk.startswith(b"\n"):
+            chunk = chunk[1:]
+        self._after_cr = chunk.endswith(b"\r")
+        return chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
     @property
     def pending(self) -> bool:
         """True if bytes of an unfinished event are buffered (a truncated stream)."""
-        return bool(self._buffer or self._data or self._event)
+        return bool(self._buffer.strip(b"\n"))
+
+
+def _block(block: bytes) -> SseEvent | None:
+    """One event's lines (no blank line inside) as an event; None for comments only."""
+    if block.startswith(DATA) and b"\n" not in block:
+        return SseEvent("message", block[len(DATA):])
+    event: str | None = None
+    data: list[bytes] = []
+    for line in block.split(b"\n"):
+        if not line or line.startswith(b":"):
+            continue
+        name, _, value = line.partition(b":")
+        value = value[1:] if value.startswith(b" ") else value
+        if name == b"event":
+            event = value.decode("utf-8", errors="replace")
+        elif name == b"data":
+            data.append(value)
+    if not data and not event:
+        return None
+    return SseEvent(event or "message", b"\n".join(data))

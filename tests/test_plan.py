@@ -66,7 +66,14 @@ def test_sequential_plan_runs_cells_in_turn() -> None:
 def test_concurrency_levels_run_as_groups() -> None:
     a, b = Cell("A", config(concurrency=4)), Cell("B", config(concurrency=1))
     groups = load_groups(plan_requests([a, b], "interleaved"))
-    assert [(key[1], len(reqs)) for key, reqs in groups] == [(1, 3), (4, 3)]
+    assert [(key[1], len(reqs)) for key, reqs in groups] == [(1, 3), (4, 6)]
+
+
+def test_a_closed_loop_warms_one_request_per_stream_an_open_loop_as_asked() -> None:
+    closed = plan_requests([Cell("A", config(concurrency=4, warmup=2))], "interleaved")
+    assert [r.warmup for r in closed] == [True] * 8 + [False] * 2
+    opened = plan_requests([Cell("A", config(concurrency=4, warmup=2, rate=5.0))], "interleaved")
+    assert [r.warmup for r in opened] == [True] * 2 + [False] * 2
 
 
 def test_matrix_exclude_drops_combinations_matching_every_named_axis() -> None:

@@ -33,6 +33,31 @@ def test_run_writes_rows_and_prints_grades(tmp_path: Path) -> None:
     assert "grade" in done.stdout and " A " in done.stdout
 
 
+def test_a_closed_loop_opens_its_connections_in_warm_up(tmp_path: Path) -> None:
+    """C streams: C warm-up rows each open a connection (and carry its connect time); no
+    measured row opens one, so measured TTFT holds no connection setup."""
+    done = latlab("run", *FAST, "workload.concurrency=4", "workload.iterations=12", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = request_rows(tmp_path / "results")
+    warm = [r for r in rows if r["warmup"]]
+    assert len(rows) == 16 and len(warm) == 4
+    assert all(r["new_connection"] and num(r["connect_ms"]) > 0 for r in warm)
+    assert not any(r["new_connection"] or r["connect_ms"] for r in rows if not r["warmup"])
+
+
+def test_reuse_off_opens_a_connection_for_every_measured_request(tmp_path: Path) -> None:
+    done = latlab("run", *FAST, "workload.concurrency=2", "provider.reuse_connections=false",
+                  cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = [r for r in request_rows(tmp_path / "results") if not r["warmup"]]
+    assert len(rows) == 3 and all(r["new_connection"] and num(r["connect_ms"]) > 0 for r in rows)
+
+
+def num(value: object) -> float:
+    assert isinstance(value, int | float)
+    return float(value)
+
+
 def test_matrix_cells_are_interleaved(tmp_path: Path) -> None:
     done = latlab("run", *FAST, "++matrix.model=[haiku-4-5,sonnet-4-5]", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -134,16 +159,16 @@ def test_interrupted_run_resumes_without_duplicates(tmp_path: Path) -> None:
     assert proc.returncode == 130
     run_id = stderr.split("resume=")[1].split()[0]
     before = len(request_rows(tmp_path / "results"))
-    assert 0 < before < 61
+    assert 0 < before < 64
     changed = latlab(*args, "workload.max_tokens=5", f"resume={run_id}", cwd=tmp_path)
     assert changed.returncode == 2 and "workload.max_tokens" in changed.stderr
     done = latlab(*args, f"resume={run_id}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     rows = request_rows(tmp_path / "results")
     keys = [(r["cell"], r["iteration"], r["warmup"]) for r in rows]
-    assert len(rows) == 61 and len(set(keys)) == 61
+    assert len(rows) == 64 and len(set(keys)) == 64  # 4 streams: 4 warm-ups
     (run,) = run_rows(tmp_path / "results")
-    assert run["status"] == "finished" and run["resumes"] == 1 and run["requests"] == 61
+    assert run["status"] == "finished" and run["resumes"] == 1 and run["requests"] == 64
 
 
 def test_resume_of_unknown_run_is_a_config_error(tmp_path: Path) -> None:

@@ -141,7 +141,7 @@ class ProxiedCall:
                 event = json.loads(inner)
                 self._event(str(event.get("type")), inner.decode(), now_ns)
 
-    def _event(self, name: str, data_text: str, now_ns: int) -> None:
+    def _event(self, name: str, data_text: str | bytes, now_ns: int) -> None:
         if name == "content_block_delta" and self.clock.t_first_token is None:
             self.clock.token(now_ns)
         if name in ("message_start", "message_delta", "error"):

@@ -34,6 +34,7 @@ from latlab.runner.core.records import RunRecord
 from latlab.runner.core.timing import new_event_loop
 from latlab.runner.engine.batches import build_batch, check_extras
 from latlab.runner.engine.execute import RequestTimer, RunStats, build_runtimes, close_providers
+from latlab.runner.engine.heap import quiet_heap
 from latlab.runner.engine.lag import LagMonitor
 from latlab.runner.engine.plan import (
     Cell,
@@ -168,8 +169,9 @@ async def _drive(cells: list[Cell], endpoints: dict[str, Endpoint], record: RunR
     monitor = timer.monitor = LagMonitor(cpu_clock=time.thread_time)  # not the emulator's
     sessions = SessionTimer(timer, endpoints) if has_sessions(cells) else None  # agents/session.py
     try:
-        async with live_progress(stats, label), monitor.running(), writer.flushing():
-            await run_plan(plan, sessions.send_one if sessions else timer.send_one)
+        with quiet_heap():  # engine/heap.py: no full collection stalls the loop mid-run
+            async with live_progress(stats, label), monitor.running(), writer.flushing():
+                await run_plan(plan, sessions.send_one if sessions else timer.send_one)
     finally:
         stats.load = monitor.summary()
         await close_providers(runtimes)
@@ -250,7 +252,8 @@ def _execute(cells: list[Cell], endpoints: dict[str, Endpoint], record: RunRecor
              writer: RequestWriter, plan: list[PlannedRequest]) -> RunStats:
     """Run the event loop; on Ctrl-C flush what was measured and mark the run interrupted."""
     record.workers = workers_for(cells)
-    stats = RunStats(total=len(plan), limit_ms=client_lag_limit_ms(cells))
+    stats = RunStats(total=len(plan), limit_ms=client_lag_limit_ms(cells),
+                     streams=max_streams(cells))
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as loop_runner:
             loop_runner.run(_drive(cells, endpoints, record, writer, plan, stats))
@@ -263,11 +266,19 @@ def _execute(cells: list[Cell], endpoints: dict[str, Endpoint], record: RunRecor
         record.ended_at = datetime.now(UTC)
         record.requests, record.errors = writer.rows_written, stats.errors
         record.loop_lag_p99_ms = stats.load.loop_lag_p99_ms
+        record.loop_lag_max_ms = stats.load.loop_lag_max_ms
         record.client_cpu_pct = stats.load.cpu_pct
         write_run_record(writer.results_dir, record)
         if not has_sessions(cells):  # agent sessions run tools in this process: lag is expected
             warn_if_client_bound(stats, record.workers)
     return stats
+
+
+def max_streams(cells: list[Cell]) -> int:
+    """Requests in flight at once at most: closed loop ``concurrency``, open loop
+    ``max_in_flight`` (the largest among the cells)."""
+    return max(int(c.workload.get("max_in_flight", 256)) if c.workload.get("rate")
+               else int(c.workload["concurrency"]) for c in cells)
 
 
 def client_lag_limit_ms(cells: list[Cell]) -> float:

@@ -170,6 +170,7 @@ class RunRecord:
     loop_lag_p99_ms: float | None = None
     client_cpu_pct: float | None = None
     workers: int = 1
+    loop_lag_max_ms: float | None = None
 
 
 RUNS_SCHEMA = arrow_schema(RunRecord)

@@ -97,6 +97,7 @@ class RunStats:
     send_delay_max_ms: float = 0.0
     limit_ms: float = 5.0
     load: ClientLoad = field(default_factory=ClientLoad)
+    streams: int = 1  # requests the run may have in flight at once (the most of any cell)
 
     def add(self, row: RequestRow) -> None:
         self.note(RowNote.of(row))

@@ -147,9 +147,17 @@ def plan_requests(cells: Sequence[Cell], schedule: str) -> list[PlannedRequest]:
     return warmups + measured
 
 
+def warmup_count(workload: Mapping[str, Any]) -> int:
+    """Warm-up requests of a cell: ``warmup`` per stream in a closed loop (its C streams
+    start together, so C connections are open before the first measured request; one
+    warm-up would leave C − 1 streams to open theirs inside measured TTFTs), else ``warmup``."""
+    warmup = int(workload["warmup"])
+    return warmup if workload.get("rate") else warmup * int(workload.get("concurrency", 1))
+
+
 def _cell_requests(cell: Cell) -> list[PlannedRequest]:
     workload = cell.workload
-    warm = [PlannedRequest(cell, i, True) for i in range(int(workload["warmup"]))]
+    warm = [PlannedRequest(cell, i, True) for i in range(warmup_count(workload))]
     measured = [PlannedRequest(cell, i, False) for i in range(int(workload["iterations"]))]
     return warm + measured
 

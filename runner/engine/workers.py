@@ -23,7 +23,6 @@ import contextlib
 import multiprocessing as mp
 import queue
 import signal
-import sys
 import threading
 import time
 import traceback
@@ -45,6 +44,7 @@ from latlab.runner.engine.execute import (
     build_runtimes,
     close_providers,
 )
+from latlab.runner.engine.heap import quiet_heap
 from latlab.runner.engine.lag import ClientLoad, LagMonitor
 from latlab.runner.engine.plan import Cell, PlannedRequest
 from latlab.runner.engine.progress import live_progress
@@ -160,8 +160,9 @@ class WorkerProcess:
         threading.Thread(target=self._read_commands, args=(loop,), daemon=True).start()
         self.events.put(("ready", self.index, None))
         try:
-            async with monitor.running(), writer.flushing():
-                await self._run_groups(timer)
+            with quiet_heap():
+                async with monitor.running(), writer.flushing():
+                    await self._run_groups(timer)
         finally:
             stats.send()
             writer.flush()
@@ -186,7 +187,6 @@ class WorkerProcess:
 def worker_main(index: int, job: WorkerJob, commands: Connection, events: Any) -> None:
     """Entry point of a worker process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    sys.setswitchinterval(0.001)  # the Parquet writer thread yields the GIL to the loop sooner
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
             runner.run(WorkerProcess(index, job, commands, events).serve())
