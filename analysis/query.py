@@ -290,6 +290,14 @@ def open_results(
     return con
 
 
+def materialize(con: duckdb.DuckDBPyConnection, views: Sequence[str]) -> None:
+    """Compute each of ``views`` once into a table and point the view at it: what several
+    queries of one command read is not recomputed for each (the data does not change)."""
+    for view in views:
+        con.execute(f"CREATE TABLE {view}__kept AS SELECT * FROM {view}; "
+                    f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {view}__kept")
+
+
 def run_sql(con: duckdb.DuckDBPyConnection, sql: str) -> Rows:
     """Run ``sql``; a DuckDB error becomes a one-line ConfigError (ResultsError for I/O)."""
     try:
