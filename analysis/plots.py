@@ -119,8 +119,10 @@ def _ecdf_trace(cell: Cell, own: Sequence[Json]) -> Json:
     return {"type": "scatter", "mode": "lines+markers", "name": f"{cell.label} ({size})",
             "line": {"shape": "hv", "width": 2, "color": cell.color},
             "marker": {"size": 4, "color": cell.color}, "legendgroup": cell.label,
-            "x": [r["ttft_ms"] for r in own], "y": [r["k_ttft"] / shown for r in own],
-            "customdata": [[r["request_id"] or "–", r["iteration"]] for r in own],
+            # from 0 at the first TTFT, then one step up at each request's
+            "x": [own[0]["ttft_ms"], *[r["ttft_ms"] for r in own]],
+            "y": [0.0, *[r["k_ttft"] / shown for r in own]],
+            "customdata": [[r["request_id"] or "–", r["iteration"]] for r in own[:1] + own],
             "hovertemplate": _hover(cell, n, "TTFT %{x:.1f} ms · F %{y:.3f}<br>request "
                                     "%{customdata[0]} · iteration %{customdata[1]}")}
 
@@ -266,6 +268,7 @@ def intervals(title: str, rows: Sequence[Json]) -> Figure:
                                   "x1": 0, "y0": 0, "y1": 1, "line": {"color": "#444",
                                                                       "dash": "dot"}}],
                          legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"})
+    fig.layout["yaxis"]["range"] = [-0.6, len(rows) - 0.3]  # room for the verdict words
     fig.layout["xaxis"]["range"] = _padded([0.0, *[float(r[k]) for r in rows
                                                    for k in ("ci95_low", "ci95_high")
                                                    if r[k] is not None]])

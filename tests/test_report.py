@@ -111,7 +111,8 @@ def test_plots_show_samples_names_n_and_intervals(tmp_path: Path) -> None:
     ecdf, ttft_box, *_, over_time, compared = figures_of(page)
     haiku = ecdf["data"][0]
     assert haiku["name"] == "haiku-4-5 (n=40)"  # the shared parts of the names dropped
-    assert len(haiku["x"]) == 40 and haiku["y"][-1] == 1.0  # one step per real request
+    assert len(haiku["x"]) == 41 and haiku["y"][0] == 0.0 and haiku["y"][-1] == 1.0
+    assert haiku["y"][1] == 1 / 40  # one step per real request
     assert sorted(haiku["x"]) == haiku["x"] and haiku["line"]["shape"] == "hv"
     assert haiku["customdata"][0][0].startswith("req_0_")
     assert HAIKU in haiku["hovertemplate"] and "run qs0001 · n 40" in haiku["hovertemplate"]
@@ -136,7 +137,7 @@ def test_bounded_sample_of_a_big_cell(tmp_path: Path) -> None:
     finally:
         con.close()
     assert ecdf.data[0]["name"] == "haiku-4-5 (25 of n=100)"  # every 4th iteration
-    assert [len(t["x"]) for t in ecdf.data] == [25, 25]
+    assert [len(t["x"]) for t in ecdf.data] == [26, 26]
 
 
 def test_readable_headers_and_numbers() -> None:
