@@ -17,7 +17,7 @@ Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
     """The shared options of every command that prints data."""
-    from analysis.query import OUTPUT_FORMATS
+    from analysis.formats import OUTPUT_FORMATS
 
     parser.add_argument("--format", choices=OUTPUT_FORMATS, default="table",
                         help="output format (default: table)")
@@ -57,9 +57,30 @@ def load_slo(name_or_path: str) -> dict[str, object]:
     return dict(yaml.safe_load(path.read_text()))
 
 
+class ViewsHelp(argparse.Action):
+    """``latlab sql --help``: the help and every view, read from analysis/*.sql only then
+    (that imports DuckDB: the other commands' start-up need not)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        import textwrap
+
+        from analysis.query import view_names
+
+        views = textwrap.fill(", ".join(view_names()), 78, initial_indent="  ",
+                              subsequent_indent="  ")
+        parser.epilog = f"views (SELECT * FROM NAME; also: SHOW TABLES, DESCRIBE NAME):\n{views}"
+        parser.print_help()
+        parser.exit()
+
+
 def _add_sql(commands: Subcommands) -> None:
-    sql = commands.add_parser("sql", help="run DuckDB SQL over the results",
-                              description="Run SQL over the views requests, runs, cells, grades.")
+    sql = commands.add_parser("sql", help="run DuckDB SQL over the results", add_help=False,
+                              formatter_class=argparse.RawDescriptionHelpFormatter,
+                              description="Run DuckDB SQL over the views of the results "
+                              "(listed below; columns: docs/columns.md).")
+    sql.add_argument("-h", "--help", action=ViewsHelp, nargs=0,
+                     help="show this help and every view, then exit")
     sql.add_argument("query", help='the SQL, e.g. "SELECT * FROM cells"')
     sql.add_argument("--run", action="append", metavar="RUN_ID",
                      help="only this run (repeatable; a unique prefix is enough)")

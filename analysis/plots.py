@@ -122,7 +122,7 @@ def _ecdf_trace(cell: Cell, own: Sequence[Json]) -> Json:
             # from 0 at the first TTFT, then one step up at each request's
             "x": [own[0]["ttft_ms"], *[r["ttft_ms"] for r in own]],
             "y": [0.0, *[r["k_ttft"] / shown for r in own]],
-            "customdata": [[r["request_id"] or "–", r["iteration"]] for r in own[:1] + own],
+            "customdata": [[r["request_id"] or "–", r["iteration"]] for r in [own[0], *own]],
             "hovertemplate": _hover(cell, n, "TTFT %{x:.1f} ms · F %{y:.3f}<br>request "
                                     "%{customdata[0]} · iteration %{customdata[1]}")}
 

@@ -23,12 +23,12 @@ from typing import Any
 import duckdb
 import yaml
 
+from analysis.formats import OUTPUT_FORMATS
 from runner.errors import ConfigError, ResultsError
 from runner.records import REQUESTS_SCHEMA
 from runner.spans import SPANS_SCHEMA
 from runner.write import RUNS_SCHEMA
 
-OUTPUT_FORMATS = ("table", "csv", "json")
 SQL_DIR = Path(__file__).resolve().parent
 GRADES = ("A", "B", "C", "D")
 # metric -> True if lower is better (threshold is a maximum), False if it is a minimum.
@@ -226,6 +226,12 @@ def sql_files(skip_sources: set[str], needs: Sequence[str] | None = None) -> lis
 
 _DEFINES = re.compile(r"CREATE\s+(?:OR\s+REPLACE\s+)?(?:VIEW|MACRO|TABLE)\s+(\w+)",
                       re.IGNORECASE)
+
+
+def view_names() -> list[str]:
+    """Every view analysis/*.sql defines, in file order (``latlab sql --help``)."""
+    found = (m for f in sql_files(set()) for m in _DEFINES.finditer(f.read_text("utf-8")))
+    return [m.group(1) for m in found if "VIEW" in m.group(0).upper()]
 
 
 def _needed_files(files: list[Path], needs: Sequence[str]) -> list[Path]:

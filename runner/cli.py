@@ -97,36 +97,40 @@ def _add_proxy(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     proxy.set_defaults(handler=cmd_proxy)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(emulator_arguments: bool = True) -> argparse.ArgumentParser:
+    """latlab's parser; without ``emulator_arguments``, ``emulator serve`` has none (they
+    import the emulator, 0.3 s: only ``latlab emulator ...`` needs them)."""
     parser = argparse.ArgumentParser(prog="latlab", description="LLM API latency experiments.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="run an experiment (Hydra app)", description=RUN_HELP)
     run.add_argument("--experiments-dir", type=Path, metavar="DIR",
                      help="also find experiment=NAME in DIR/NAME.yaml")
     run.set_defaults(handler=cmd_run)
-    _add_emulator(commands)
+    _add_emulator(commands, emulator_arguments)
     register_analysis_commands(commands)
     _add_proxy(commands)
     return parser
 
 
-def _add_emulator(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from providers.emulator.cli import add_serve_arguments
-
+def _add_emulator(commands: argparse._SubParsersAction[argparse.ArgumentParser],
+                  arguments: bool) -> None:
     emulator = commands.add_parser("emulator", help="the provider emulator",
                                    description="The local provider emulator.")
     actions = emulator.add_subparsers(dest="action", required=True, metavar="ACTION")
     serve = actions.add_parser("serve", help="serve until interrupted; prints the base URL first",
                                description="Serve the emulator until interrupted. The first "
                                "line of output is its base URL.")
-    add_serve_arguments(serve)
+    if arguments:
+        from providers.emulator.cli import add_serve_arguments
+
+        add_serve_arguments(serve)
     serve.set_defaults(handler=cmd_emulator_serve)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``latlab`` console script."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser = build_parser(emulator_arguments=args_list[:1] == ["emulator"])
     if args_list[:1] == ["run"]:
         args = parser.parse_args(["run", *_run_own_flags(args_list[1:])[0]])
         args.hydra_args = _run_own_flags(args_list[1:])[1]
