@@ -129,9 +129,23 @@ def tool_timings_command(results_dir: Path, run_ids: list[str] | None, fmt: str,
         if not run_ids:  # open_results selected the given runs; else only the latest
             sql = f"SELECT * FROM ({sql}) WHERE list_contains($ids, run_id)"
             params["ids"] = latest_run_ids(con, 1)
-        return render(run_sql_params(con, sql, params), fmt)
+        columns, rows = run_sql_params(con, sql, params)
+        if not rows and fmt == "table":
+            return no_sessions(con, run_ids or params["ids"], by)
+        return render((columns, rows), fmt)
     finally:
         con.close()
+
+
+def no_sessions(con: duckdb.DuckDBPyConnection, run_ids: list[str], by: str) -> str:
+    """The one line ``latlab tool-timings`` prints when it has no rows to show."""
+    runs = ", ".join(run_ids)
+    (sessions,) = con.execute("SELECT count(*) FROM session_times WHERE "
+                              "list_contains($ids, run_id)", {"ids": run_ids}).fetchone() or (0,)
+    if sessions:
+        return f"no rows for --by {by} in run {runs} (sessions: {sessions}; see --by session)"
+    return (f"no agent sessions in run {runs}: tool-timings reads the sessions of "
+            "`latlab run workload=session` (or workload=claude_code, latlab proxy)")
 
 
 def run_sql_params(con: duckdb.DuckDBPyConnection, sql: str,

@@ -61,6 +61,7 @@ class RunSummary:
     requests: int
     errors: int
     status: str
+    sessions: bool = False  # agent sessions: `requests` counts sessions, rows are model calls
 
 
 def new_run_id() -> str:
@@ -196,7 +197,8 @@ def run_experiment(cfg: dict[str, Any], context: RunContext) -> RunSummary:
         write_run_record(results_dir, record)
         stats = _execute(cells, endpoints, record, writer, plan)
     keep_summary(results_dir, record)
-    return RunSummary(record.run_id, results_dir, stats.done, stats.errors, record.status)
+    return RunSummary(record.run_id, results_dir, stats.done, stats.errors, record.status,
+                      has_sessions(cells))
 
 
 def keep_summary(results_dir: Path, record: RunRecord) -> None:
