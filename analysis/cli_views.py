@@ -109,10 +109,11 @@ def _add_check(commands: Subcommands) -> None:
         "check", help="quick probe: a few requests per provider, printed at once",
         description="Send one (or -n) requests to each named provider through latlab's "
         "provider code and print TTFB, TTFT, total, tokens/s, the request id and the grade "
-        "the cell would get. A provider without credentials is probed on the embedded "
-        "emulator (column emulated); --real refuses that, --emulator forces it.")
+        "the cell would get. A provider without credentials (or, for vertex, a project) is "
+        "probed on the embedded emulator (column emulated); --real refuses that, --emulator "
+        "forces it.")
     p.add_argument("providers", nargs="*", metavar="PROVIDER",
-                   help="provider config names: anthropic, bedrock, emulator")
+                   help=f"provider config names: {', '.join(provider_names())}")
     p.add_argument("-n", type=int, default=1, help="requests per provider (1-20, default 1)")
     p.add_argument("--model", default="haiku-4-5", help="model config name (haiku-4-5)")
     p.add_argument("--slo", default="default", help="SLO name in conf/slo or a YAML path")
@@ -127,6 +128,15 @@ def _add_check(commands: Subcommands) -> None:
     p.add_argument("--format", choices=("table", "csv", "json"), default="table",
                    help="output format (default: table)")
     p.set_defaults(handler=cmd_check)
+
+
+def provider_names() -> list[str]:
+    """Every provider config (conf/provider/NAME.yaml), checkout or installed package."""
+    from importlib import resources
+
+    folder = resources.files("runner.conf") / "provider"
+    return sorted(f.name.removesuffix(".yaml") for f in folder.iterdir()
+                  if f.name.endswith(".yaml"))
 
 
 def cmd_export(args: argparse.Namespace) -> None:

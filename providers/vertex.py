@@ -35,7 +35,7 @@ import httpx
 
 from providers import DUMMY_KEY, Endpoint
 from providers.anthropic import AnthropicProvider, messages_body
-from runner.errors import ConfigError, CredentialsError
+from runner.errors import CredentialsError
 from runner.provider_protocol import RequestSpec
 
 VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
@@ -50,15 +50,16 @@ def region_of(cfg: Mapping[str, Any]) -> str:
 
 
 def project_of(cfg: Mapping[str, Any], emulated: bool) -> str:
-    """``provider.project``, else the environment; ConfigError when neither is set."""
+    """``provider.project``, else the environment; CredentialsError (the setup a real call
+    needs, like a key: latlab check falls back to the emulator) when neither is set."""
     project = cfg.get("project") or next((os.environ[e] for e in PROJECT_ENVS
                                           if os.environ.get(e)), None)
     if project:
         return str(project)
     if emulated:
         return EMULATOR_PROJECT
-    raise ConfigError(f"provider.project: {cfg['name']!r} needs a Google Cloud project: set "
-                      f"provider.project or {PROJECT_ENVS[0]}")
+    raise CredentialsError(f"provider.project: {cfg['name']!r} needs a Google Cloud project: "
+                           f"set provider.project or {PROJECT_ENVS[0]}")
 
 
 def model_url(base_url: str, project: str, region: str, model_id: str, stream: bool) -> str:
