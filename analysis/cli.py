@@ -25,6 +25,13 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
                         help="results directory (default: ./results)")
 
 
+def add_wide_option(parser: argparse.ArgumentParser) -> None:
+    """``--wide``: every column in the table (by default, the columns that fit 100)."""
+    parser.add_argument("--wide", action="store_true",
+                        help="every column in the table (default: the chosen ones that fit "
+                        "a 100-column terminal; csv and json always have every column)")
+
+
 def cmd_sql(args: argparse.Namespace) -> None:
     from analysis.commands import sql_command
 
@@ -35,7 +42,7 @@ def cmd_grade(args: argparse.Namespace) -> None:
     from analysis.commands import grade_command
 
     print(grade_command(args.results, args.run_ids or None, args.format,  # noqa: T201
-                        load_slo(args.slo)))
+                        load_slo(args.slo), args.wide))
 
 
 def load_slo(name_or_path: str) -> dict[str, object]:
@@ -95,6 +102,7 @@ def _add_grade(commands: Subcommands) -> None:
     grade.add_argument("run_ids", nargs="*", metavar="RUN_ID")
     grade.add_argument("--slo", default="default", help="SLO name in conf/slo or a YAML path")
     add_output_options(grade)
+    add_wide_option(grade)
     grade.set_defaults(handler=cmd_grade)
 
 

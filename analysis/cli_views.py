@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import TypeAlias
 
-from analysis.cli import add_output_options
+from analysis.cli import add_output_options, add_wide_option
 
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -30,7 +30,7 @@ def cmd_budget(args: argparse.Namespace) -> None:
     from analysis.budget import budget_command
 
     _print(budget_command(args.results, args.run_ids or None, args.format, args.stat,
-                          args.deltas))
+                          args.deltas, args.wide))
 
 
 def _add_budget(commands: Subcommands) -> None:
@@ -46,6 +46,7 @@ def _add_budget(commands: Subcommands) -> None:
     p.add_argument("--deltas", action="store_true",
                    help="print the per-phase deltas between cells (view budget_delta)")
     add_output_options(p)
+    add_wide_option(p)
     p.set_defaults(handler=cmd_budget)
 
 
@@ -57,7 +58,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
         results, run_ids = Path(run_ids[0]), run_ids[1:]
     opts = CompareOptions(metrics=args.metric or ("ttft_ms", "total_ms", "output_tps"),
                           detect=args.detect, seed=args.seed)
-    _print(compare_command(results, run_ids, args.format, args.latest, args.by, opts))
+    _print(compare_command(results, run_ids, args.format, args.latest, args.by, opts,
+                           args.wide))
 
 
 def _add_compare(commands: Subcommands) -> None:
@@ -82,6 +84,7 @@ def _add_compare(commands: Subcommands) -> None:
                    help="difference worth resolving, share of the baseline median (0.05)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     add_output_options(p)
+    add_wide_option(p)
     p.set_defaults(handler=cmd_compare)
 
 

@@ -35,6 +35,7 @@ def grade_command(
     run_ids: list[str] | None,
     fmt: str,
     slo: Mapping[str, Any] | None = None,
+    wide: bool = False,
 ) -> str:
     """One row per run x cell: overall grade and each SLO metric's value and grade.
 
@@ -49,7 +50,7 @@ def grade_command(
             sql += " WHERE list_contains($ids, run_id)"
             params["ids"] = latest_run_ids(con, 1)
         rows = con.execute(sql + " ORDER BY run_id, cell", params).fetchall()
-        if fmt == "table":
+        if fmt == "table" and not wide:
             return render(compact_grades(rows), fmt)
         return render((list(GRADE_COLUMNS), rows), fmt)
     finally:

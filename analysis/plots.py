@@ -15,11 +15,12 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from analysis.readable import clip, short_name
+
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")
 PHASE_COLORS = ("#8dd3c7", "#bebada", "#fb8072", "#80b1d3", "#fdb462")
 VERDICT_COLORS = {"faster": "#2ca02c", "slower": "#d62728", "within noise": "#7f7f7f"}
-LABEL_CHARS = 38
 Json = dict[str, Any]
 
 
@@ -62,20 +63,6 @@ def cells(keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Cell]:
             label = f"{run_id.rpartition('-')[2] or run_id} {label}"
         out[(run_id, cell)] = Cell(run_id, cell, clip(label), PALETTE[i % len(PALETTE)])
     return out
-
-
-def short_name(cell: str, every: Sequence[str]) -> str:
-    """``cell`` without the /-separated parts that are the same in every cell of ``every``."""
-    split = [c.split("/") for c in every]
-    parts = cell.split("/")
-    if len(set(every)) < 2 or any(len(s) != len(parts) for s in split):
-        return cell
-    kept = [p for i, p in enumerate(parts) if len({s[i] for s in split}) > 1]
-    return "/".join(kept) or cell
-
-
-def clip(text: str, limit: int = LABEL_CHARS) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _axis(title: str, **extra: Any) -> Json:

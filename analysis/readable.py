@@ -4,6 +4,9 @@ every header, one for every number."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+
+LABEL_CHARS = 38
 
 WORDS = {"ttft": "TTFT", "ttfb": "TTFB", "tps": "tokens/s", "id": "id", "n": "n",
          "ci95": "95% CI", "p50": "p50", "p90": "p90", "p95": "p95", "p99": "p99",
@@ -32,3 +35,26 @@ def number(value: int | float) -> str:
         return f"{value:,.0f}"
     decimals = 2 - math.floor(math.log10(abs(value)))
     return f"{value:,.{decimals}f}"
+
+
+def short_name(cell: str, every: Sequence[str]) -> str:
+    """``cell`` without the /-separated parts that are the same in every cell of ``every``."""
+    split = [c.split("/") for c in every]
+    parts = cell.split("/")
+    if len(set(every)) < 2 or any(len(s) != len(parts) for s in split):
+        return cell
+    kept = [p for i, p in enumerate(parts) if len({s[i] for s in split}) > 1]
+    return "/".join(kept) or cell
+
+
+def shared_parts(every: Sequence[str]) -> str:
+    """The cell name pattern of ``every``: the parts they share, ``…`` where they differ."""
+    split = [c.split("/") for c in every]
+    if not split or any(len(s) != len(split[0]) for s in split):
+        return ""
+    columns = list(zip(*split, strict=True))
+    return "/".join(c[0] if len(set(c)) == 1 else "…" for c in columns)
+
+
+def clip(text: str, limit: int = LABEL_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

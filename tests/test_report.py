@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from analysis import plots
-from analysis.readable import header, number
+from analysis.readable import clip, header, number, shared_parts, short_name
 from analysis.report import report_command
 from runner.errors import ConfigError
 from tests.test_analysis import T0, err, ok, write_requests, write_run
@@ -145,8 +145,9 @@ def test_readable_headers_and_numbers() -> None:
     assert header("ttft_p50_ms") == "TTFT p50 (ms)" and header("run_id") == "run id"
     assert [number(v) for v in (211.163, 12.345, 0.09575, 1234567, 0.0, 3.0)] == [
         "211", "12.3", "0.0958", "1,234,567", "0", "3.00"]
-    assert plots.short_name("a/x/c", ["a/x/c", "a/y/c"]) == "x"
-    assert plots.clip("x" * 50) == "x" * 37 + "…"
+    assert short_name("a/x/c", ["a/x/c", "a/y/c"]) == "x"
+    assert shared_parts(["a/x/c", "a/y/c"]) == "a/…/c"
+    assert clip("x" * 50) == "x" * 37 + "…"
 
 
 def test_error_only_runs_say_so(tmp_path: Path) -> None:
