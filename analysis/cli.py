@@ -46,22 +46,19 @@ def cmd_grade(args: argparse.Namespace) -> None:
 
 
 def load_slo(name_or_path: str) -> dict[str, object]:
-    """An SLO by name (conf/slo/NAME.yaml) or by path to a YAML file."""
+    """An SLO by name (conf/slo/NAME.yaml: the package runner.conf, which is the checkout's
+    conf/ in an editable install) or by path to a YAML file."""
     import yaml
 
-    from runner.app import CHECKOUT_CONF
-
     path = Path(name_or_path)
-    if not path.is_file():
-        path = CHECKOUT_CONF / "slo" / f"{name_or_path}.yaml"
-    if not path.is_file():
-        from importlib import resources
+    if path.is_file():
+        return dict(yaml.safe_load(path.read_text()))
+    from importlib import resources  # not runner.app: it imports Hydra and the runner (1 s)
 
-        bundled = resources.files("runner.conf") / "slo" / f"{name_or_path}.yaml"
-        if not bundled.is_file():
-            raise LatlabError(f"--slo: no SLO named {name_or_path!r} and no such file")
-        return dict(yaml.safe_load(bundled.read_text()))
-    return dict(yaml.safe_load(path.read_text()))
+    bundled = resources.files("runner.conf") / "slo" / f"{name_or_path}.yaml"
+    if not bundled.is_file():
+        raise LatlabError(f"--slo: no SLO named {name_or_path!r} and no such file")
+    return dict(yaml.safe_load(bundled.read_text()))
 
 
 class ViewsHelp(argparse.Action):

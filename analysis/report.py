@@ -34,7 +34,7 @@ CELL_COLUMNS = ["run_id", "cell", "concurrency", "n", "ok", "errors", "ttft_p50_
 BUDGET_COLUMNS = ["run_id", "cell", "n", *[f"{p}_mean_ms" for p in PHASES], "total_mean_ms",
                   "server_mean_ms"]
 # per-cell views several parts of the report read: computed once per report
-SHARED_VIEWS = ("cell_summary", "budget", "cell_pairs")
+SHARED_VIEWS = ("cell_summary", "cell_pairs")
 
 
 @dataclass
@@ -122,8 +122,9 @@ def figures(con: duckdb.DuckDBPyConnection, runs: list[str], per_cell: int = SAM
     sample = _dicts(con, "SELECT * FROM report_sample($k) WHERE list_contains($runs, run_id) "
                     "ORDER BY run_id, cell, k_ttft", {**where, "k": per_cell})
     box = _dicts(con, "SELECT * FROM report_boxes WHERE list_contains($runs, run_id)", where)
-    phases = _dicts(con, "SELECT p.*, b.n FROM budget_phases p JOIN budget b "
-                    "USING (run_id, cell) WHERE list_contains($runs, run_id)", where)
+    phases = _dicts(con, "SELECT run_id, cell, p.phase, p.mean_ms, b.n FROM budget_phases p "
+                    "JOIN budget b USING (run_id, cell) WHERE list_contains($runs, run_id)",
+                    where)
     return [plots.ecdf(sample, labels),
             *[plots.boxes(box, labels, *m) for m in BOX_METRICS],
             plots.budget(phases, labels, PHASES), plots.over_time(sample, labels)]
@@ -208,7 +209,11 @@ def _figure(i: int, fig: plots.Figure) -> str:
 def _scripts(figures: list[plots.Figure]) -> str:
     """plotly.js and the figures' JSON (``</`` escaped: no data can close the script)."""
     drawn = [f.spec() if f.data else {"data": [], "layout": {}} for f in figures]
-    data = json.dumps(_plain(drawn), allow_nan=False).replace("</", "<\\/")
+    try:  # plain floats and strings: fast; JSON has no NaN, so any NaN takes _plain (null)
+        data = json.dumps(drawn, allow_nan=False, default=_plain)
+    except ValueError:
+        data = json.dumps(_plain(drawn), allow_nan=False)
+    data = data.replace("</", "<\\/")
     if not any(f.data for f in figures):
         return ""
     return (f"<script>{plots.plotly_js()}</script>\n"
