@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,20 @@ GRADE_COLUMNS = (
 def sql_command(query: str, results_dir: Path, run_ids: list[str] | None, fmt: str) -> str:
     """Run ``query`` against the views of ``results_dir`` (optionally some runs only)."""
     check_format(fmt)
-    con = open_results(results_dir, run_ids)
+    con = open_results(results_dir, run_ids, needs=query_needs(query))
     try:
         return render(run_sql(con, query), fmt)
     finally:
         con.close()
+
+
+def query_needs(query: str) -> list[str] | None:
+    """The words of ``query`` when one names a view: only the views they use are created
+    (~0.2 s less at start-up); else (SHOW TABLES, information_schema, …) every view."""
+    from analysis.query import view_names
+
+    words = re.findall(r"\w+", query.lower())
+    return words if set(words) & set(view_names()) else None
 
 
 def grade_command(
