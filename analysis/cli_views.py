@@ -198,9 +198,11 @@ def _add_report(commands: Subcommands) -> None:
     p = commands.add_parser(
         "report", help="Markdown and self-contained HTML report with plots",
         description="A report over the views: run metadata, grades, the budget, comparisons "
-        "(95% bootstrap CIs), advice; the HTML file adds plots drawn as inline SVG (TTFT "
+        "(95% bootstrap CIs), advice; the HTML file adds interactive Plotly plots (TTFT "
         "ECDF per cell, box plots of TTFT, total and tokens/s, the budget as stacked bars, "
-        "TTFT over time). Prints the Markdown unless --markdown FILE. Default: the latest run.")
+        "TTFT over time with the run's schedule, comparison intervals; plotly.js inlined, "
+        "nothing fetched). Prints the Markdown unless --markdown FILE. Default: the latest "
+        "run.")
     p.add_argument("run_ids", nargs="*", metavar="RUN_ID")
     p.add_argument("--latest", type=int, metavar="N", help="the N most recent runs")
     p.add_argument("--html", type=Path, metavar="FILE", help="write the HTML report to FILE")
