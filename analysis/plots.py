@@ -1,7 +1,7 @@
 """Plotly figures of the HTML report, as plain JSON-ready dicts that plotly.js (inlined in
 the page, analysis/report.py) draws: hover, zoom and a legend that toggles each cell.
 
-The data comes from the report's views (analysis/80_report.sql, budget_phases, compare):
+The data comes from the report's views (analysis/80_report.sql, budget, compare):
 per-cell statistics and a bounded sample of requests, never every row. Nothing here
 computes a metric; it only lays the numbers out.
 """
@@ -154,21 +154,23 @@ def _box_traces(cell: Cell, r: Json, unit: str) -> list[Json]:
 
 def budget(rows: Sequence[Json], labels: dict[tuple[str, str], Cell],
            phases: Sequence[str]) -> Figure:
-    """The mean of each phase of a request, stacked per cell, values on the bars and the
-    total at the end; every phase is in the legend, however small."""
+    """The mean of each phase of a request (``PHASE_mean_ms`` of the budget rows), stacked
+    per cell, values on the bars and the total at the end; every phase is in the legend,
+    however small."""
     fig = Figure("Latency budget per cell (mean ms)", "The phases of a request add up to its "
                  "total (mean over successful measured requests; latlab budget).")
-    keys = [k for k in reversed(labels) if any((r["run_id"], r["cell"]) == k for r in rows)]
+    by_key = {(r["run_id"], r["cell"]): r for r in rows}
+    keys = [k for k in reversed(labels) if k in by_key]
     if not keys:
         return fig
-    ys = [_budget_label(labels[k], rows) for k in keys]
+    ys = [f"{labels[k].label} · n={by_key[k]['n']:,}" for k in keys]
     for phase, color in zip(phases, PHASE_COLORS, strict=False):
-        xs = [_phase_value(rows, k, phase) for k in keys]
+        xs = [max(float(by_key[k][f"{phase}_mean_ms"] or 0.0), 0.0) for k in keys]
         fig.data.append({"type": "bar", "orientation": "h", "name": phase, "x": xs, "y": ys,
                          "marker": {"color": color}, "text": [f"{x:,.0f}" for x in xs],
                          "textposition": "inside", "insidetextanchor": "middle",
                          "hovertemplate": f"%{{y}}<br>{phase}: %{{x:,.1f}} ms<extra></extra>"})
-    totals = [sum(_phase_value(rows, k, p) for p in phases) for k in keys]
+    totals = [sum(bar["x"][i] for bar in fig.data) for i in range(len(keys))]
     fig.data.append({"type": "scatter", "mode": "text", "x": totals, "y": ys,
                      "text": [f" {t:,.0f} ms" for t in totals], "textposition": "middle right",
                      "showlegend": False, "hoverinfo": "skip"})
@@ -178,17 +180,6 @@ def budget(rows: Sequence[Json], labels: dict[tuple[str, str], Cell],
                                  "traceorder": "normal"})
     fig.layout["xaxis"]["range"] = [0, max(totals, default=1) * 1.15]
     return fig
-
-
-def _budget_label(cell: Cell, rows: Sequence[Json]) -> str:
-    n = next(r["n"] for r in rows if (r["run_id"], r["cell"]) == (cell.run_id, cell.cell))
-    return f"{cell.label} · n={n:,}"
-
-
-def _phase_value(rows: Sequence[Json], key: tuple[str, str], phase: str) -> float:
-    found = [r["mean_ms"] for r in rows
-             if (r["run_id"], r["cell"], r["phase"]) == (*key, phase)]
-    return max(float(found[0] or 0.0), 0.0) if found else 0.0
 
 
 # ---------------------------------------------------------------- over time

@@ -19,8 +19,9 @@ import duckdb
 
 from analysis import plots
 from analysis.budget import PHASES
-from analysis.commands import GRADE_COLUMNS, latest_run_ids
+from analysis.commands import GRADE_COLUMNS, LATEST_NEEDS, latest_run_ids
 from analysis.compare import COLUMNS as COMPARE_COLUMNS
+from analysis.compare import NEEDS as COMPARE_NEEDS
 from analysis.compare import CompareOptions, comparison_rows
 from analysis.query import Rows, _plain, materialize, open_results
 from analysis.readable import header, number
@@ -33,6 +34,8 @@ CELL_COLUMNS = ["run_id", "cell", "concurrency", "n", "ok", "errors", "ttft_p50_
                 "ttft_p95_ms", "total_p50_ms", "total_p95_ms", "output_tps_mean"]
 BUDGET_COLUMNS = ["run_id", "cell", "n", *[f"{p}_mean_ms" for p in PHASES], "total_mean_ms",
                   "server_mean_ms"]
+NEEDS = ("runs", "run_order", "cell_summary", "grades", "budget", "budget_delta", "advice",
+         "report_boxes", "report_sample", *COMPARE_NEEDS)  # the views a report reads
 # per-cell views several parts of the report read: computed once per report
 SHARED_VIEWS = ("cell_summary", "cell_pairs")
 
@@ -78,7 +81,9 @@ def gather(con: duckdb.DuckDBPyConnection, runs: list[str]) -> Report:
     advice = con.execute(f"SELECT concat(rule, ': ', advice, ' — ', cell, ': ', evidence) "
                          f"FROM advice {where} ORDER BY rule, cell", {"runs": runs}).fetchall()
     report.notes.append(("Advice", [str(a[0]) for a in advice]))
-    report.figures = figures(con, runs) + report.figures
+    columns, rows = next(t for title, t in report.tables if title.startswith("Budget"))
+    budget = [dict(zip(columns, r, strict=True)) for r in rows]
+    report.figures = figures(con, runs, budget) + report.figures
     return report
 
 
@@ -111,9 +116,10 @@ def _dicts(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> 
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def figures(con: duckdb.DuckDBPyConnection, runs: list[str], per_cell: int = SAMPLE_PER_CELL
-            ) -> list[plots.Figure]:
-    """The report's plots, from per-cell statistics and a bounded sample of requests."""
+def figures(con: duckdb.DuckDBPyConnection, runs: list[str], budget: Sequence[Json] = (),
+            per_cell: int = SAMPLE_PER_CELL) -> list[plots.Figure]:
+    """The report's plots, from per-cell statistics (``budget``: rows of BUDGET_COLUMNS) and
+    a bounded sample of requests."""
     where = {"runs": runs}
     keys = [(str(r), str(c)) for r, c in con.execute(
         "SELECT run_id, cell FROM cell_summary WHERE list_contains($runs, run_id) "
@@ -122,12 +128,9 @@ def figures(con: duckdb.DuckDBPyConnection, runs: list[str], per_cell: int = SAM
     sample = _dicts(con, "SELECT * FROM report_sample($k) WHERE list_contains($runs, run_id) "
                     "ORDER BY run_id, cell, k_ttft", {**where, "k": per_cell})
     box = _dicts(con, "SELECT * FROM report_boxes WHERE list_contains($runs, run_id)", where)
-    phases = _dicts(con, "SELECT run_id, cell, p.phase, p.mean_ms, b.n FROM budget_phases p "
-                    "JOIN budget b USING (run_id, cell) WHERE list_contains($runs, run_id)",
-                    where)
     return [plots.ecdf(sample, labels),
             *[plots.boxes(box, labels, *m) for m in BOX_METRICS],
-            plots.budget(phases, labels, PHASES), plots.over_time(sample, labels)]
+            plots.budget(budget, labels, PHASES), plots.over_time(sample, labels)]
 
 
 # ---------------------------------------------------------------- output
@@ -261,7 +264,7 @@ def report_command(results_dir: Path, run_ids: Sequence[str] | None, latest: int
     if latest is not None and (latest < 1 or run_ids):
         raise ConfigError("--latest: a number >= 1, and not together with run ids")
     runs = list(run_ids) if run_ids else _latest(results_dir, latest or 1)
-    con = open_results(results_dir, runs, slo)
+    con = open_results(results_dir, runs, slo, needs=NEEDS)
     try:
         runs = [str(r[0]) for r in con.execute(
             "SELECT run_id FROM run_order ORDER BY ord").fetchall()]
@@ -282,7 +285,7 @@ def report_command(results_dir: Path, run_ids: Sequence[str] | None, latest: int
 
 
 def _latest(results_dir: Path, n: int) -> list[str]:
-    con = open_results(results_dir)
+    con = open_results(results_dir, needs=LATEST_NEEDS)
     try:
         return latest_run_ids(con, n)
     finally:

@@ -133,10 +133,10 @@ def test_bounded_sample_of_a_big_cell(tmp_path: Path) -> None:
 
     con = open_results(interleaved(tmp_path, n=100))
     try:
-        ecdf = figures(con, ["qs0001"], per_cell=25)[0]
+        ecdf = figures(con, ["qs0001"], per_cell=25)[0]  # every 4th iteration
     finally:
         con.close()
-    assert ecdf.data[0]["name"] == "haiku-4-5 (25 of n=100)"  # every 4th iteration
+    assert ecdf.data[0]["name"] == "haiku-4-5 (25 of n=100)"
     assert [len(t["x"]) for t in ecdf.data] == [26, 26]
 
 
