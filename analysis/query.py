@@ -296,11 +296,13 @@ def open_results(
     return con
 
 
-def materialize(con: duckdb.DuckDBPyConnection, views: Sequence[str]) -> None:
-    """Compute each of ``views`` once into a table and point the view at it: what several
-    queries of one command read is not recomputed for each (the data does not change)."""
-    for view in views:
-        con.execute(f"CREATE TABLE {view}__kept AS SELECT * FROM {view}; "
+def materialize(con: duckdb.DuckDBPyConnection, views: Mapping[str, str]) -> None:
+    """Compute each view once into a table and point the view at it: what several queries
+    of one command read is not recomputed for each (the data does not change). ``views``
+    maps each view to the columns to keep ("*": all; fewer: DuckDB computes only those, and
+    the view then has only those)."""
+    for view, columns in views.items():
+        con.execute(f"CREATE TABLE {view}__kept AS SELECT {columns} FROM {view}; "
                     f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {view}__kept")
 
 

@@ -36,8 +36,15 @@ BUDGET_COLUMNS = ["run_id", "cell", "n", *[f"{p}_mean_ms" for p in PHASES], "tot
                   "server_mean_ms"]
 NEEDS = ("runs", "run_order", "cell_summary", "grades", "budget", "budget_delta", "advice",
          "report_boxes", "report_sample", *COMPARE_NEEDS)  # the views a report reads
-# per-cell views several parts of the report read: computed once per report
-SHARED_VIEWS = ("cell_summary", "cell_pairs")
+# per-cell views several parts of the report read, computed once per report; of
+# cell_summary, the columns its readers here use (grades, advice, the Cells table): the
+# quantiles of TTFB, generation and tokens/s are not computed (three sorts of every row)
+SHARED_VIEWS = {
+    "cell_summary": "run_id, cell, provider, api, model, model_id, prompt, guardrail, stream, "
+                    "concurrency, n, ok, errors, error_rate, ttft_p50_ms, ttft_p95_ms, "
+                    "ttft_p99_ms, total_p50_ms, total_p95_ms, output_tps_mean",
+    "cell_pairs": "*",
+}
 
 
 @dataclass
