@@ -114,7 +114,7 @@ def _comparisons(con: duckdb.DuckDBPyConnection, runs: list[str], report: Report
 
 SAMPLE_PER_CELL = 400  # requests per cell in the ECDF and over-time plots (all when fewer)
 BOX_METRICS = (("ttft_ms", "TTFT", "ms"), ("total_ms", "Total latency", "ms"),
-               ("output_tps", "Output tokens/s", "tokens/s"))
+               ("output_tps", "Output speed", "tokens/s"))
 
 
 def _dicts(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> list[Json]:
@@ -176,12 +176,11 @@ padding:0 16px}h1{margin-bottom:4px}h2{margin:28px 0 8px;font-size:18px}
 .wrap{overflow-x:auto;margin-bottom:12px}table{border-collapse:collapse;font-size:13px}
 th,td{border:1px solid #ddd;padding:3px 8px;text-align:right;vertical-align:top}
 th{background:#f3f3f3;font-weight:600;white-space:nowrap}
-td.text{text-align:left;white-space:nowrap}td.name{text-align:left;min-width:14em;
-overflow-wrap:normal;word-break:keep-all}
+td.text,td.name{text-align:left;white-space:nowrap}
 .warn{color:#a00;font-weight:bold}figure{margin:0 0 20px;border:1px solid #eee;padding:8px}
 figcaption{font-size:13px;color:#555;margin:2px 0 6px}figcaption b{font-size:15px;color:#222}
 .plot{width:100%}.nodata{color:#888;font-size:13px}"""
-NAME_COLUMNS = {"cell", "baseline", "other"}  # long names: break only at a "/"
+NAME_COLUMNS = {"cell", "baseline", "other"}  # long names: on one line, or broken at a "/"
 SCRIPT = """const figures = JSON.parse(document.getElementById('figures').textContent);
 const config = {responsive: true, displaylogo: false, scrollZoom: false};
 figures.forEach((f, i) => Plotly.newPlot('plot-' + i, f.data, f.layout, config));"""

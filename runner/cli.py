@@ -32,15 +32,33 @@ def experiments_searchpath(directory: Path) -> str:
     return f"hydra.searchpath=[file://{root}]"
 
 
+def run_help(argv: Sequence[str]) -> None:
+    """``latlab run --help``: Hydra prints latlab's help page (conf/hydra/help/latlab.yaml)
+    without importing the runner (1.3 s): the task never runs."""
+    import hydra
+
+    sys.argv = ["latlab run", *argv]
+    # the package runner.conf is the checkout's conf/ in an editable install
+    hydra.main(version_base="1.3", config_path="pkg://runner.conf",
+               config_name="config")(lambda cfg: None)()
+
+
 def cmd_run(args: argparse.Namespace) -> None:
+    overrides: list[str] = list(args.hydra_args)
+    if args.experiments_dir is not None:
+        overrides.append(experiments_searchpath(args.experiments_dir))
+    if "--help" in overrides or "-h" in overrides:
+        run_help(overrides)
+        return
+    _run(overrides)
+
+
+def _run(overrides: list[str]) -> None:
     from runner.app import config_path, hydra_main
     from runner.config import check_overrides_for_secrets
     from runner.precheck import precheck
     from runner.write import ensure_writable
 
-    overrides: list[str] = list(args.hydra_args)
-    if args.experiments_dir is not None:
-        overrides.append(experiments_searchpath(args.experiments_dir))
     check_overrides_for_secrets(overrides)
     if not any(a.startswith("-") for a in overrides):
         ensure_writable(Path(precheck(config_path(), overrides)))
