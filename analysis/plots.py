@@ -169,7 +169,9 @@ def budget(rows: Sequence[Json], labels: dict[tuple[str, str], Cell],
         fig.data.append({"type": "bar", "orientation": "h", "name": phase, "x": xs, "y": ys,
                          "marker": {"color": color}, "text": [f"{x:,.0f}" for x in xs],
                          "textposition": "inside", "insidetextanchor": "middle",
-                         "hovertemplate": f"%{{y}}<br>{phase}: %{{x:,.1f}} ms<extra></extra>"})
+                         "customdata": [[k[1], k[0]] for k in keys],
+                         "hovertemplate": "<b>%{customdata[0]}</b><br>run %{customdata[1]} · "
+                                          f"%{{y}}<br>{phase}: %{{x:,.1f}} ms<extra></extra>"})
     totals = [sum(bar["x"][i] for bar in fig.data) for i in range(len(keys))]
     fig.data.append({"type": "scatter", "mode": "text", "x": totals, "y": ys,
                      "text": [f" {t:,.0f} ms" for t in totals], "textposition": "middle right",
