@@ -175,12 +175,12 @@ CSS = """body{font-family:system-ui,sans-serif;margin:24px auto;color:#222;max-w
 padding:0 16px}h1{margin-bottom:4px}h2{margin:28px 0 8px;font-size:18px}
 .wrap{overflow-x:auto;margin-bottom:12px}table{border-collapse:collapse;font-size:13px}
 th,td{border:1px solid #ddd;padding:3px 8px;text-align:right;vertical-align:top}
-th{background:#f3f3f3;font-weight:600;white-space:nowrap}
-td.text,td.name{text-align:left;white-space:nowrap}
+th{background:#f3f3f3;font-weight:600;vertical-align:bottom}
+td.text,td.name{text-align:left;white-space:nowrap}th.text{text-align:left}
 .warn{color:#a00;font-weight:bold}figure{margin:0 0 20px;border:1px solid #eee;padding:8px}
 figcaption{font-size:13px;color:#555;margin:2px 0 6px}figcaption b{font-size:15px;color:#222}
 .plot{width:100%}.nodata{color:#888;font-size:13px}"""
-NAME_COLUMNS = {"cell", "baseline", "other"}  # long names: on one line, or broken at a "/"
+NAME_COLUMNS = {"cell", "baseline", "other"}  # long names: on one line (headers wrap instead)
 SCRIPT = """const figures = JSON.parse(document.getElementById('figures').textContent);
 const config = {responsive: true, displaylogo: false, scrollZoom: false};
 figures.forEach((f, i) => Plotly.newPlot('plot-' + i, f.data, f.layout, config));"""
@@ -233,17 +233,24 @@ def _scripts(figures: list[plots.Figure]) -> str:
 def _html_table(columns: list[str], rows: list[tuple[Any, ...]]) -> str:
     if not rows:
         return "<p>(none)</p>"
-    head = "".join(f'<th title="{escape(c)}">{escape(header(c))}</th>' for c in columns)
+    numeric = [any(_is_number(r[i]) for r in rows) for i in range(len(columns))]
+    kinds = ["" if num else ' class="text"' for num in numeric]
+    head = "".join(f'<th title="{escape(c)}"{kind}>{escape(header(c))}</th>'
+                   for c, kind in zip(columns, kinds, strict=True))
     body = "".join("<tr>" + "".join(_td(c, v) for c, v in zip(columns, r, strict=True))
                    + "</tr>" for r in rows)
     return f'<div class="wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>' \
         "</table></div>"
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _td(column: str, value: Any) -> str:
     if column in NAME_COLUMNS and isinstance(value, str):
-        return f'<td class="name">{"/<wbr>".join(escape(p) for p in value.split("/"))}</td>'
-    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f'<td class="name">{escape(value)}</td>'
+    if _is_number(value):
         return f"<td>{escape(number(value))}</td>"
     return f'<td class="text">{escape(_cell(value))}</td>'
 
