@@ -20,7 +20,7 @@ caching AS (
                AS advice,
            format('mean input {:.0f} tokens, 0 cache reads, TTFT p50 {:.0f} ms > {:.0f} ms',
                   t.input_mean, c.ttft_p50_ms, a.ttft_p50_ms) AS evidence
-    FROM cells c JOIN tokens t USING (run_id, cell), a
+    FROM cell_summary c JOIN tokens t USING (run_id, cell), a
     WHERE t.input_mean >= 1024 AND t.cache_reads = 0 AND c.ttft_p50_ms > a.ttft_p50_ms
 ),
 smaller AS (
@@ -30,14 +30,14 @@ smaller AS (
                   c.total_p50_ms,
                   coalesce((SELECT format('; {} in this run: {:.0f} ms', arg_min(o.model, o.total_p50_ms),
                                           min(o.total_p50_ms))
-                            FROM cell_pairs p JOIN cells o ON o.run_id = p.run_id
+                            FROM cell_pairs p JOIN cell_summary o ON o.run_id = p.run_id
                                  AND o.cell = CASE WHEN p.cell = c.cell THEN p.baseline_cell
                                                    ELSE p.cell END
                             WHERE p.run_id = c.run_id AND p.axis = 'model'
                               AND c.cell IN (p.cell, p.baseline_cell)
                               AND o.model NOT LIKE 'opus%'
                             HAVING count(*) > 0), '')) AS evidence
-    FROM cells c JOIN tokens t USING (run_id, cell)
+    FROM cell_summary c JOIN tokens t USING (run_id, cell)
     WHERE c.model LIKE 'opus%' AND t.output_mean <= 300
 ),
 route AS (
@@ -68,11 +68,11 @@ stream AS (
                   c.total_p50_ms, a.ttft_p50_ms,
                   coalesce((SELECT format('; streamed in this run: TTFT p50 {:.0f} ms',
                                           any_value(s.ttft_p50_ms))
-                            FROM cell_pairs p JOIN cells s ON s.run_id = p.run_id
+                            FROM cell_pairs p JOIN cell_summary s ON s.run_id = p.run_id
                                  AND s.cell = p.baseline_cell
                             WHERE p.run_id = c.run_id AND p.axis = 'stream' AND p.cell = c.cell
                             HAVING count(*) > 0), '')) AS evidence
-    FROM cells c, a
+    FROM cell_summary c, a
     WHERE NOT c.stream AND c.total_p50_ms > a.ttft_p50_ms
 ),
 timeouts AS (

@@ -48,8 +48,26 @@ def budget_rows(con: duckdb.DuckDBPyConnection, runs: list[str], stat: str, delt
     return columns, rows
 
 
+def compact_budget(columns: list[str], rows: list[tuple[Any, ...]]
+                   ) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The budget for a terminal (fits 100 columns): cells by the parts of their names that
+    differ, each phase, the total and the provider's own time, in whole ms; every column:
+    --wide, --format csv|json."""
+    from latlab.analysis.readable import short_name
+
+    stat = columns[5].split("_")[-2]  # connect_<stat>_ms
+    keep = ["n", *[f"{p}_{stat}_ms" for p in PHASES], f"total_{stat}_ms", f"server_{stat}_ms"]
+    at = [columns.index(k) for k in keep]
+    names = [str(r[1]) for r in rows]
+    several = len({r[0] for r in rows}) > 1
+    out = [((f"{r[0]} " if several else "") + short_name(str(r[1]), names),
+            *[v if v is None or i == at[0] else round(v) for i, v in ((i, r[i]) for i in at)])
+           for r in rows]
+    return ["cell", "n", *PHASES, "total", "server"], out
+
+
 def budget_command(results_dir: Path, run_ids: Sequence[str] | None, fmt: str,
-                   stat: str = "mean", deltas: bool = False) -> str:
+                   stat: str = "mean", deltas: bool = False, wide: bool = False) -> str:
     """The budget per cell; in a table, followed by one sentence per one-axis delta."""
     check_format(fmt)
     if stat not in STATS:
@@ -62,6 +80,9 @@ def budget_command(results_dir: Path, run_ids: Sequence[str] | None, fmt: str,
         columns, rows = budget_rows(con, runs, stat, deltas)
         if not rows:
             return _empty_message(con, runs, deltas)
+        if fmt == "table" and not (deltas or wide):
+            return _budget_heading(rows, stat) + render(compact_budget(columns, rows), fmt) \
+                + _delta_sentences(con, runs)
         text = render((columns, rows), fmt)
         if fmt == "table" and not deltas:
             text += _delta_sentences(con, runs)
@@ -70,13 +91,25 @@ def budget_command(results_dir: Path, run_ids: Sequence[str] | None, fmt: str,
         con.close()
 
 
+def _budget_heading(rows: list[tuple[Any, ...]], stat: str) -> str:
+    from latlab.analysis.readable import shared_parts
+
+    cells = shared_parts([str(r[1]) for r in rows])
+    named = f" of {cells}" if "…" in cells else ""
+    return f"{stat} ms per phase{named} (every column: --wide)\n"
+
+
 def _delta_sentences(con: duckdb.DuckDBPyConnection, runs: list[str]) -> str:
     rows = con.execute("SELECT axis, baseline_cell, cell, summary FROM budget_delta "
                        "WHERE list_contains($runs, run_id) ORDER BY run_id, axis, cell",
                        {"runs": runs}).fetchall()
     if not rows:
         return ""
-    lines = [f"- {summary}  [{axis}: {base} -> {cell}]" for axis, base, cell, summary in rows]
+    from latlab.analysis.readable import short_name
+
+    names = [str(n) for r in rows for n in r[1:3]]
+    lines = [f"- {summary}  [{axis}: {short_name(base, names)} -> {short_name(cell, names)}]"
+             for axis, base, cell, summary in rows]
     return "\n\nCells that differ in one axis (mean ms):\n" + "\n".join(lines)
 
 

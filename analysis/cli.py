@@ -25,6 +25,13 @@ def add_output_options(parser: argparse.ArgumentParser, default_format: str = "t
                         help="results directory (default: ./results)")
 
 
+def add_wide_option(parser: argparse.ArgumentParser) -> None:
+    """``--wide``: every column in the table (by default, the columns that fit 100)."""
+    parser.add_argument("--wide", action="store_true",
+                        help="every column in the table (default: the chosen ones that fit "
+                        "a 100-column terminal; csv and json always have every column)")
+
+
 def cmd_sql(args: argparse.Namespace) -> None:
     from latlab.analysis.commands import sql_command
 
@@ -35,11 +42,12 @@ def cmd_grade(args: argparse.Namespace) -> None:
     from latlab.analysis.commands import grade_command
 
     emit(grade_command(args.results, args.run_ids or None, args.format,
-                        load_slo(args.slo)))
+                        load_slo(args.slo), args.wide))
 
 
 def load_slo(name_or_path: str) -> dict[str, object]:
-    """An SLO by name (conf/slo/NAME.yaml) or by path to a YAML file."""
+    """An SLO by name (conf/slo/NAME.yaml: the package latlab.conf, which is the checkout's
+    conf/ in an editable install) or by path to a YAML file."""
     import yaml
 
     path = Path(name_or_path)
@@ -50,9 +58,30 @@ def load_slo(name_or_path: str) -> dict[str, object]:
     return dict(yaml.safe_load(path.read_text()))
 
 
+class ViewsHelp(argparse.Action):
+    """``latlab sql --help``: the help and every view, read from analysis/*.sql only then
+    (that imports DuckDB: the other commands' start-up need not)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        import textwrap
+
+        from latlab.analysis.query import view_names
+
+        views = textwrap.fill(", ".join(view_names()), 78, initial_indent="  ",
+                              subsequent_indent="  ")
+        parser.epilog = f"views (SELECT * FROM NAME; also: SHOW TABLES, DESCRIBE NAME):\n{views}"
+        parser.print_help()
+        parser.exit()
+
+
 def _add_sql(commands: Subcommands) -> None:
-    sql = commands.add_parser("sql", help="run DuckDB SQL over the results",
-                              description="Run SQL over the views requests, runs, cells, grades.")
+    sql = commands.add_parser("sql", help="run DuckDB SQL over the results", add_help=False,
+                              formatter_class=argparse.RawDescriptionHelpFormatter,
+                              description="Run DuckDB SQL over the views of the results "
+                              "(listed below; columns: docs/columns.md).")
+    sql.add_argument("-h", "--help", action=ViewsHelp, nargs=0,
+                     help="show this help and every view, then exit")
     sql.add_argument("query", help='the SQL, e.g. "SELECT * FROM cells"')
     sql.add_argument("--run", action="append", metavar="RUN_ID",
                      help="only this run (repeatable; a unique prefix is enough)")
@@ -67,6 +96,7 @@ def _add_grade(commands: Subcommands) -> None:
     grade.add_argument("run_ids", nargs="*", metavar="RUN_ID")
     grade.add_argument("--slo", default="default", help="SLO name in conf/slo or a YAML path")
     add_output_options(grade)
+    add_wide_option(grade)
     grade.set_defaults(handler=cmd_grade)
 
 
@@ -146,7 +176,7 @@ def cmd_budget(args: argparse.Namespace) -> None:
     from latlab.analysis.budget import budget_command
 
     emit(budget_command(args.results, args.run_ids or None, args.format, args.stat,
-                          args.deltas))
+                        args.deltas, args.wide))
 
 
 def _add_budget(commands: Subcommands) -> None:
@@ -162,6 +192,7 @@ def _add_budget(commands: Subcommands) -> None:
     p.add_argument("--deltas", action="store_true",
                    help="print the per-phase deltas between cells (view budget_delta)")
     add_output_options(p)
+    add_wide_option(p)
     p.set_defaults(handler=cmd_budget)
 
 
@@ -173,7 +204,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
         results, run_ids = Path(run_ids[0]), run_ids[1:]
     opts = CompareOptions(metrics=args.metric or ("ttft_ms", "total_ms", "output_tps"),
                           detect=args.detect, seed=args.seed)
-    emit(compare_command(results, run_ids, args.format, args.latest, args.by, opts))
+    emit(compare_command(results, run_ids, args.format, args.latest, args.by, opts,
+                         args.wide))
 
 
 def _add_compare(commands: Subcommands) -> None:
@@ -198,6 +230,7 @@ def _add_compare(commands: Subcommands) -> None:
                    help="difference worth resolving, share of the baseline median (0.05)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     add_output_options(p)
+    add_wide_option(p)
     p.set_defaults(handler=cmd_compare)
 
 
@@ -252,9 +285,11 @@ def _add_report(commands: Subcommands) -> None:
     p = commands.add_parser(
         "report", help="Markdown and self-contained HTML report with plots",
         description="A report over the views: run metadata, grades, the budget, comparisons "
-        "(95% bootstrap CIs), advice; the HTML file adds plots drawn as inline SVG (TTFT "
+        "(95% bootstrap CIs), advice; the HTML file adds interactive Plotly plots (TTFT "
         "ECDF per cell, box plots of TTFT, total and tokens/s, the budget as stacked bars, "
-        "TTFT over time). Prints the Markdown unless --markdown FILE. Default: the latest run.")
+        "TTFT over time with the run's schedule, comparison intervals; plotly.js inlined, "
+        "nothing fetched). Prints the Markdown unless --markdown FILE. Default: the latest "
+        "run.")
     p.add_argument("run_ids", nargs="*", metavar="RUN_ID")
     p.add_argument("--latest", type=int, metavar="N", help="the N most recent runs")
     p.add_argument("--html", type=Path, metavar="FILE", help="write the HTML report to FILE")

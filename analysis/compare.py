@@ -197,9 +197,42 @@ def select_runs(results_dir: Path, run_ids: Sequence[str], latest: int | None,
     return None, want
 
 
+TABLE_COLUMNS = ["cell", "compared", "metric", "n", "p50", "delta [95% CI]", "verdict"]
+
+
+def compact_comparison(rows: list[tuple[Any, ...]]) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The comparison for a terminal (fits 100 columns): baseline -> other, the medians, the
+    delta with its interval and the verdict (with the requests needed); every column:
+    --wide, --format csv|json."""
+    from latlab.analysis.readable import number
+
+    def num(v: Any) -> str:
+        return "-" if v is None else number(float(v))
+
+    out = []
+    for r in [dict(zip(COLUMNS, row, strict=True)) for row in rows]:
+        sign = "+" if (r["delta_p50"] or 0) > 0 else ""
+        needed = f" ({r['needed_per_cell']}/cell needed)" if r["needed_per_cell"] else ""
+        out.append((r["cell"], f"{r['baseline']} -> {r['other']}", r["metric"],
+                    f"{r['n_baseline']}/{r['n']}", f"{num(r['baseline_p50'])} -> "
+                    f"{num(r['p50'])}", f"{sign}{num(r['delta_p50'])} [{num(r['ci95_low'])}, "
+                    f"{num(r['ci95_high'])}]", f"{r['verdict']}{needed}"))
+    return TABLE_COLUMNS, out
+
+
+def _compact_table(rows: list[tuple[Any, ...]]) -> str:
+    """The compact comparison; a cell that every row shares is named once, above."""
+    columns, compact = compact_comparison(rows)
+    cells = {r[0] for r in compact}
+    if len(cells) > 1:
+        return render((columns, compact), "table")
+    return f"cell {cells.pop()} (every column: --wide)\n" + render(
+        (columns[1:], [r[1:] for r in compact]), "table")
+
+
 def compare_command(results_dir: Path, run_ids: Sequence[str], fmt: str,
                     latest: int | None = None, by: str | None = None,
-                    opts: CompareOptions | None = None) -> str:
+                    opts: CompareOptions | None = None, wide: bool = False) -> str:
     """Compare runs (same cell across runs) or, with ``by``, cells within runs."""
     opts = opts or CompareOptions()
     check_format(fmt)
@@ -216,6 +249,8 @@ def compare_command(results_dir: Path, run_ids: Sequence[str], fmt: str,
         rows = comparison_rows(con, by or "run", opts)
         if not rows:
             return _nothing_to_compare(con, by)
+        if fmt == "table" and not wide:
+            return _compact_table(rows)
         return render((COLUMNS, rows), fmt)
     finally:
         con.close()

@@ -229,6 +229,12 @@ _DEFINES = re.compile(r"CREATE\s+(?:OR\s+REPLACE\s+)?(?:VIEW|MACRO|TABLE)\s+(\w+
                       re.IGNORECASE)
 
 
+def view_names() -> list[str]:
+    """Every view analysis/*.sql defines, in file order (``latlab sql --help``)."""
+    found = (m for f in sql_files(set()) for m in _DEFINES.finditer(f.read_text("utf-8")))
+    return [m.group(1) for m in found if "VIEW" in m.group(0).upper()]
+
+
 def _needed_files(files: list[Path], needs: Sequence[str]) -> list[Path]:
     """The files defining ``needs`` and, transitively, every file whose names they mention
     outside ``--`` comments."""
@@ -289,6 +295,16 @@ def open_results(
     for sql_file in sql_files(empty_sources, needs):
         create_views(con, sql_file, results_dir)
     return con
+
+
+def materialize(con: duckdb.DuckDBPyConnection, views: Mapping[str, str]) -> None:
+    """Compute each view once into a table and point the view at it: what several queries
+    of one command read is not recomputed for each (the data does not change). ``views``
+    maps each view to the columns to keep ("*": all; fewer: DuckDB computes only those, and
+    the view then has only those)."""
+    for view, columns in views.items():
+        con.execute(f"CREATE TABLE {view}__kept AS SELECT {columns} FROM {view}; "
+                    f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {view}__kept")
 
 
 def run_sql(con: duckdb.DuckDBPyConnection, sql: str) -> Rows:

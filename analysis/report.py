@@ -1,7 +1,8 @@
 """``latlab report``: Markdown (terminal, pull request) and one self-contained HTML file
-(inline CSS and SVG, no script, nothing fetched) over the views: run metadata, grades, the
-budget, comparisons, advice, and plots — TTFT ECDF per cell, box plots of TTFT and total,
-the budget as stacked bars, tokens/s, and TTFT over time.
+(plotly.js inlined, nothing fetched) over the views: run metadata, cells, grades, the budget,
+comparisons, advice, and interactive plots — TTFT ECDF per cell, box plots of TTFT, total
+and tokens/s, the budget as stacked bars, TTFT over time with the run's schedule, and each
+comparison's difference with its bootstrap interval.
 """
 
 from __future__ import annotations
@@ -16,31 +17,44 @@ from typing import Any
 
 import duckdb
 
-from latlab.analysis import svg
+from latlab.analysis import plots
 from latlab.analysis.budget import PHASES
-from latlab.analysis.commands import GRADE_COLUMNS, latest_run_ids
+from latlab.analysis.commands import GRADE_COLUMNS, LATEST_NEEDS, latest_run_ids
 from latlab.analysis.compare import COLUMNS as COMPARE_COLUMNS
+from latlab.analysis.compare import NEEDS as COMPARE_NEEDS
 from latlab.analysis.compare import CompareOptions, comparison_rows
-from latlab.analysis.query import Rows, _plain, open_results
+from latlab.analysis.query import Rows, _plain, materialize, open_results
+from latlab.analysis.readable import header, number
 from latlab.runner.core.errors import ConfigError, ResultsError
 
-QUANTILES = [i / 100 for i in range(101)]
-BOX_QUANTILES = [0.05, 0.25, 0.5, 0.75, 0.95]
-SCATTER_POINTS = 3000
+Json = dict[str, Any]
 RUN_COLUMNS = ["run_id", "started_at", "status", "experiment", "run_name", "host",
                "latlab_version", "cells", "requests", "errors"]
+CELL_COLUMNS = ["run_id", "cell", "concurrency", "n", "ok", "errors", "ttft_p50_ms",
+                "ttft_p95_ms", "total_p50_ms", "total_p95_ms", "output_tps_mean"]
 BUDGET_COLUMNS = ["run_id", "cell", "n", *[f"{p}_mean_ms" for p in PHASES], "total_mean_ms",
                   "server_mean_ms"]
+NEEDS = ("runs", "run_order", "cell_summary", "grades", "budget", "budget_delta", "advice",
+         "report_boxes", "report_sample", *COMPARE_NEEDS)  # the views a report reads
+# per-cell views several parts of the report read, computed once per report; of
+# cell_summary, the columns its readers here use (grades, advice, the Cells table): the
+# quantiles of TTFB, generation and tokens/s are not computed (three sorts of every row)
+SHARED_VIEWS = {
+    "cell_summary": "run_id, cell, provider, api, model, model_id, prompt, guardrail, stream, "
+                    "concurrency, n, ok, errors, error_rate, ttft_p50_ms, ttft_p95_ms, "
+                    "ttft_p99_ms, total_p50_ms, total_p95_ms, output_tps_mean",
+    "cell_pairs": "*",
+}
 
 
 @dataclass
 class Report:
-    """Every table and chart of one report, already computed."""
+    """Every table and plot of one report, already computed."""
 
     runs: list[str]
     tables: list[tuple[str, Rows]] = field(default_factory=list)
     notes: list[tuple[str, list[str]]] = field(default_factory=list)
-    charts: list[tuple[str, str, str]] = field(default_factory=list)  # title, svg, legend
+    figures: list[plots.Figure] = field(default_factory=list)
     empty: bool = False
 
 
@@ -49,16 +63,15 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, runs: list[str]) -> Rows:
     return [d[0] for d in cur.description or []], cur.fetchall()
 
 
-def _labels(runs: list[str]) -> str:
-    """SQL for a readable label per (run, cell): the cell, prefixed by the run when several."""
-    return "cell" if len(runs) == 1 else "run_id || ' ' || cell"
-
-
 def gather(con: duckdb.DuckDBPyConnection, runs: list[str]) -> Report:
     report = Report(runs)
+    materialize(con, SHARED_VIEWS)
     where = "WHERE list_contains($runs, run_id)"
     report.tables.append(("Runs", _rows(
         con, f"SELECT {', '.join(RUN_COLUMNS)} FROM runs {where} ORDER BY started_at", runs)))
+    report.tables.append(("Cells (n: measured requests, ok: successful)", _rows(
+        con, f"SELECT {', '.join(CELL_COLUMNS)} FROM cell_summary {where} ORDER BY run_id, "
+        "cell", runs)))
     report.tables.append(("Grades", _rows(
         con, f"SELECT {', '.join(GRADE_COLUMNS)} FROM grades {where} ORDER BY run_id, cell",
         runs)))
@@ -75,7 +88,9 @@ def gather(con: duckdb.DuckDBPyConnection, runs: list[str]) -> Report:
     advice = con.execute(f"SELECT concat(rule, ': ', advice, ' — ', cell, ': ', evidence) "
                          f"FROM advice {where} ORDER BY rule, cell", {"runs": runs}).fetchall()
     report.notes.append(("Advice", [str(a[0]) for a in advice]))
-    report.charts = charts(con, runs)
+    columns, rows = next(t for title, t in report.tables if title.startswith("Budget"))
+    budget = [dict(zip(columns, r, strict=True)) for r in rows]
+    report.figures = figures(con, runs, budget) + report.figures
     return report
 
 
@@ -91,68 +106,38 @@ def _comparisons(con: duckdb.DuckDBPyConnection, runs: list[str], report: Report
             title = "Runs compared" if kind == "run" else f"Cells compared by {kind}"
             report.tables.append((f"{title} (95% bootstrap CI of the median difference)",
                                   (COMPARE_COLUMNS, rows)))
+            dicts = [dict(zip(COMPARE_COLUMNS, r, strict=True)) for r in rows]
+            report.figures.append(plots.intervals(title, dicts))
 
 
-# ---------------------------------------------------------------- charts
+# ---------------------------------------------------------------- plots
+
+SAMPLE_PER_CELL = 400  # requests per cell in the ECDF and over-time plots (all when fewer)
+BOX_METRICS = (("ttft_ms", "TTFT", "ms"), ("total_ms", "Total latency", "ms"),
+               ("output_tps", "Output speed", "tokens/s"))
 
 
-def charts(con: duckdb.DuckDBPyConnection, runs: list[str]) -> list[tuple[str, str, str]]:
-    label = _labels(runs)
-    return [_ecdf(con, runs, label), _boxes(con, runs, label, "ttft_ms", "TTFT"),
-            _boxes(con, runs, label, "total_ms", "Total latency"), _budget_bars(con, runs, label),
-            _boxes(con, runs, label, "output_tps", "Output tokens/s", "tokens/s"),
-            _over_time(con, runs, label)]
+def _dicts(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> list[Json]:
+    cur = con.execute(sql, params)
+    names = [d[0] for d in cur.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def _ecdf(con: duckdb.DuckDBPyConnection, runs: list[str], label: str) -> tuple[str, str, str]:
-    rows = con.execute(f"SELECT {label}, quantile_cont(ttft_ms, $q) FROM measured_ok "
-                       "WHERE list_contains($runs, run_id) AND ttft_ms IS NOT NULL "
-                       "GROUP BY ALL ORDER BY 1", {"runs": runs, "q": QUANTILES}).fetchall()
-    series = [(str(name), [(float(x), q) for x, q in zip(xs, QUANTILES, strict=True)])
-              for name, xs in rows]
-    title = "TTFT ECDF per cell"
-    chart = svg.line_chart(title, series, "TTFT (ms)", "share of requests ≤ x", step=True)
-    return title, chart, svg.legend([s[0] for s in series])
-
-
-def _boxes(con: duckdb.DuckDBPyConnection, runs: list[str], label: str, column: str,
-           name: str, unit: str = "ms") -> tuple[str, str, str]:
-    rows = con.execute(f"SELECT {label}, quantile_cont({column}, $q) FROM measured_ok "
-                       f"WHERE list_contains($runs, run_id) AND {column} IS NOT NULL "
-                       "GROUP BY ALL ORDER BY 1", {"runs": runs, "q": BOX_QUANTILES}).fetchall()
-    boxes = [(str(n), [float(v) for v in qs]) for n, qs in rows]
-    title = f"{name} per cell (box: p25–p75, line: median, whiskers: p5–p95)"
-    chart = svg.box_chart(title, boxes, f"{name} ({unit})")
-    return title, chart, svg.legend([f"{i + 1}. {b[0]}" for i, b in enumerate(boxes)])
-
-
-def _budget_bars(con: duckdb.DuckDBPyConnection, runs: list[str], label: str
-                 ) -> tuple[str, str, str]:
-    rows = con.execute(f"SELECT {label}, list(phase ORDER BY phase_order), "
-                       "list(mean_ms ORDER BY phase_order) FROM budget_phases "
-                       "WHERE list_contains($runs, run_id) GROUP BY ALL ORDER BY 1",
-                       {"runs": runs}).fetchall()
-    bars = [(str(n), list(zip(phases, [float(v) for v in means], strict=True)))
-            for n, phases, means in rows]
-    title = "Latency budget per cell (mean ms)"
-    chart = svg.stacked_bars(title, bars, "ms")
-    cells = "".join(f"<li>{escape(b[0])}</li>" for b in bars)
-    return title, chart, svg.legend(list(PHASES)) + f'<ol class="cells">{cells}</ol>'
-
-
-def _over_time(con: duckdb.DuckDBPyConnection, runs: list[str], label: str
-               ) -> tuple[str, str, str]:
-    rows = con.execute(
-        f"SELECT {label}, list([s, ttft_ms] ORDER BY s) FROM ("
-        f"  SELECT *, epoch_ms(started_at) / 1000.0 - epoch_ms(min(started_at) OVER "
-        "   (PARTITION BY run_id)) / 1000.0 AS s FROM measured_ok "
-        "  WHERE list_contains($runs, run_id) AND ttft_ms IS NOT NULL"
-        f"  USING SAMPLE reservoir({SCATTER_POINTS} ROWS) REPEATABLE (7)) GROUP BY ALL "
-        "ORDER BY 1", {"runs": runs}).fetchall()
-    series = [(str(n), [(float(p[0]), float(p[1])) for p in pts]) for n, pts in rows]
-    title = "TTFT over time (drift): seconds since the run started"
-    chart = svg.line_chart(title, series, "seconds since start", "TTFT (ms)", points=True)
-    return title, chart, svg.legend([s[0] for s in series])
+def figures(con: duckdb.DuckDBPyConnection, runs: list[str], budget: Sequence[Json] = (),
+            per_cell: int = SAMPLE_PER_CELL) -> list[plots.Figure]:
+    """The report's plots, from per-cell statistics (``budget``: rows of BUDGET_COLUMNS) and
+    a bounded sample of requests."""
+    where = {"runs": runs}
+    keys = [(str(r), str(c)) for r, c in con.execute(
+        "SELECT run_id, cell FROM cell_summary WHERE list_contains($runs, run_id) "
+        "ORDER BY list_position($runs, run_id), cell", where).fetchall()]
+    labels = plots.cells(keys)
+    sample = _dicts(con, "SELECT * FROM report_sample($k) WHERE list_contains($runs, run_id) "
+                    "ORDER BY run_id, cell, k_ttft", {**where, "k": per_cell})
+    box = _dicts(con, "SELECT * FROM report_boxes WHERE list_contains($runs, run_id)", where)
+    return [plots.ecdf(sample, labels),
+            *[plots.boxes(box, labels, *m) for m in BOX_METRICS],
+            plots.budget(budget, labels, PHASES), plots.over_time(sample, labels)]
 
 
 # ---------------------------------------------------------------- output
@@ -186,27 +171,33 @@ def markdown(report: Report) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
-table{border-collapse:collapse;font-size:12px;margin-bottom:18px}
-th,td{border:1px solid #ddd;padding:3px 6px;text-align:right}th{background:#f3f3f3}
-td:first-child,th:first-child{text-align:left}.legend{font-size:12px;margin:4px 0 18px}
-.key{margin-right:14px;white-space:nowrap}.key i{display:inline-block;width:10px;
-height:10px;margin-right:4px}.warn{color:#a00;font-weight:bold}ol.cells{font-size:12px}
-figure{margin:0 0 8px}"""
+CSS = """body{font-family:system-ui,sans-serif;margin:24px auto;color:#222;max-width:1400px;
+padding:0 16px}h1{margin-bottom:4px}h2{margin:28px 0 8px;font-size:18px}
+.wrap{overflow-x:auto;margin-bottom:12px}table{border-collapse:collapse;font-size:13px}
+th,td{border:1px solid #ddd;padding:3px 8px;text-align:right;vertical-align:top}
+th{background:#f3f3f3;font-weight:600;vertical-align:bottom}
+td.text,td.name{text-align:left;white-space:nowrap}th.text{text-align:left}
+.warn{color:#a00;font-weight:bold}figure{margin:0 0 20px;border:1px solid #eee;padding:8px}
+figcaption{font-size:13px;color:#555;margin:2px 0 6px}figcaption b{font-size:15px;color:#222}
+.plot{width:100%}.nodata{color:#888;font-size:13px}"""
+NAME_COLUMNS = {"cell", "baseline", "other"}  # long names: on one line (headers wrap instead)
+SCRIPT = """const figures = JSON.parse(document.getElementById('figures').textContent);
+const config = {responsive: true, displaylogo: false, scrollZoom: false};
+figures.forEach((f, i) => Plotly.newPlot('plot-' + i, f.data, f.layout, config));"""
 
 
 def html(report: Report) -> str:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     body = [f"<h1>latlab report</h1><p>runs {escape(', '.join(report.runs))} · "
-            f"generated {stamp}</p>"]
+            f"generated {stamp} · hover a point for its request, drag to zoom (double-click "
+            "resets), click a legend entry to hide a cell</p>"]
     if report.empty:
         body.append('<p class="warn">No successful measured requests in these runs: every '
                     "statistic is empty (see the grades: error rate).</p>")
     (runs_title, runs), *tables = report.tables
     body.append(f"<h2>{escape(runs_title)}</h2>" + _html_table(*runs))
     body.append("<h2>Plots</h2>")
-    for _, chart, legend in report.charts:
-        body.append(f"<figure>{chart}</figure>{legend}")
+    body += [_figure(i, f) for i, f in enumerate(report.figures)]
     for title, (columns, rows) in tables:
         body.append(f"<h2>{escape(title)}</h2>" + _html_table(columns, rows))
     for title, lines in report.notes:
@@ -214,16 +205,54 @@ def html(report: Report) -> str:
         body.append(f"<h2>{escape(title)}</h2><ul>{items}</ul>")
     return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>latlab report</title><style>{CSS}</style></head><body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+            + "\n".join(body) + "\n" + _scripts(report.figures) + "\n</body></html>\n")
+
+
+def _figure(i: int, fig: plots.Figure) -> str:
+    caption = f"<figcaption><b>{escape(fig.title)}</b><br>{escape(fig.caption)}</figcaption>"
+    if not fig.data:
+        return f'<figure>{caption}<p class="nodata">no data</p></figure>'
+    return f'<figure>{caption}<div class="plot" id="plot-{i}"></div></figure>'
+
+
+def _scripts(figures: list[plots.Figure]) -> str:
+    """plotly.js and the figures' JSON (``</`` escaped: no data can close the script)."""
+    drawn = [f.spec() if f.data else {"data": [], "layout": {}} for f in figures]
+    try:  # plain floats and strings: fast; JSON has no NaN, so any NaN takes _plain (null)
+        data = json.dumps(drawn, allow_nan=False, default=_plain)
+    except ValueError:
+        data = json.dumps(_plain(drawn), allow_nan=False)
+    data = data.replace("</", "<\\/")
+    if not any(f.data for f in figures):
+        return ""
+    return (f"<script>{plots.plotly_js()}</script>\n"
+            f'<script type="application/json" id="figures">{data}</script>\n'
+            f"<script>{SCRIPT}</script>")
 
 
 def _html_table(columns: list[str], rows: list[tuple[Any, ...]]) -> str:
     if not rows:
         return "<p>(none)</p>"
-    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{escape(_cell(v))}</td>" for v in r) + "</tr>"
-                   for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    numeric = [any(_is_number(r[i]) for r in rows) for i in range(len(columns))]
+    kinds = ["" if num else ' class="text"' for num in numeric]
+    head = "".join(f'<th title="{escape(c)}"{kind}>{escape(header(c))}</th>'
+                   for c, kind in zip(columns, kinds, strict=True))
+    body = "".join("<tr>" + "".join(_td(c, v) for c, v in zip(columns, r, strict=True))
+                   + "</tr>" for r in rows)
+    return f'<div class="wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>' \
+        "</table></div>"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _td(column: str, value: Any) -> str:
+    if column in NAME_COLUMNS and isinstance(value, str):
+        return f'<td class="name">{escape(value)}</td>'
+    if _is_number(value):
+        return f"<td>{escape(number(value))}</td>"
+    return f'<td class="text">{escape(_cell(value))}</td>'
 
 
 REPORT_FORMATS = ("markdown", "html", "json")
@@ -248,7 +277,7 @@ def report_command(results_dir: Path, run_ids: Sequence[str] | None, latest: int
     if latest is not None and (latest < 1 or run_ids):
         raise ConfigError("--latest: a number >= 1, and not together with run ids")
     runs = list(run_ids) if run_ids else _latest(results_dir, latest or 1)
-    con = open_results(results_dir, runs, slo)
+    con = open_results(results_dir, runs, slo, needs=NEEDS)
     try:
         runs = [str(r[0]) for r in con.execute(
             "SELECT run_id FROM run_order ORDER BY ord").fetchall()]
@@ -269,7 +298,7 @@ def report_command(results_dir: Path, run_ids: Sequence[str] | None, latest: int
 
 
 def _latest(results_dir: Path, n: int) -> list[str]:
-    con = open_results(results_dir)
+    con = open_results(results_dir, needs=LATEST_NEEDS)
     try:
         return latest_run_ids(con, n)
     finally:

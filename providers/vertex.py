@@ -34,7 +34,7 @@ import httpx
 
 from latlab.providers.anthropic import AnthropicProvider, messages_body
 from latlab.providers.clients import client_of, http_client_for
-from latlab.runner.core.errors import ConfigError, CredentialsError
+from latlab.runner.core.errors import CredentialsError
 from latlab.runner.core.protocol import DUMMY_KEY, Endpoint, Provider, RequestSpec, is_loopback
 
 VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
@@ -49,15 +49,16 @@ def region_of(cfg: Mapping[str, Any]) -> str:
 
 
 def project_of(cfg: Mapping[str, Any], emulated: bool) -> str:
-    """``provider.project``, else the environment; ConfigError when neither is set."""
+    """``provider.project``, else the environment; CredentialsError (the setup a real call
+    needs, like a key: latlab check falls back to the emulator) when neither is set."""
     project = cfg.get("project") or next((os.environ[e] for e in PROJECT_ENVS
                                           if os.environ.get(e)), None)
     if project:
         return str(project)
     if emulated:
         return EMULATOR_PROJECT
-    raise ConfigError(f"provider.project: {cfg['name']!r} needs a Google Cloud project: set "
-                      f"provider.project or {PROJECT_ENVS[0]}")
+    raise CredentialsError(f"provider.project: {cfg['name']!r} needs a Google Cloud project: "
+                           f"set provider.project or {PROJECT_ENVS[0]}")
 
 
 def model_url(base_url: str, project: str, region: str, model_id: str, stream: bool) -> str:

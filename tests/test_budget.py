@@ -153,3 +153,19 @@ def test_budget_command_error_only_run(tmp_path: Path) -> None:
     write_requests(r, "err001", "0000", [err("err001", DIRECT), err("err001", DIRECT)])
     out = budget_command(r, None, "table")
     assert out == "no successful measured requests in run err001: nothing to budget"
+
+
+def test_budget_table_fits_100_columns_and_wide_has_every_column(tmp_path: Path) -> None:
+    results = make_budget_results(tmp_path)
+    table = budget_command(results, None, "table")
+    lines = table.splitlines()
+    assert lines[0] == "mean ms per phase of …/haiku-4-5/short/…/stream (every column: --wide)"
+    assert lines[1].split() == ["cell", "n", "connect", "headers", "first_token", "generation",
+                                "tail", "total", "server"]
+    assert lines[3].split() == ["anthropic/none", "2", "10", "100", "170", "520", "35", "835",
+                                "-"]  # cells by the parts of their names that differ
+    assert "[provider: anthropic/none -> bedrock/none]" in table
+    assert max(len(line) for line in lines if not line.startswith("- ")) <= 100
+    wide = budget_command(results, None, "table", wide=True)
+    assert "outside_server_mean_ms" in wide and "connect_new_mean_ms" in wide
+    assert "outside_server_mean_ms" in budget_command(results, None, "csv").splitlines()[0]

@@ -12,7 +12,8 @@ from latlab.runner.app.check import check_command
 from latlab.runner.core.errors import ConfigError, CredentialsError
 
 CREDENTIAL_ENV = ("ANTHROPIC_API_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                  "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_BEARER_TOKEN_BEDROCK")
+                  "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_BEARER_TOKEN_BEDROCK",
+                  "ANTHROPIC_VERTEX_PROJECT_ID", "GOOGLE_CLOUD_PROJECT", "OPENAI_API_KEY")
 
 
 @pytest.fixture()
@@ -40,6 +41,29 @@ def test_check_without_credentials_probes_the_emulator(tmp_path: Path) -> None:
     assert out[0]["request_id"].startswith("req_")  # Anthropic's id; Bedrock's is a UUID
     assert len(out[2]["request_id"]) == 36
     assert list((tmp_path / "kept" / "requests").iterdir())  # --keep: rows stay
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("no_credentials")
+def test_check_vertex_and_openai_compat_fall_back_to_the_emulator() -> None:
+    """Vertex without a project and OpenAI-compatible without a key: both emulated, as the
+    help says of every provider without credentials."""
+    out = json.loads(check_command(["vertex", "openai_compat"], "json", extra=["profile=fast"]))
+    assert [(r["provider"], r["emulated"], r["error_type"]) for r in out] == [
+        ("vertex", True, None), ("openai_compat", True, None)]
+    with pytest.raises(CredentialsError, match="provider.project: 'vertex' needs a Google"):
+        check_command(["vertex"], "table", mode="real")
+
+
+def test_check_help_lists_every_provider(capsys: pytest.CaptureFixture[str]) -> None:
+    from latlab.runner.app.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["check", "--help"])
+    listed = " ".join(capsys.readouterr().out.split())
+    names = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "provider").glob("*.yaml"))
+    assert f"provider config names: {', '.join(names)}" in listed
+    assert "vertex" in names and "openai_compat" in names
 
 
 @pytest.mark.usefixtures("no_credentials")

@@ -51,12 +51,50 @@ def test_every_command_has_help(command: tuple[str, ...], capsys: pytest.Capture
     assert "%%" not in out  # a description is printed as written: "%" needs no escape
 
 
-def test_run_help_is_hydras_with_our_groups() -> None:
+def test_run_help_is_latlabs_own_with_the_groups() -> None:
     done = subprocess.run([sys.executable, "-m", "latlab", "run", "--help"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0
-    for group in ("provider:", "model:", "workload:", "experiment:"):
-        assert group in done.stdout
+    out = done.stdout
+    assert out.startswith("latlab run: run one latency experiment") and "Hydra" in out
+    assert "powered by Hydra" not in out and "== Config ==" not in out  # not Hydra's own
+    assert "model: gemma3-270m, haiku-4-5," in out and "experiment: agent_sessions," in out
+    for part in ("workload.iterations", "++matrix.AXIS=[a,b]", "-m GROUP=a,b",
+                 "--experiments-dir DIR", "--cfg job", "docs/columns.md"):
+        assert part in out
+    assert out.count("\n  latlab run ") + out.count("\nlatlab run ") >= 3  # examples
+    assert len(out.splitlines()) < 70
+
+
+def test_run_help_examples_compose(tmp_path: Path) -> None:
+    """The matrix example of `latlab run --help` composes (--cfg job sends nothing)."""
+    done = subprocess.run([sys.executable, "-m", "latlab", "run", "--cfg", "job",
+                           "++matrix.model=[haiku-4-5,sonnet-4-5]", "++matrix.prompt=[short,long]"],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "matrix:\n  model:\n  - haiku-4-5\n  - sonnet-4-5\n  prompt:" in done.stdout
+
+
+def test_sql_help_lists_every_view(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        build_parser().parse_args(["sql", "--help"])
+    assert done.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "SHOW TABLES" in out
+    for view in ("requests", "cells", "grades", "budget", "budget_delta", "comparison",
+                 "advice", "tool_timings", "report_boxes"):
+        assert f" {view}," in out or out.endswith(f" {view}")
+
+
+def test_help_starts_without_duckdb_pyarrow_or_the_emulator() -> None:
+    """`latlab --help` imports only the command line (the commands import the rest)."""
+    code = ("import sys; from latlab.runner.app.cli import main\n"
+            "try: main(['--help'])\nexcept SystemExit: pass\n"
+            "print(sorted(m for m in ('duckdb', 'pyarrow', 'aiohttp', 'hydra', 'rich', "
+            "'latlab.providers.emulator') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
 
 
 def test_readme_starts_with_the_quick_start() -> None:

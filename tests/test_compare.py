@@ -184,6 +184,21 @@ def test_latest_and_by_axis(results: Path) -> None:
     assert "ttft_ms" in compare_command(results, ["base", "slow"], "table")
 
 
+def test_compare_table_fits_100_columns_and_wide_has_every_column(results: Path) -> None:
+    table = compare_command(results, ["base01", "slow02"], "table")
+    lines = table.splitlines()
+    assert lines[0] == f"cell {CELL} (every column: --wide)"  # shared by every row: once
+    assert lines[1].split() == ["compared", "metric", "n", "p50", "delta", "[95%", "CI]",
+                                "verdict"]
+    ttft = next(line for line in lines if "ttft_ms" in line)
+    assert ttft.split()[:7] == ["base01", "->", "slow02", "ttft_ms", "40/40", "120", "->"]
+    assert ttft.rstrip().endswith("slower") and "+200 [" in ttft
+    assert max(len(line) for line in lines) <= 100
+    wide = compare_command(results, ["base01", "slow02"], "table", wide=True)
+    assert "needed_per_cell" in wide and "ratio_p50" in wide
+    assert "needed_per_cell" in compare_command(results, ["base01", "slow02"], "csv")
+
+
 def test_bad_input_and_nothing_to_compare(results: Path) -> None:
     with pytest.raises(ConfigError, match="compare needs at least 2 runs"):
         compare_command(results, ["base01"], "table")

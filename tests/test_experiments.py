@@ -4,8 +4,10 @@ asserting the property the experiment is there to show, not just that it ran."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -238,3 +240,20 @@ def test_prompt_caching_on_bedrock(api: str, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     results = tmp_path / "results"
     check_prompt_caching(open_results(results), request_rows(results))
+
+
+@pytest.mark.slow
+def test_quickstart_as_committed_reaches_a_verdict_within_30_s(tmp_path: Path) -> None:
+    """`latlab run experiment=quickstart`, unchanged, on the emulator: under 30 s, and its
+    comparison says Sonnet is slower than Haiku (not "too few requests")."""
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "latlab", "run", "experiment=quickstart"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    took = time.monotonic() - start
+    assert done.returncode == 0, done.stderr
+    assert took < 30, f"quickstart took {took:.1f} s"
+    compared = subprocess.run([sys.executable, "-m", "latlab", "compare", "--by", "model",
+                               "--format", "json"], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=60)
+    verdicts = {r["metric"]: r["verdict"] for r in json.loads(compared.stdout)}
+    assert verdicts["ttft_ms"] == "slower" and verdicts["total_ms"] == "slower", verdicts

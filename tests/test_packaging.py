@@ -56,3 +56,8 @@ def test_wheel_finds_bundled_conf_and_experiments(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "emulator/sonnet-4-5/count20/none/stream" in done.stdout
     assert list((work / "results" / "requests").glob("*/*.parquet"))
+    helped = run(python, "-m", "latlab", "run", "--help", cwd=work)  # conf/hydra/help
+    assert helped.stdout.startswith("latlab run: run one latency experiment"), helped.stderr
+    report = run(python, "-m", "latlab", "report", "--html", work / "r.html", cwd=work)
+    assert report.returncode == 0 and "Plotly.newPlot" in (work / "r.html").read_text()
+    assert "report_boxes" in run(python, "-m", "latlab", "sql", "--help", cwd=work).stdout

@@ -24,6 +24,10 @@ def latlab(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedP
                           capture_output=True, text=True, timeout=timeout)
 
 
+def the_runs(results: Path) -> list[str]:
+    return sorted(p.name for p in (results / "requests").iterdir())
+
+
 def span_rows(results: Path) -> list[dict[str, Any]]:
     return [r for f in sorted((results / "spans").glob("*/*.parquet"))
             for r in pq.read_table(f).to_pylist()]
@@ -32,6 +36,10 @@ def span_rows(results: Path) -> list[dict[str, Any]]:
 def test_simple_session_yields_the_expected_spans_and_linked_rows(tmp_path: Path) -> None:
     done = latlab("run", *FAST, "workload.iterations=2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
+    # sessions and their model calls, as the grade table below counts them (n = 6)
+    assert ": 2 sessions (0 failed), 6 measured model calls (0 errors) -> " in done.stdout
+    assert "grades per model call (n = model calls)" in done.stdout
+    assert done.stdout.splitlines()[-1].rstrip().endswith(" 6")
     spans = span_rows(tmp_path / "results")
     kinds = Counter(s["kind"] for s in spans)
     # simple: 2 scripted turns with one tool each, then the closing turn: 3 model calls
@@ -71,6 +79,7 @@ def test_medium_session_runs_tools_for_real_including_mcp(tmp_path: Path) -> Non
 
 def test_tool_timings_add_up(tmp_path: Path) -> None:
     assert latlab("run", *FAST, "workload.iterations=1", cwd=tmp_path).returncode == 0
+    (session_run,) = the_runs(tmp_path / "results")
     out = latlab("tool-timings", "--by", "session", "--format", "json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     (row,) = json.loads(out.stdout)
@@ -89,6 +98,15 @@ def test_tool_timings_add_up(tmp_path: Path) -> None:
     plain = latlab("run", "profile=fast", "workload.iterations=2", "workload.warmup=0",
                    "provider=bedrock", "emulate=true", cwd=tmp_path)
     assert plain.returncode == 0, plain.stderr
+    assert ": 2 requests, 0 errors -> " in plain.stdout  # no sessions: requests
+    (plain_run,) = set(the_runs(tmp_path / "results")) - {session_run}
+    none = latlab("tool-timings", plain_run, cwd=tmp_path)  # a run without sessions: one line
+    assert none.returncode == 0 and none.stdout == (
+        f"no agent sessions in run {plain_run}: tool-timings reads the sessions of `latlab "
+        "run workload=session` (or workload=claude_code, latlab proxy)\n")
+    delta = latlab("tool-timings", session_run, "--by", "delta", cwd=tmp_path)
+    assert delta.stdout == f"no rows for --by delta in run {session_run} (sessions: 1; see " \
+        "--by session)\n"
     calls = latlab("sql", "SELECT source, endpoint, count(*) AS n FROM http_calls "
                    "GROUP BY ALL ORDER BY source", "--format", "json", cwd=tmp_path)
     assert json.loads(calls.stdout) == [

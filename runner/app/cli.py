@@ -17,6 +17,7 @@ from pathlib import Path
 from latlab.analysis import OUTPUT_FORMATS
 from latlab.analysis.cli import Subcommands, emit, load_slo, register_analysis_commands
 from latlab.runner.core.errors import LatlabError
+from latlab.runner.core.paths import HYDRA_CONFIG_PATH, conf_dir
 
 Handler = Callable[[argparse.Namespace], None]
 RUN_HELP = """Run an experiment: a Hydra app. Everything after `run` is Hydra's command line:
@@ -33,15 +34,34 @@ def experiments_searchpath(directory: Path) -> str:
     return f"hydra.searchpath=[file://{root}]"
 
 
+def run_help(argv: Sequence[str]) -> None:
+    """``latlab run --help``: Hydra prints latlab's help page (conf/hydra/help/latlab.yaml)
+    without importing the runner (1.3 s): the task never runs."""
+    import hydra
+
+    from latlab.runner.config.compose import HYDRA_VERSION_BASE
+
+    sys.argv = ["latlab run", *argv]
+    hydra.main(version_base=HYDRA_VERSION_BASE, config_path=HYDRA_CONFIG_PATH,
+               config_name="config")(lambda cfg: None)()
+
+
 def cmd_run(args: argparse.Namespace) -> None:
+    overrides: list[str] = list(args.hydra_args)
+    if args.experiments_dir is not None:
+        overrides.append(experiments_searchpath(args.experiments_dir))
+    if "--help" in overrides or "-h" in overrides:
+        run_help(overrides)
+        return
+    _run(overrides)
+
+
+def _run(overrides: list[str]) -> None:
     from latlab.runner.app.hydra_app import hydra_main
     from latlab.runner.config.precheck import precheck
     from latlab.runner.config.validate import check_overrides_for_secrets
     from latlab.runner.results.write import ensure_writable
 
-    overrides: list[str] = list(args.hydra_args)
-    if args.experiments_dir is not None:
-        overrides.append(experiments_searchpath(args.experiments_dir))
     check_overrides_for_secrets(overrides)
     if not any(a.startswith("-") for a in overrides):
         ensure_writable(Path(precheck(overrides)))
@@ -98,30 +118,34 @@ def _add_proxy(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     proxy.set_defaults(handler=cmd_proxy)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(emulator_arguments: bool = True) -> argparse.ArgumentParser:
+    """latlab's parser; without ``emulator_arguments``, ``emulator serve`` has none (they
+    import the emulator, 0.3 s: only ``latlab emulator ...`` needs them)."""
     parser = argparse.ArgumentParser(prog="latlab", description="LLM API latency experiments.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="run an experiment (Hydra app)", description=RUN_HELP)
     run.add_argument("--experiments-dir", type=Path, metavar="DIR",
                      help="also find experiment=NAME in DIR/NAME.yaml")
     run.set_defaults(handler=cmd_run)
-    _add_emulator(commands)
+    _add_emulator(commands, emulator_arguments)
     register_analysis_commands(commands)
     _add_check(commands)
     _add_proxy(commands)
     return parser
 
 
-def _add_emulator(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from latlab.providers.emulator.cli import add_serve_arguments
-
+def _add_emulator(commands: argparse._SubParsersAction[argparse.ArgumentParser],
+                  arguments: bool) -> None:
     emulator = commands.add_parser("emulator", help="the provider emulator",
                                    description="The local provider emulator.")
     actions = emulator.add_subparsers(dest="action", required=True, metavar="ACTION")
     serve = actions.add_parser("serve", help="serve until interrupted; prints the base URL first",
                                description="Serve the emulator until interrupted. The first "
                                "line of output is its base URL.")
-    add_serve_arguments(serve)
+    if arguments:
+        from latlab.providers.emulator.cli import add_serve_arguments
+
+        add_serve_arguments(serve)
     serve.set_defaults(handler=cmd_emulator_serve)
 
 
@@ -138,10 +162,11 @@ def _add_check(commands: Subcommands) -> None:
         "check", help="quick probe: a few requests per provider, printed at once",
         description="Send one (or -n) requests to each named provider through latlab's "
         "provider code and print TTFB, TTFT, total, tokens/s, the request id and the grade "
-        "the cell would get. A provider without credentials is probed on the embedded "
-        "emulator (column emulated); --real refuses that, --emulator forces it.")
+        "the cell would get. A provider without credentials (or, for vertex, a project) is "
+        "probed on the embedded emulator (column emulated); --real refuses that, --emulator "
+        "forces it.")
     p.add_argument("providers", nargs="*", metavar="PROVIDER",
-                   help="provider config names: anthropic, bedrock, emulator")
+                   help=f"provider config names: {', '.join(provider_names())}")
     p.add_argument("-n", type=int, default=1, help="requests per provider (1-20, default 1)")
     p.add_argument("--model", default="haiku-4-5", help="model config name (haiku-4-5)")
     p.add_argument("--slo", default="default", help="SLO name in conf/slo or a YAML path")
@@ -158,10 +183,15 @@ def _add_check(commands: Subcommands) -> None:
     p.set_defaults(handler=cmd_check)
 
 
+def provider_names() -> list[str]:
+    """Every provider config (conf/provider/NAME.yaml)."""
+    return sorted(p.stem for p in (conf_dir() / "provider").glob("*.yaml"))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``latlab`` console script."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser = build_parser(emulator_arguments=args_list[:1] == ["emulator"])
     if args_list[:1] == ["run"]:
         args = parser.parse_args(["run", *_run_own_flags(args_list[1:])[0]])
         args.hydra_args = _run_own_flags(args_list[1:])[1]

@@ -23,11 +23,11 @@ import yaml
 
 import latlab
 from latlab.analysis.query import validate_slo
+from latlab.runner.config import validate as checks
+from latlab.runner.config.prompts import load_prompts
 from latlab.providers.local_server import local_servers_for
 from latlab.providers.registry import guardrail_kinds, kind_for, model_id_keys
 from latlab.runner.agents.sessions import SessionTimer, check_session_cells, has_sessions
-from latlab.runner.config import validate as checks
-from latlab.runner.config.prompts import load_prompts
 from latlab.runner.core.errors import ConfigError, ResultsError
 from latlab.runner.core.protocol import DUMMY_KEY, Endpoint, is_loopback
 from latlab.runner.core.records import RunRecord
@@ -69,6 +69,7 @@ class RunSummary:
     requests: int
     errors: int
     status: str
+    sessions: bool = False  # agent sessions: `requests` counts sessions, rows are model calls
 
 
 def new_run_id() -> str:
@@ -200,7 +201,8 @@ def run_experiment(cfg: dict[str, Any], context: RunContext) -> RunSummary:
         write_run_record(results_dir, record)
         stats = _execute(cells, endpoints, record, writer, plan)
     keep_summary(results_dir, record)
-    return RunSummary(record.run_id, results_dir, stats.done, stats.errors, record.status)
+    return RunSummary(record.run_id, results_dir, stats.done, stats.errors, record.status,
+                      has_sessions(cells))
 
 
 def keep_summary(results_dir: Path, record: RunRecord) -> None:

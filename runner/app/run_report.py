@@ -12,11 +12,34 @@ def print_run_end(summary: RunSummary, slo: Mapping[str, Any]) -> None:
     """The run id, counts, results location and the grade table (stdout)."""
     from latlab.analysis.commands import grade_command
 
-    print(  # noqa: T201
-        f"run {summary.run_id}: {summary.requests} requests, {summary.errors} errors "
-        f"-> {summary.results_dir / 'requests' / summary.run_id}")
+    print(headline(summary))  # noqa: T201
     print(grade_command(summary.results_dir, [summary.run_id], "table", slo))  # noqa: T201
     print_provider_overhead(summary)
+
+
+def headline(summary: RunSummary) -> str:
+    """The run's counts and where its rows are; for agent sessions, sessions and their model
+    calls (the grade table's n counts model calls)."""
+    where = summary.results_dir / "requests" / summary.run_id
+    if not summary.sessions:
+        return f"run {summary.run_id}: {summary.requests} requests, {summary.errors} errors " \
+            f"-> {where}"
+    calls, failed = model_calls(summary)
+    return (f"run {summary.run_id}: {summary.requests} sessions ({summary.errors} failed), "
+            f"{calls} measured model calls ({failed} errors) -> {where}\n"
+            "grades per model call (n = model calls); per session: latlab tool-timings")
+
+
+def model_calls(summary: RunSummary) -> tuple[int, int]:
+    """Measured model calls of the run and how many of them failed."""
+    from latlab.analysis.query import open_results
+
+    con = open_results(summary.results_dir, [summary.run_id], needs=("measured",))
+    try:
+        row = con.execute("SELECT count(*), count(error_type) FROM measured").fetchone()
+    finally:
+        con.close()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 OVERHEAD_SQL = """
