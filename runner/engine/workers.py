@@ -33,7 +33,7 @@ from functools import partial
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnProcess
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from latlab.runner.core.errors import LatlabError
 from latlab.runner.core.protocol import Endpoint
@@ -74,6 +74,12 @@ class WorkerJob:
     endpoints: dict[str, Endpoint]
     plan: list[PlannedRequest]
     workers: int
+
+
+class CommandSource(Protocol):
+    """Where a worker reads its commands: a pipe end here, a queue in a Ray actor."""
+
+    def recv(self) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -128,7 +134,7 @@ class WorkerProcess:
 
     index: int
     job: WorkerJob
-    commands: Connection
+    commands: CommandSource
     events: Any
     inbox: asyncio.Queue[GroupCommand | None] = field(default_factory=asyncio.Queue)
     current: asyncio.Task[None] | None = None
