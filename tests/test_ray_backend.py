@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 from result_files import request_rows, the_run
+from test_storage import s3_env  # noqa: F401 - a fixture: a local S3 server (moto)
 
 FAST = ["profile=fast", "workload.warmup=1"]
 NO_RAY = "needs the ray extra: pip install 'latlab[ray]'"
 has_ray = importlib.util.find_spec("ray") is not None
+has_moto = importlib.util.find_spec("moto") is not None
 
 
 def latlab(*args: str, cwd: Path, env: dict[str, str] | None = None,
@@ -147,6 +149,30 @@ def test_a_killed_actor_leaves_readable_data_and_a_resumable_run(tmp_path: Path,
     done = latlab(*args, f"resume={run_id}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert len(keys(tmp_path / "results")) == len(set(keys(tmp_path / "results"))) == 401
+
+
+@pytest.mark.optional
+@pytest.mark.slow
+@pytest.mark.skipif(not has_moto, reason="moto not installed (pip install 'moto[server]')")
+def test_actors_write_one_dataset_straight_to_s3(tmp_path: Path, cluster: str,
+                                                 s3_env: dict[str, str]) -> None:  # noqa: F811
+    make_bucket = "import boto3; boto3.client('s3').create_bucket(Bucket='latlab-test')"
+    subprocess.run([sys.executable, "-c", make_bucket], env=s3_env, check=True, timeout=60)
+    where = "s3://latlab-test/ray"
+    done = latlab(*FAST, f"results_dir={where}", f"hydra.run.dir={tmp_path}/hydra",
+                  "workload.iterations=20", "workload.concurrency=4", "workload.workers=2",
+                  "workload.backend=ray", f"workload.ray.address={cluster}", cwd=tmp_path,
+                  env=s3_env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    query = subprocess.run(
+        [sys.executable, "-m", "latlab", "sql", "SELECT count(*) AS n, count(DISTINCT "
+         "(cell, iteration, warmup)) AS k, count(DISTINCT run_id) AS runs, max(backend) AS b, "
+         "max(len(hosts)) AS h FROM requests JOIN runs USING (run_id)", "--results", where,
+         "--format", "csv"], cwd=tmp_path, env=s3_env, capture_output=True, text=True,
+        timeout=120)
+    assert query.returncode == 0, query.stderr
+    assert query.stdout.split() == ["n,k,runs,b,h", "21,21,1,ray,1"]
+    assert not (tmp_path / "s3:").exists()
 
 
 def an_actor_pid(results: Path, timeout_s: float) -> int:
