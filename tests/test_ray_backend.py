@@ -128,6 +128,21 @@ def test_the_open_loop_rate_is_kept_across_two_actors(tmp_path: Path, cluster: s
 
 @pytest.mark.optional
 @pytest.mark.slow
+def test_a_bottleneck_actor_is_named(tmp_path: Path, cluster: str) -> None:
+    done = latlab(*FAST, "workload.iterations=20", "workload.concurrency=4", "workload.workers=2",
+                  "workload.max_client_lag_ms=0.001", "workload.backend=ray",
+                  f"workload.ray.address={cluster}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    run = the_run(tmp_path / "results")
+    labels = [f"{a['index']}@{a['host']}" for a in json.loads(str(run["actors_json"]))]
+    assert run["bottleneck_actors"] == labels and len(labels) == 2
+    (line,) = [x for x in done.stderr.splitlines() if "actors were the client bottleneck" in x]
+    assert line.startswith("latlab: WARNING: 2 of 2 actors") and all(x in line for x in labels)
+    assert "workload.workers=3" in line and "loop lag p99" in line
+
+
+@pytest.mark.optional
+@pytest.mark.slow
 def test_a_killed_actor_leaves_readable_data_and_a_resumable_run(tmp_path: Path,
                                                                   cluster: str) -> None:
     args = [*FAST, "workload.iterations=400", "workload.concurrency=8", "workload.workers=2",

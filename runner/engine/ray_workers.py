@@ -421,7 +421,8 @@ class RayPool(WorkerPool):
 
     def finish(self, writer: RequestWriter, report: ClusterReport) -> None:
         """Count the rows (the lost actors' from disk) and fill ``report``."""
-        on_disk = finished_requests(writer.results_dir, self.job.run_id) if self.lost else set()
+        silent = len(self.finals) < len(self.actors)  # lost, or no final report in time
+        on_disk = finished_requests(writer.results_dir, self.job.run_id) if silent else set()
         for index, actor in enumerate(self.reports):
             self._fill(actor, index, on_disk)
             report.requests_lost += len(self.given[index]) - actor.rows if actor.lost else 0
@@ -433,8 +434,9 @@ class RayPool(WorkerPool):
         tally, load = self.tallies[index], self.finals.get(index, (0, ClientLoad()))[1]
         actor.lost = index in self.lost
         plan = self.job.plan
-        actor.rows = (sum((plan[i].cell.name, plan[i].iteration, plan[i].warmup) in on_disk
-                          for i in self.given[index]) if actor.lost else self.finals[index][0])
+        actor.rows = (self.finals[index][0] if index in self.finals else
+                      sum((plan[i].cell.name, plan[i].iteration, plan[i].warmup) in on_disk
+                          for i in self.given[index]))
         actor.loop_lag_p99_ms, actor.loop_lag_max_ms = load.loop_lag_p99_ms, load.loop_lag_max_ms
         actor.cpu_pct = load.cpu_pct
         actor.send_delay_max_ms, actor.late_sends = tally.send_delay_max_ms, tally.late_sends
