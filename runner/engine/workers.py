@@ -11,6 +11,8 @@ per worker process, so a run is not bounded by one core or one GIL.
 - Load groups run one after another for all processes (a barrier between groups).
 - Every row is reported to the parent as a small ``RowNote`` on one ``mp.Queue``:
   the progress bar and the client verdict are the whole run's.
+- ``workload.backend=ray``: the same ``WorkerProcess`` loop runs in Ray actors instead
+  (runner/engine/ray_workers.py), its pipe and queue replaced by in-memory queues.
 - Ctrl-C: worker processes ignore SIGINT; the parent tells them to stop, each cancels
   what is in flight, flushes its rows and reports; the run stays resumable. If the
   parent dies, the closed command pipe stops them too.
