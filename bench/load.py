@@ -12,6 +12,8 @@ and adds its rows (tool ``guidellm``) to the same table (bench/guidellm_peer.py)
 
     python bench/load.py --streams 50 100 200 300 400 --workers 1 2 --seconds 8
     python bench/load.py --emulators 2 ...           # two emulator processes, one per cell
+    python bench/load.py --backend ray --workers 1 2 ...  # N Ray actors (a local Ray instance
+                                                     # of this machine's cores, or --ray-address)
     python bench/load.py --streams 50 100 200 --workers 1 --seconds 8 \
         --peer /work/peers-venv/bin/guidellm
 
@@ -30,7 +32,8 @@ import sys
 import tempfile
 import time
 import urllib.request
-from contextlib import AbstractContextManager, ExitStack
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,15 +146,39 @@ def emulator_cost(cpu_s: float, files: list[str]) -> tuple[float | None, float |
     return cpu_s / tokens * 1e6, 100 * cpu_s / span_s
 
 
+@contextmanager
+def local_ray() -> Iterator[str]:
+    """A local Ray instance of this machine's cores, for every level; its address."""
+    import ray
+
+    context = ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                       object_store_memory=128 * 2**20, logging_level="WARNING")
+    try:
+        yield str(context.address_info["gcs_address"])
+    finally:
+        ray.shutdown()
+
+
+def ray_args(args: argparse.Namespace, stack: ExitStack) -> list[str]:
+    """``--backend ray``: the overrides that run the workers as actors on one cluster."""
+    if args.backend != "ray":
+        return []
+    address = stack.enter_context(nullcontext(args.ray_address) if args.ray_address
+                                  else local_ray())
+    return ["workload.backend=ray", f"workload.ray.address={address}"]
+
+
 def measure_latlab(bases: list[str], workers: int, target: int, seconds: float,
-                   loop: str = "open") -> Level:
+                   loop: str = "open", extra: list[str] | None = None) -> Level:
     closed = loop == "closed"
+    extra = extra or []
     with tempfile.TemporaryDirectory() as tmp:
         results = Path(tmp) / "results"
         reset_servers(bases)
         cpu0 = servers_cpu_s(bases)
         done = subprocess.run([sys.executable, "-m", "latlab", "run",
-                               *latlab_args(bases, workers, target, seconds, results, closed)],
+                               *latlab_args(bases, workers, target, seconds, results, closed),
+                               *extra],
                               cwd=tmp, capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
             raise RuntimeError(f"latlab run failed: {done.stderr[-2000:]}")
@@ -163,7 +190,8 @@ def measure_latlab(bases: list[str], workers: int, target: int, seconds: float,
         run = duckdb.execute("SELECT loop_lag_p99_ms, client_cpu_pct FROM read_parquet(?)",
                              [str(next(results.glob("runs/*.parquet")))]).fetchone() or ()
     flagged = "bottleneck" if "client was the bottleneck" in done.stderr else "none"
-    return Level("latlab-cl" if closed else "latlab", workers, round(streams), n, tps, p50,
+    tool = ("latlab-cl" if closed else "latlab") + ("-ray" if extra else "")
+    return Level(tool, workers, round(streams), n, tps, p50,
                  p99, itl, lag, late, run[0], run[1], errors, flagged, *emu)
 
 
@@ -243,6 +271,11 @@ def main() -> None:
                         help="latlab's pacing: open loop (rate) and/or closed loop "
                              "(concurrency, tool latlab-cl; like GuideLLM's concurrent)")
     parser.add_argument("--emulators", type=int, default=1, help="emulator processes")
+    parser.add_argument("--backend", choices=["process", "ray"], default="process",
+                        help="workload.backend: worker processes, or Ray actors (--workers N: "
+                             "N actors; tool latlab-ray)")
+    parser.add_argument("--ray-address", default=None,
+                        help="--backend ray: an existing cluster (default: a local instance)")
     parser.add_argument("--max-error-ms", type=float, default=5.0)
     parser.add_argument("--spin-margin-us", type=float, default=None,
                         help="the emulator's busy-wait before each send (its default if unset)")
@@ -258,12 +291,13 @@ def main() -> None:
     with ExitStack() as stack:
         bases = [stack.enter_context(emulator(args.spin_margin_us))
                  for _ in range(args.emulators)]
+        extra = ray_args(args, stack)
         out.write(f"emulators {' '.join(bases)}  profile: {' '.join(PROFILE_ARGS)}  "
                   f"cores {os.cpu_count()}  {time.strftime('%Y-%m-%d %H:%M')}\n{HEADER}")
         for loop in [] if args.peer_only else args.loop:
             for workers in args.workers:
                 for target in args.streams:
-                    level = measure_latlab(bases, workers, target, args.seconds, loop)
+                    level = measure_latlab(bases, workers, target, args.seconds, loop, extra)
                     out.write(line(level, args.max_error_ms))
                     out.flush()
         if args.peer:

@@ -23,11 +23,11 @@ import yaml
 
 import latlab
 from latlab.analysis.query import validate_slo
-from latlab.runner.config import validate as checks
-from latlab.runner.config.prompts import load_prompts
 from latlab.providers.local_server import local_servers_for
 from latlab.providers.registry import guardrail_kinds, kind_for, model_id_keys
 from latlab.runner.agents.sessions import SessionTimer, check_session_cells, has_sessions
+from latlab.runner.config import validate as checks
+from latlab.runner.config.prompts import load_prompts
 from latlab.runner.core.errors import ConfigError, ResultsError
 from latlab.runner.core.protocol import DUMMY_KEY, Endpoint, is_loopback
 from latlab.runner.core.records import RunRecord
@@ -44,6 +44,15 @@ from latlab.runner.engine.plan import (
     plan_requests,
 )
 from latlab.runner.engine.progress import console, live_progress, warn_if_client_bound
+from latlab.runner.engine.ray_workers import (
+    ActorLost,
+    ClusterReport,
+    RayOptions,
+    backend_for,
+    connect,
+    drive_ray,
+    results_location,
+)
 from latlab.runner.engine.schedule import run_plan
 from latlab.runner.engine.workers import WorkerJob, drive_workers, workers_for
 from latlab.runner.results.resume import Done, check_same_config, finished_requests, load_run_record
@@ -158,8 +167,14 @@ def run_record(cfg: Mapping[str, Any], run_id: str, context: RunContext) -> RunR
 
 
 async def _drive(cells: list[Cell], endpoints: dict[str, Endpoint], record: RunRecord,
-                 writer: RequestWriter, plan: list[PlannedRequest], stats: RunStats) -> None:
+                 writer: RequestWriter, plan: list[PlannedRequest], stats: RunStats,
+                 cluster: ClusterReport) -> None:
     label = record.run_name or record.run_id
+    if record.backend == "ray":  # the worker loop in Ray actors: runner/engine/ray_workers.py
+        job = WorkerJob(record.run_id, results_location(writer.results_dir), cells, endpoints,
+                        plan, record.workers)
+        await drive_ray(job, stats, writer, label, RayOptions.of(cells[0].workload), cluster)
+        return
     if record.workers > 1:  # one event loop per worker process: runner/engine/workers.py
         job = WorkerJob(record.run_id, str(writer.results_dir), cells, endpoints, plan,
                         record.workers)
@@ -187,6 +202,7 @@ def run_experiment(cfg: dict[str, Any], context: RunContext) -> RunSummary:
     cells = plan_cells(cfg, context)
     for cell in cells:
         check_extras(cell.config)
+    connect_backend(cells)
     results_dir = Path(cfg["results_dir"])
     ensure_writable(results_dir)
     record, done = start_record(cfg, context, results_dir)
@@ -203,6 +219,16 @@ def run_experiment(cfg: dict[str, Any], context: RunContext) -> RunSummary:
     keep_summary(results_dir, record)
     return RunSummary(record.run_id, results_dir, stats.done, stats.errors, record.status,
                       has_sessions(cells))
+
+
+def connect_backend(cells: list[Cell]) -> None:
+    """backend=ray: join the cluster now, so that a bad address fails before any write."""
+    if backend_for(cells) != "ray":
+        return
+    if has_sessions(cells):
+        raise ConfigError("workload.backend: agent sessions run in this process; "
+                          "use workload.backend=process")
+    connect(RayOptions.of(cells[0].workload))
 
 
 def keep_summary(results_dir: Path, record: RunRecord) -> None:
@@ -253,17 +279,23 @@ class RunInterrupted(Exception):
 def _execute(cells: list[Cell], endpoints: dict[str, Endpoint], record: RunRecord,
              writer: RequestWriter, plan: list[PlannedRequest]) -> RunStats:
     """Run the event loop; on Ctrl-C flush what was measured and mark the run interrupted."""
-    record.workers = workers_for(cells)
+    record.workers, record.backend = workers_for(cells), backend_for(cells)
+    record.hosts, cluster = [record.host], ClusterReport()
     stats = RunStats(total=len(plan), limit_ms=client_lag_limit_ms(cells),
                      streams=max_streams(cells))
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as loop_runner:
-            loop_runner.run(_drive(cells, endpoints, record, writer, plan, stats))
+            loop_runner.run(_drive(cells, endpoints, record, writer, plan, stats, cluster))
         record.status = "finished"
     except KeyboardInterrupt:
         record.status = "interrupted"
         raise RunInterrupted(record.run_id) from None
+    except ActorLost:
+        record.status = "failed"
+        raise
     finally:
+        if record.backend == "ray":
+            cluster.apply(record)
         writer.flush()
         record.ended_at = datetime.now(UTC)
         record.requests, record.errors = writer.rows_written, stats.errors

@@ -171,6 +171,12 @@ class RunRecord:
     client_cpu_pct: float | None = None
     workers: int = 1
     loop_lag_max_ms: float | None = None
+    backend: str = "process"  # workload.backend: process (this host) | ray (Ray actors)
+    hosts: list[str] = field(default_factory=list)  # the hosts whose workers sent the requests
+    actors_json: str | None = None  # backend=ray: per actor: host, pid, clock offset, lag, CPU
+    bottleneck_actors: list[str] = field(default_factory=list)  # "INDEX@HOST": client-bound
+    actors_lost: list[str] = field(default_factory=list)  # "INDEX@HOST": died mid-run
+    requests_lost: int = 0  # requests dealt to lost actors with no row (in flight or unflushed)
 
 
 RUNS_SCHEMA = arrow_schema(RunRecord)

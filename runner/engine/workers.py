@@ -11,6 +11,8 @@ per worker process, so a run is not bounded by one core or one GIL.
 - Load groups run one after another for all processes (a barrier between groups).
 - Every row is reported to the parent as a small ``RowNote`` on one ``mp.Queue``:
   the progress bar and the client verdict are the whole run's.
+- ``workload.backend=ray``: the same ``WorkerProcess`` loop runs in Ray actors instead
+  (runner/engine/ray_workers.py), its pipe and queue replaced by in-memory queues.
 - Ctrl-C: worker processes ignore SIGINT; the parent tells them to stop, each cancels
   what is in flight, flushes its rows and reports; the run stays resumable. If the
   parent dies, the closed command pipe stops them too.
@@ -32,7 +34,7 @@ from functools import partial
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnProcess
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from latlab.runner.core.errors import LatlabError
 from latlab.runner.core.protocol import Endpoint
@@ -74,6 +76,12 @@ class WorkerJob:
     endpoints: dict[str, Endpoint]
     plan: list[PlannedRequest]
     workers: int
+
+
+class CommandSource(Protocol):
+    """Where a worker reads its commands: a pipe end here, a queue in a Ray actor."""
+
+    def recv(self) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -128,7 +136,7 @@ class WorkerProcess:
 
     index: int
     job: WorkerJob
-    commands: Connection
+    commands: CommandSource
     events: Any
     inbox: asyncio.Queue[GroupCommand | None] = field(default_factory=asyncio.Queue)
     current: asyncio.Task[None] | None = None

@@ -16,8 +16,9 @@ import pyarrow.parquet as pq
 import yaml
 
 from latlab.runner.core.errors import ConfigError, ResultsError
-from latlab.runner.core.records import RunRecord
-from latlab.runner.results.layout import requests_folder, run_record_path
+from latlab.runner.core.records import REQUESTS_SCHEMA, RunRecord
+from latlab.runner.results import storage
+from latlab.runner.results.layout import REQUESTS, requests_folder, run_record_path
 
 Done = set[tuple[str, int, bool]]
 
@@ -37,6 +38,10 @@ def load_run_record(results_dir: Path, run_id: str) -> RunRecord:
 
 def finished_requests(results_dir: Path, run_id: str) -> Done:
     """(cell, iteration, warmup) of every row already written for ``run_id``."""
+    if storage.is_remote(results_dir):  # object storage: every part object of the run
+        table = storage.read_source(results_dir, REQUESTS, [run_id], REQUESTS_SCHEMA)
+        return {(str(c), int(i), bool(w)) for c, i, w in zip(
+            *(table.column(n).to_pylist() for n in ("cell", "iteration", "warmup")), strict=True)}
     done: Done = set()
     for path in sorted(requests_folder(results_dir, run_id).glob("*.parquet")):
         table = pq.read_table(path, columns=["cell", "iteration", "warmup"])
