@@ -42,8 +42,6 @@ from latlab.runner.core.errors import ConfigError, CredentialsError
 from latlab.runner.core.protocol import Provider, RequestSpec
 from latlab.runner.core.records import Measurement
 
-pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
-
 ROOT = Path(__file__).resolve().parents[1]
 TTFB_MS, TTFT_MS, ITL_MS, TOKENS = 15.0, 40.0, 4.0, 10
 OVERHEAD_MS, GUARD_MS, GUARD_SHARE = 30.0, 40.0, 0.5
@@ -193,6 +191,7 @@ def test_missing_authorization_is_refused_like_aws(emulator: RunningEmulator) ->
 CLIENTS = [("httpx", "aiohttp"), ("httpx", "httpcore"), ("boto3", "aiohttp")]
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 @pytest.mark.parametrize("api", ["invoke_stream", "converse_stream"])
 @pytest.mark.parametrize(("client", "transport"), CLIENTS)
 def test_streamed_timings_match_the_profile_plus_the_bedrock_layer(
@@ -214,6 +213,7 @@ def test_streamed_timings_match_the_profile_plus_the_bedrock_layer(
     assert row.request_id and len(row.request_id) == 36 and row.guardrail_action is None
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 @pytest.mark.parametrize("api", ["invoke", "converse"])
 @pytest.mark.parametrize("client", ["httpx", "boto3"])
 def test_whole_responses(emulator: RunningEmulator, client: str, api: str) -> None:
@@ -226,6 +226,7 @@ def test_whole_responses(emulator: RunningEmulator, client: str, api: str) -> No
     assert row.server_latency_ms == round(PLANNED_TOTAL_MS) and row.output_tokens == TOKENS
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 def test_concurrent_requests_on_both_clients(emulator: RunningEmulator) -> None:
     for client in ("httpx", "boto3"):
         rows = send_all(emulator.base_url, provider_cfg(client), [spec()] * 12, parallel=True)
@@ -252,6 +253,7 @@ def test_faults_become_typed_rows(emulator: RunningEmulator, client: str, api: s
         assert row.status == 200 and row.ttft_ms is not None  # a few tokens came first
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 @pytest.mark.parametrize("api", ["invoke_stream", "converse_stream", "invoke"])
 def test_guardrail_action_on_the_row(api: str) -> None:
     with start_emulator(profile(intervene_rate=1.0)) as blocking:
@@ -267,6 +269,7 @@ def test_guardrail_action_on_the_row(api: str) -> None:
     assert row.server_latency_ms == round(client_total - GUARD_MS * (1 - GUARD_SHARE))
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 def test_unguarded_and_passed_guardrail(emulator: RunningEmulator) -> None:
     rows = send_all(emulator.base_url, provider_cfg(),
                     [spec(), spec(), spec(guardrail=GUARDRAIL)])[1:]  # the first connects

@@ -17,8 +17,6 @@ from latlab.providers.emulator import start_emulator
 from latlab.providers.emulator.capacity import CapacityLimit, CapacityProfile
 from latlab.providers.emulator.profile import EmulatorProfile
 
-pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
-
 AUTH = {"x-api-key": "test-key", "anthropic-version": "2023-06-01"}
 TTFT_MS, ITL_MS, TOKENS = 40.0, 20.0, 10  # a request holds its slot ≈ 220 ms
 
@@ -67,6 +65,7 @@ def test_bad_capacity_is_a_clear_error(value: Any, message: str) -> None:
         CapacityProfile.parse(value)
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 def test_requests_queue_once_the_slots_are_full() -> None:
     """2 slots, 4 at once: two are served at once, two wait about one whole response."""
     with start_emulator(profile({"slots": 2, "max_queue": 4})) as emu:

@@ -6,17 +6,17 @@ import asyncio
 import statistics
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from emulators import TOKENS, TTFT_MS
 from result_files import request_rows
 
 from latlab.providers import DUMMY_KEY, Endpoint
 from latlab.providers.bedrock import DUMMY_CREDENTIALS
 from latlab.providers.clients import client_of, client_version
-from latlab.providers.emulator import EmulatorProfile, RunningEmulator, start_emulator
+from latlab.providers.emulator import RunningEmulator
 from latlab.providers.vertex import VertexAuth
 from latlab.runner.core.errors import ConfigError
 from latlab.runner.core.protocol import Provider, RequestSpec
@@ -25,16 +25,10 @@ from latlab.runner.core.records import Measurement
 pytest.importorskip("anthropic")
 pytest.importorskip("openai")
 
-TTFB_MS, TTFT_MS, ITL_MS, TOKENS = 15.0, 40.0, 4.0, 12
 IDS = {"anthropic": "claude-haiku-4-5-20251001", "openai_compat": "claude-haiku-4-5-20251001",
        "bedrock": "us.anthropic.claude-haiku-4-5-20251001-v1:0",
        "vertex": "claude-haiku-4-5@20251001"}
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[RunningEmulator]:
-    with start_emulator(EmulatorProfile.fixed(TTFB_MS, TTFT_MS, ITL_MS, TOKENS)) as running:
-        yield running
+# ``emulator``: the shared one of conftest.py (timings in tests/emulators.py)
 
 
 def sdk_provider(kind: str, base_url: str) -> Provider:

@@ -4,6 +4,7 @@ export goes to a tiny OTLP receiver started here (a real HTTP server on loopback
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -22,11 +23,15 @@ def latlab(*args: str, cwd: Path, stdin: str = "") -> subprocess.CompletedProces
                           capture_output=True, text=True, timeout=120)
 
 
+pytestmark = pytest.mark.xdist_group("session_run")  # one_session_run once (conftest.py)
+
+
 @pytest.fixture(scope="module")
-def session_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def session_run(one_session_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of conftest.py's one built-in session run (workload=session, profile=fast,
+    one iteration)."""
     cwd = tmp_path_factory.mktemp("otlp")
-    done = latlab("run", "workload=session", "profile=fast", "workload.iterations=1", cwd=cwd)
-    assert done.returncode == 0, done.stderr
+    shutil.copytree(one_session_run / "results", cwd / "results")
     return cwd
 
 

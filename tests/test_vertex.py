@@ -6,17 +6,17 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from drive import send_in_turn
+from emulators import TOKENS, TTFB_MS, TTFT_MS
 from on_time import assert_on_time
 from result_files import request_rows
 
 from latlab.providers import DUMMY_KEY
-from latlab.providers.emulator import EmulatorProfile, RunningEmulator, start_emulator
+from latlab.providers.emulator import RunningEmulator
 from latlab.providers.http import make_http_client
 from latlab.providers.vertex import (
     REFRESH_AFTER_S,
@@ -32,19 +32,11 @@ from latlab.runner.core.errors import ConfigError, CredentialsError
 from latlab.runner.core.protocol import Provider, RequestSpec
 from latlab.runner.core.records import Measurement
 
-pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
-
-TTFB_MS, TTFT_MS, ITL_MS, TOKENS = 15.0, 40.0, 4.0, 12
 MODEL = "claude-haiku-4-5@20251001"
 CFG = {"name": "vertex", "kind": "vertex", "region": "us-east5", "project": "proj",
        "base_url": "https://us-east5-aiplatform.googleapis.com",
        "api_key_env": "GOOGLE_OAUTH_ACCESS_TOKEN"}
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[RunningEmulator]:
-    with start_emulator(EmulatorProfile.fixed(TTFB_MS, TTFT_MS, ITL_MS, TOKENS)) as running:
-        yield running
+# ``emulator``: the shared one of conftest.py (timings in tests/emulators.py)
 
 
 def spec(stream: bool = True) -> RequestSpec:
@@ -73,6 +65,7 @@ def test_url_and_body() -> None:
     assert body["stream"] is True and body["system"] == "terse"
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 def test_streamed_timings_and_usage(emulator: RunningEmulator) -> None:
     rows = send_all(emulator.base_url, [spec()] * 6)[1:]
     assert all(r.ok for r in rows), rows[0].error_message
@@ -175,6 +168,14 @@ def test_emulated_run_writes_vertex_rows(tmp_path: Path) -> None:
     assert rows[0]["client_version"] == httpx.__version__
 
 
+async def fetched(token: BearerToken) -> None:
+    """Wait for the background fetch that ``current()`` started (no fixed sleep: a busy
+    machine may take longer than any guess to run the thread)."""
+    refreshing = token._refreshing
+    assert refreshing is not None, "no fetch was started"
+    await asyncio.wait_for(asyncio.shield(refreshing), 10)
+
+
 def test_an_adc_token_is_fetched_again_before_it_expires() -> None:
     """Requests go on with the old token while the new one is fetched in a thread; a failed
     fetch keeps the old token and tries again RETRY_AFTER_S later."""
@@ -194,15 +195,15 @@ def test_an_adc_token_is_fetched_again_before_it_expires() -> None:
         seen = [provider.request_headers()["authorization"]]
         now[0] = REFRESH_AFTER_S  # due: this request still carries the old token
         seen.append(provider.request_headers()["authorization"])
-        await asyncio.sleep(0.2)  # the fetch (a thread) finishes
+        await fetched(token)  # the fetch (a thread) finishes
         seen.append(token.current())
         now[0] += REFRESH_AFTER_S
         token.current()
-        await asyncio.sleep(0.2)  # this fetch fails: the old token stays
+        await fetched(token)  # this fetch fails: the old token stays
         seen.append(token.current())
         now[0] += RETRY_AFTER_S
         token.current()
-        await asyncio.sleep(0.2)
+        await fetched(token)
         seen.append(token.current())
         await provider.aclose()
         return seen

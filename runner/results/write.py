@@ -29,10 +29,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from latlab.runner.results import storage
 from latlab.runner.core.errors import ResultsError
 from latlab.runner.core.records import PARQUET_COMPRESSION, REQUESTS_SCHEMA, RequestRow
 from latlab.runner.core.secrets import redact, secret_values
+from latlab.runner.results import storage
 
 RUNS_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("started_at", pa.timestamp("us", tz="UTC")),
