@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,6 +19,7 @@ from aiohttp import web
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from in_process import latlab_here
 from on_time import LATE_MS, assert_on_time
 
 from latlab.providers.bedrock import (
@@ -423,11 +422,11 @@ def test_profile_layers_parse_strictly() -> None:
 # ------------------------------------------------------------------ end to end
 
 
-def test_guardrail_impact_experiment_end_to_end(tmp_path: Path) -> None:
+def test_guardrail_impact_experiment_end_to_end(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["run", "experiment=guardrail_impact", "workload.iterations=2", "workload.warmup=0",
             "profile=fast", f"results_dir={tmp_path}"]
-    done = subprocess.run([sys.executable, "-m", "latlab", *args], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
+    done = latlab_here(args, capsys, tmp_path)
     assert done.returncode == 0, done.stderr
     table = pq.read_table(tmp_path / "requests").to_pylist()
     by_cell: dict[str, list[dict[str, Any]]] = {}

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from in_process import latlab_here
 from result_files import request_rows
 
 from latlab.providers.emulator import start_emulator
@@ -113,15 +112,14 @@ def test_unlimited_by_default() -> None:
 @pytest.mark.parametrize(("provider", "model"), [
     ("anthropic", "haiku-4-5"), ("bedrock", "haiku-4-5"), ("vertex", "haiku-4-5"),
     ("openai_compat", "haiku-4-5")])
-def test_every_route_shares_the_capacity_pools(tmp_path: Path, provider: str,
-                                               model: str) -> None:
+def test_every_route_shares_the_capacity_pools(tmp_path: Path, provider: str, model: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
     """One slot and no queue, six at once: one is served, the rest are typed overloaded rows
     (Anthropic/Vertex 529, Bedrock ServiceUnavailableException, OpenAI-compatible 503)."""
-    done = subprocess.run([sys.executable, "-m", "latlab", "run", f"provider={provider}",
-                           f"model={model}", "emulate=true", "profile=fast", "workload.warmup=0",
-                           "workload.iterations=6", "workload.concurrency=6",
-                           "++profile.capacity={slots:1,max_queue:0}"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=90)
+    done = latlab_here(["run", f"provider={provider}", f"model={model}", "emulate=true",
+                        "profile=fast", "workload.warmup=0", "workload.iterations=6",
+                        "workload.concurrency=6", "++profile.capacity={slots:1,max_queue:0}"],
+                       capsys, tmp_path)
     assert done.returncode == 0, done.stderr
     rows = request_rows(tmp_path / "results")
     errors = [r["error_type"] for r in rows if r["error_type"] is not None]

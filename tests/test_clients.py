@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from emulators import TOKENS, TTFT_MS
+from in_process import latlab_here
 from result_files import request_rows
 
 from latlab.providers import DUMMY_KEY, Endpoint
@@ -110,11 +109,10 @@ def test_client_versions() -> None:
     assert client_version("bedrock", "boto3") == boto3.__version__
 
 
-def test_client_overhead_experiment_records_client_and_version(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "latlab", "run",
-                           "experiment=client_overhead", "profile=fast", "workload.warmup=0",
-                           "workload.iterations=1"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300)
+def test_client_overhead_experiment_records_client_and_version(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    done = latlab_here(["run", "experiment=client_overhead", "profile=fast", "workload.warmup=0",
+                        "workload.iterations=1"], capsys, tmp_path)
     assert done.returncode == 0, done.stderr
     rows = request_rows(tmp_path / "results")
     assert all(r["error_type"] is None for r in rows), rows

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from drive import send_in_turn
 from emulators import TOKENS, TTFB_MS, TTFT_MS
+from in_process import latlab_here
 from on_time import assert_on_time
 from result_files import request_rows
 
@@ -156,11 +157,10 @@ def test_run_without_token_exits_2_with_one_line(tmp_path: Path) -> None:
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
-def test_emulated_run_writes_vertex_rows(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "latlab", "run", "provider=vertex",
-                           "emulate=true", "profile=fast", "workload.warmup=0",
-                           "workload.iterations=2"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=90)
+def test_emulated_run_writes_vertex_rows(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    done = latlab_here(["run", "provider=vertex", "emulate=true", "profile=fast",
+                        "workload.warmup=0", "workload.iterations=2"], capsys, tmp_path)
     assert done.returncode == 0, done.stderr
     rows = request_rows(tmp_path / "results")
     assert len(rows) == 2 and all(r["error_type"] is None for r in rows)
