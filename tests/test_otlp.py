@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from in_process import latlab_here
 
 from latlab.analysis.statusline import provider_tag, status_line
 
@@ -66,9 +67,10 @@ def attrs(span: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_export_sends_session_traces_with_genai_attributes(
-        session_run: Path, receiver: tuple[str, list[Any]]) -> None:
-    url, received = receiver
-    done = latlab("otlp-export", "--endpoint", url, cwd=session_run)
+        session_run: Path, receiver: tuple[str, list[Any]],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    url, received = receiver  # in this process (tests/in_process.py); the next test: the CLI
+    done = latlab_here(["otlp-export", "--endpoint", url], capsys, session_run)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("exported 12 spans")
     ((path, ctype, body), (metrics_path, _, metrics)) = received
