@@ -1,26 +1,37 @@
-"""Make the repo root importable when the package is not installed, and keep timing tests alone.
+"""Make the repo root importable when the package is not installed, keep timing tests alone,
+and the fixtures several modules share (emulators, one agent-session run).
 
-The suite runs on two pytest-xdist workers (``-n 2`` in pyproject.toml). A test marked
-``timing`` asserts wall-clock figures (TTFT against a fixed profile, schedules, client-late
-flags), which a busy neighbour would distort, so it runs while the other worker waits:
+The suite runs on two pytest-xdist workers (``-n 2 --dist loadgroup`` in pyproject.toml). A
+test marked ``timing`` asserts wall-clock figures (TTFT against a fixed profile, schedules,
+client-late flags), which a busy neighbour would distort, so it runs while the other worker
+waits:
 
     other tests   take the machine shared     (many at once)
     timing tests  take the machine exclusively (alone)
 
 A readers-writer lock over two files in the run's shared temp directory: a timing test holds
-``gate`` while it waits for ``machine``, so no new test slips in ahead of it. A timing test
-that fails is run again, up to twice (pytest-rerunfailures): a shared machine's stray burst of
-load must not fail CI, while a real regression fails every attempt.
+``gate`` while it waits for ``machine``, so no new test slips in ahead of it. Every timing
+test is in one xdist group, so they run one after another on one worker, which keeps the
+machine from one timing test to the next instead of waiting, for each of them, until the
+other worker's current test ends. Mark a test ``timing`` only when it asserts a wall-clock
+figure (tests/on_time.py holds the bounds); everything else runs beside other tests.
+
+A timing test that fails is run again, up to twice (pytest-rerunfailures): a shared
+machine's stray burst of load must not fail CI, while a real regression fails every attempt.
 """
 
 import fcntl
 import signal
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from latlab.providers.emulator import RunningEmulator
 
 ROOT = str(Path(__file__).resolve().parents[1])
 if ROOT not in sys.path:
@@ -47,18 +58,77 @@ def machine_turn(lock_dir: Path, alone: bool) -> Iterator[None]:
             fcntl.flock(gate, fcntl.LOCK_UN)
 
 
-@pytest.fixture(autouse=True)
-def _timing_tests_run_alone(request: pytest.FixtureRequest,
-                            tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    if not hasattr(request.config, "workerinput"):  # not under xdist: nothing runs beside us
-        yield
-        return
-    lock_dir = tmp_path_factory.getbasetemp().parent  # shared by every worker of this run
-    with machine_turn(lock_dir, request.node.get_closest_marker("timing") is not None):
-        yield
+def is_timing(item: pytest.Item | None) -> bool:
+    return item is not None and item.get_closest_marker("timing") is not None
 
 
+class _Turn:
+    """This worker's current hold on the machine (None between tests)."""
+
+    held: ExitStack | None = None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Setup, call and teardown (module and session fixtures too) inside a turn: shared, or
+    alone for a timing test; alone is kept while the worker's next test is timing too."""
+    if not hasattr(item.config, "workerinput"):  # not under xdist: nothing runs beside us
+        return (yield)
+    alone = is_timing(item)
+    if _Turn.held is None:
+        lock_dir = item.config._tmp_path_factory.getbasetemp().parent  # shared by all workers
+        _Turn.held = ExitStack()
+        _Turn.held.enter_context(machine_turn(lock_dir, alone))
+    try:
+        return (yield)
+    finally:
+        if not (alone and is_timing(nextitem)):
+            _Turn.held.close()
+            _Turn.held = None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (--dist loadgroup)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if item.get_closest_marker("timing") is not None:
+        if is_timing(item):
             item.add_marker(pytest.mark.flaky(reruns=2, reruns_delay=1))
+            item.add_marker(pytest.mark.xdist_group("timing"))
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator["RunningEmulator"]:
+    """The providers' emulator (tests/emulators.py: fixed 15/40/4 ms, 12 tokens), one per
+    worker, on a free port; for tests that need no profile of their own."""
+    from emulators import provider_profile
+
+    from latlab.providers.emulator import start_emulator
+
+    with start_emulator(provider_profile()) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def quick_emulator() -> Iterator["RunningEmulator"]:
+    """The proxies' emulator (tests/emulators.py: fixed 5/20/2 ms, 10 tokens), one per worker."""
+    from emulators import quick_profile
+
+    from latlab.providers.emulator import start_emulator
+
+    with start_emulator(quick_profile()) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def one_session_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder whose results/ hold one built-in agent session run (``latlab run
+    workload=session profile=fast workload.iterations=1``), made once per worker for the
+    modules that read it (mark them ``xdist_group("session_run")`` to share one worker).
+    Copy it before writing more into it."""
+    import subprocess
+
+    cwd = tmp_path_factory.mktemp("session-run")
+    done = subprocess.run([sys.executable, "-m", "latlab", "run", "workload=session",
+                           "profile=fast", "workload.iterations=1"], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return cwd

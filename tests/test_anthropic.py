@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import socket
 import statistics
-from collections.abc import Iterator
 
 import pytest
 from drive import send_in_turn
+from emulators import ITL_MS, TOKENS, TTFB_MS, TTFT_MS
 from on_time import assert_on_time
 
 from latlab.providers.anthropic import AnthropicProvider
-from latlab.providers.emulator import EmulatorProfile, RunningEmulator, start_emulator
+from latlab.providers.emulator import RunningEmulator
 from latlab.providers.http import make_http_client
 from latlab.runner.core.protocol import DUMMY_KEY, Provider, RequestSpec
 from latlab.runner.core.records import Measurement
 
-pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
-
-TTFB_MS, TTFT_MS, ITL_MS, TOKENS = 15.0, 40.0, 4.0, 12
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[RunningEmulator]:
-    with start_emulator(EmulatorProfile.fixed(TTFB_MS, TTFT_MS, ITL_MS, TOKENS)) as running:
-        yield running
+# ``emulator``: the shared one of conftest.py (timings in tests/emulators.py)
 
 
 def spec(stream: bool = True, max_tokens: int = 100, timeout_s: float = 5.0) -> RequestSpec:
@@ -43,6 +35,7 @@ def send_all(base_url: str, specs: list[RequestSpec], transport: str = "aiohttp"
     return send_in_turn(make, specs)
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 @pytest.mark.parametrize("transport", ["aiohttp", "httpcore"])
 def test_streamed_timings_match_the_fixed_profile(emulator: RunningEmulator,
                                                   transport: str) -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from in_process import latlab_here
 from result_files import request_rows
 
 from latlab.providers.emulator import start_emulator
@@ -95,13 +94,12 @@ def test_scripted_reply_on_the_wire() -> None:
     assert message["usage"]["output_tokens"] == 3 and message["stop_reason"] == "end_turn"
 
 
-def test_a_primary_attempt_over_the_latency_budget_falls_back(tmp_path: Path) -> None:
+def test_a_primary_attempt_over_the_latency_budget_falls_back(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """budget_s 10 ms: every Sonnet attempt (≈ 60 ms) times out and Haiku answers."""
-    done = subprocess.run(
-        [sys.executable, "-m", "latlab", "run", "experiment=fallback", "profile=fast",
-         "workload.warmup=0", "workload.iterations=3", "workload.concurrency=1",
-         "++matrix.batch.mode=[fallback]", "batch.budget_s=0.01"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    done = latlab_here(["run", "experiment=fallback", "profile=fast", "workload.warmup=0",
+                        "workload.iterations=3", "workload.concurrency=1",
+                        "++matrix.batch.mode=[fallback]", "batch.budget_s=0.01"], capsys, tmp_path)
     assert done.returncode == 0, done.stderr
     rows = sorted(request_rows(tmp_path / "results"), key=lambda r: (r["batch_id"],
                                                                      r["batch_step"]))

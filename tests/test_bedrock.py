@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,6 +19,7 @@ from aiohttp import web
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from in_process import latlab_here
 from on_time import LATE_MS, assert_on_time
 
 from latlab.providers.bedrock import (
@@ -41,8 +40,6 @@ from latlab.providers.emulator.profile import (
 from latlab.runner.core.errors import ConfigError, CredentialsError
 from latlab.runner.core.protocol import Provider, RequestSpec
 from latlab.runner.core.records import Measurement
-
-pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 TTFB_MS, TTFT_MS, ITL_MS, TOKENS = 15.0, 40.0, 4.0, 10
@@ -193,6 +190,7 @@ def test_missing_authorization_is_refused_like_aws(emulator: RunningEmulator) ->
 CLIENTS = [("httpx", "aiohttp"), ("httpx", "httpcore"), ("boto3", "aiohttp")]
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 @pytest.mark.parametrize("api", ["invoke_stream", "converse_stream"])
 @pytest.mark.parametrize(("client", "transport"), CLIENTS)
 def test_streamed_timings_match_the_profile_plus_the_bedrock_layer(
@@ -214,6 +212,7 @@ def test_streamed_timings_match_the_profile_plus_the_bedrock_layer(
     assert row.request_id and len(row.request_id) == 36 and row.guardrail_action is None
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 @pytest.mark.parametrize("api", ["invoke", "converse"])
 @pytest.mark.parametrize("client", ["httpx", "boto3"])
 def test_whole_responses(emulator: RunningEmulator, client: str, api: str) -> None:
@@ -226,6 +225,7 @@ def test_whole_responses(emulator: RunningEmulator, client: str, api: str) -> No
     assert row.server_latency_ms == round(PLANNED_TOTAL_MS) and row.output_tokens == TOKENS
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 def test_concurrent_requests_on_both_clients(emulator: RunningEmulator) -> None:
     for client in ("httpx", "boto3"):
         rows = send_all(emulator.base_url, provider_cfg(client), [spec()] * 12, parallel=True)
@@ -252,6 +252,7 @@ def test_faults_become_typed_rows(emulator: RunningEmulator, client: str, api: s
         assert row.status == 200 and row.ttft_ms is not None  # a few tokens came first
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 @pytest.mark.parametrize("api", ["invoke_stream", "converse_stream", "invoke"])
 def test_guardrail_action_on_the_row(api: str) -> None:
     with start_emulator(profile(intervene_rate=1.0)) as blocking:
@@ -267,6 +268,7 @@ def test_guardrail_action_on_the_row(api: str) -> None:
     assert row.server_latency_ms == round(client_total - GUARD_MS * (1 - GUARD_SHARE))
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 def test_unguarded_and_passed_guardrail(emulator: RunningEmulator) -> None:
     rows = send_all(emulator.base_url, provider_cfg(),
                     [spec(), spec(), spec(guardrail=GUARDRAIL)])[1:]  # the first connects
@@ -420,11 +422,11 @@ def test_profile_layers_parse_strictly() -> None:
 # ------------------------------------------------------------------ end to end
 
 
-def test_guardrail_impact_experiment_end_to_end(tmp_path: Path) -> None:
+def test_guardrail_impact_experiment_end_to_end(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["run", "experiment=guardrail_impact", "workload.iterations=2", "workload.warmup=0",
             "profile=fast", f"results_dir={tmp_path}"]
-    done = subprocess.run([sys.executable, "-m", "latlab", *args], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
+    done = latlab_here(args, capsys, tmp_path)
     assert done.returncode == 0, done.stderr
     table = pq.read_table(tmp_path / "requests").to_pylist()
     by_cell: dict[str, list[dict[str, Any]]] = {}

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from in_process import latlab_here
 from result_files import request_rows
 
 from latlab.providers.emulator import start_emulator
 from latlab.providers.emulator.capacity import CapacityLimit, CapacityProfile
 from latlab.providers.emulator.profile import EmulatorProfile
-
-pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 
 AUTH = {"x-api-key": "test-key", "anthropic-version": "2023-06-01"}
 TTFT_MS, ITL_MS, TOKENS = 40.0, 20.0, 10  # a request holds its slot ≈ 220 ms
@@ -67,6 +64,7 @@ def test_bad_capacity_is_a_clear_error(value: Any, message: str) -> None:
         CapacityProfile.parse(value)
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 def test_requests_queue_once_the_slots_are_full() -> None:
     """2 slots, 4 at once: two are served at once, two wait about one whole response."""
     with start_emulator(profile({"slots": 2, "max_queue": 4})) as emu:
@@ -114,15 +112,14 @@ def test_unlimited_by_default() -> None:
 @pytest.mark.parametrize(("provider", "model"), [
     ("anthropic", "haiku-4-5"), ("bedrock", "haiku-4-5"), ("vertex", "haiku-4-5"),
     ("openai_compat", "haiku-4-5")])
-def test_every_route_shares_the_capacity_pools(tmp_path: Path, provider: str,
-                                               model: str) -> None:
+def test_every_route_shares_the_capacity_pools(tmp_path: Path, provider: str, model: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
     """One slot and no queue, six at once: one is served, the rest are typed overloaded rows
     (Anthropic/Vertex 529, Bedrock ServiceUnavailableException, OpenAI-compatible 503)."""
-    done = subprocess.run([sys.executable, "-m", "latlab", "run", f"provider={provider}",
-                           f"model={model}", "emulate=true", "profile=fast", "workload.warmup=0",
-                           "workload.iterations=6", "workload.concurrency=6",
-                           "++profile.capacity={slots:1,max_queue:0}"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=90)
+    done = latlab_here(["run", f"provider={provider}", f"model={model}", "emulate=true",
+                        "profile=fast", "workload.warmup=0", "workload.iterations=6",
+                        "workload.concurrency=6", "++profile.capacity={slots:1,max_queue:0}"],
+                       capsys, tmp_path)
     assert done.returncode == 0, done.stderr
     rows = request_rows(tmp_path / "results")
     errors = [r["error_type"] for r in rows if r["error_type"] is not None]

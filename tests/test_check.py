@@ -26,6 +26,7 @@ def no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timing  # output_tps needs tokens to arrive apart (a busy machine clumps them)
 @pytest.mark.usefixtures("no_credentials")
 def test_check_without_credentials_probes_the_emulator(tmp_path: Path) -> None:
     out = json.loads(check_command(["anthropic", "bedrock"], "json", requests=2,

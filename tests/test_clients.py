@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from emulators import TOKENS, TTFT_MS
+from in_process import latlab_here
 from result_files import request_rows
 
 from latlab.providers.bedrock import DUMMY_CREDENTIALS
 from latlab.providers.clients import client_of, client_version
-from latlab.providers.emulator import EmulatorProfile, RunningEmulator, start_emulator
+from latlab.providers.emulator import RunningEmulator
 from latlab.providers.vertex import VertexAuth
 from latlab.runner.core.errors import ConfigError
 from latlab.runner.core.protocol import DUMMY_KEY, Endpoint, Provider, RequestSpec
@@ -24,16 +23,10 @@ from latlab.runner.core.records import Measurement
 pytest.importorskip("anthropic")
 pytest.importorskip("openai")
 
-TTFB_MS, TTFT_MS, ITL_MS, TOKENS = 15.0, 40.0, 4.0, 12
 IDS = {"anthropic": "claude-haiku-4-5-20251001", "openai_compat": "claude-haiku-4-5-20251001",
        "bedrock": "us.anthropic.claude-haiku-4-5-20251001-v1:0",
        "vertex": "claude-haiku-4-5@20251001"}
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[RunningEmulator]:
-    with start_emulator(EmulatorProfile.fixed(TTFB_MS, TTFT_MS, ITL_MS, TOKENS)) as running:
-        yield running
+# ``emulator``: the shared one of conftest.py (timings in tests/emulators.py)
 
 
 def sdk_provider(kind: str, base_url: str) -> Provider:
@@ -115,11 +108,10 @@ def test_client_versions() -> None:
     assert client_version("bedrock", "boto3") == boto3.__version__
 
 
-def test_client_overhead_experiment_records_client_and_version(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "latlab", "run",
-                           "experiment=client_overhead", "profile=fast", "workload.warmup=0",
-                           "workload.iterations=1"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300)
+def test_client_overhead_experiment_records_client_and_version(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    done = latlab_here(["run", "experiment=client_overhead", "profile=fast", "workload.warmup=0",
+                        "workload.iterations=1"], capsys, tmp_path)
     assert done.returncode == 0, done.stderr
     rows = request_rows(tmp_path / "results")
     assert all(r["error_type"] is None for r in rows), rows

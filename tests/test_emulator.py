@@ -33,8 +33,6 @@ from latlab.runner.core.timerfd import timerfd_available
 sys.path.append(str(Path(__file__).resolve().parents[1] / "bench"))
 from emulator_process import cpu_seconds  # noqa: E402
 
-pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
-
 ROOT = Path(__file__).resolve().parents[1]
 TTFB_MS, TTFT_MS, ITL_MS, TOKENS = 20.0, 60.0, 5.0, 10
 AUTH = {"x-api-key": "test-key", "anthropic-version": "2023-06-01"}
@@ -189,6 +187,7 @@ def test_invalid_requests(http: httpx.Client) -> None:
     assert resp.status_code == 400 and "bogus" in resp.json()["error"]["message"]
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 def test_stream_timing_matches_profile(emu: RunningEmulator) -> None:
     ttfb_err, ttft_err, itl_err = [], [], []
     with httpx.Client(base_url=emu.base_url, timeout=5.0) as client:
@@ -208,6 +207,7 @@ def test_stream_timing_matches_profile(emu: RunningEmulator) -> None:
     assert abs(statistics.median(itl_err)) < 3.0, itl_err  # a gap: both ends pay the overhead
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 def test_non_stream_arrives_at_last_token(http: httpx.Client) -> None:
     http.get("/_latlab/health")
     elapsed_ms = []
@@ -272,6 +272,7 @@ def test_fault_disconnect(http: httpx.Client) -> None:
         http.post("/v1/messages", json=body(), headers=headers)
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 def test_fault_stall(http: httpx.Client) -> None:
     headers = {**AUTH, "x-latlab-fault": "stall"}
     timeout = httpx.Timeout(5.0, read=0.3)
@@ -297,6 +298,7 @@ def test_fault_none_header_and_random_faults() -> None:
 # ------------------------------------------------------------------ stats + health
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 def test_stats_report_lag(emu: RunningEmulator, http: httpx.Client) -> None:
     assert http.get("/_latlab/health").json() == {"ok": True}
     http.post("/v1/messages", json=body(max_tokens=3), headers=AUTH)
@@ -406,6 +408,7 @@ def test_module_subprocess() -> None:
         assert proc.wait(timeout=10) == 0
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 def test_the_embedded_emulator_does_not_starve_the_client(tmp_path: Path) -> None:
     """`latlab run` serves from a thread of its own process: a spinning emulator held the GIL
     and the client read every token late, in one clump (6 streams: TTFT median 64 ms for a
@@ -447,6 +450,7 @@ def stream_concurrently(base_url: str, streams: int, rounds: int) -> None:
         thread.join(30)
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
 def test_the_standalone_emulator_does_not_busy_wait() -> None:
     """Each waiting send used to spin its last 1.5 ms: 8 streams at a 10 ms pace kept the

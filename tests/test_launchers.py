@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from result_files import request_rows, run_rows
+
+pytestmark = pytest.mark.xdist_group("launchers")  # the basic sweep once (one worker)
 
 JOBS = ["-m", "profile=fast", "workload.warmup=1", "workload.iterations=3",
         "model=haiku-4-5,sonnet-4-5"]
@@ -39,14 +42,26 @@ def has_plugin(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def assert_same_rows_as_basic(tmp_path: Path, *launcher: str) -> None:
+@pytest.fixture(scope="module")
+def basic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sweep on Hydra's basic launcher, run once: the reference for the other launchers."""
+    folder = tmp_path_factory.mktemp("basic")
+    done = multirun(folder)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return folder
+
+
+def test_multirun_makes_one_run_per_job(basic: Path) -> None:
+    runs = run_rows(basic / "results")
+    assert sorted(r["sweep_job"] for r in runs) == [0, 1]
+    assert {r["model"] for r in request_rows(basic / "results")} == {"haiku-4-5", "sonnet-4-5"}
+
+
+def assert_same_rows_as_basic(basic: Path, tmp_path: Path, *launcher: str) -> None:
     """The sweep on ``launcher`` makes the basic launcher's jobs and rows (8: two jobs of one
     warm-up and three requests), and reads back as one dataset of two runs."""
-    basic, other = tmp_path / "basic", tmp_path / "other"
-    basic.mkdir()
+    other = tmp_path / "other"
     other.mkdir()
-    done = multirun(basic)
-    assert done.returncode == 0, done.stderr[-3000:]
     done = multirun(other, *launcher)
     assert done.returncode == 0, done.stderr[-3000:]
     basic_jobs, basic_rows = jobs_and_rows(basic / "results")
@@ -64,8 +79,9 @@ def assert_same_rows_as_basic(tmp_path: Path, *launcher: str) -> None:
 @pytest.mark.skipif(not has_plugin("hydra_plugins.hydra_joblib_launcher"),
                     reason="hydra-joblib-launcher not installed (pip install "
                            "'latlab[launchers]' or hydra-joblib-launcher==1.2.0)")
-def test_joblib_multirun_makes_the_same_rows_as_the_basic_launcher(tmp_path: Path) -> None:
-    assert_same_rows_as_basic(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+def test_joblib_multirun_makes_the_same_rows_as_the_basic_launcher(basic: Path,
+                                                                   tmp_path: Path) -> None:
+    assert_same_rows_as_basic(basic, tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
 
 
 @pytest.mark.optional
@@ -73,8 +89,9 @@ def test_joblib_multirun_makes_the_same_rows_as_the_basic_launcher(tmp_path: Pat
 @pytest.mark.skipif(not has_plugin("hydra_plugins.hydra_ray_launcher"),
                     reason="hydra-ray-launcher not installed (about 400 MB with ray; "
                            "pip install hydra-ray-launcher==1.2.2)")
-def test_ray_multirun_makes_the_same_rows_as_the_basic_launcher(tmp_path: Path) -> None:
+def test_ray_multirun_makes_the_same_rows_as_the_basic_launcher(basic: Path,
+                                                                tmp_path: Path) -> None:
     """A local Ray cluster started by the launcher (two CPUs, no dashboard)."""
-    assert_same_rows_as_basic(tmp_path, "hydra/launcher=ray",
+    assert_same_rows_as_basic(basic, tmp_path, "hydra/launcher=ray",
                               "+hydra.launcher.ray.init.num_cpus=2",
                               "+hydra.launcher.ray.init.include_dashboard=false")

@@ -7,15 +7,15 @@ import os
 import statistics
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from drive import send_in_turn
+from emulators import ITL_MS, TOKENS, TTFB_MS, TTFT_MS
 from on_time import assert_on_time
 
-from latlab.providers.emulator import EmulatorProfile, RunningEmulator, start_emulator
+from latlab.providers.emulator import RunningEmulator
 from latlab.providers.http import make_http_client
 from latlab.providers.openai_compat import OpenAICompatProvider, chat_body, chat_url
 from latlab.providers.registry import env_key_endpoint
@@ -23,16 +23,7 @@ from latlab.runner.core.errors import CredentialsError
 from latlab.runner.core.protocol import DUMMY_KEY, Provider, RequestSpec
 from latlab.runner.core.records import Measurement
 
-pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
-
-TTFB_MS, TTFT_MS, ITL_MS, TOKENS = 15.0, 40.0, 4.0, 12
-MODEL = "claude-haiku-4-5-20251001"
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[RunningEmulator]:
-    with start_emulator(EmulatorProfile.fixed(TTFB_MS, TTFT_MS, ITL_MS, TOKENS)) as running:
-        yield running
+MODEL = "claude-haiku-4-5-20251001"  # ``emulator``: the shared one of conftest.py
 
 
 def spec(stream: bool = True, **extra: object) -> RequestSpec:
@@ -83,6 +74,7 @@ def test_no_usage_chunk_unless_asked(emulator: RunningEmulator) -> None:
     assert all(c["choices"] for c in chunks) and len(chunks) == 1 + TOKENS + 1
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 def test_streamed_timings_match_the_fixed_profile(emulator: RunningEmulator) -> None:
     rows = send_all(emulator.base_url, [spec()] * 6)[1:]
     assert all(r.ok for r in rows), rows[0].error_message
@@ -96,6 +88,7 @@ def test_streamed_timings_match_the_fixed_profile(emulator: RunningEmulator) -> 
     assert first.request_id and first.ttft_reasoning_ms is None
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 def test_reasoning_delta_has_its_own_column(emulator: RunningEmulator) -> None:
     rows = send_all(emulator.base_url, [spec(reasoning_effort="low")] * 4)[1:]
     reasoning = TOKENS // 3
@@ -112,6 +105,7 @@ def test_without_usage_chunk_tokens_are_counted_by_the_client(emulator: RunningE
     assert row.input_tokens is None
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 def test_non_streamed_completion(emulator: RunningEmulator) -> None:
     _, row = send_all(emulator.base_url, [spec(stream=False)] * 2)  # the first connects
     assert row.ok and row.output_tokens == TOKENS and row.usage_source == "api"

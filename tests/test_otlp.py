@@ -4,6 +4,7 @@ export goes to a tiny OTLP receiver started here (a real HTTP server on loopback
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from in_process import latlab_here
 
 from latlab.analysis.statusline import provider_tag, status_line
 
@@ -22,11 +24,15 @@ def latlab(*args: str, cwd: Path, stdin: str = "") -> subprocess.CompletedProces
                           capture_output=True, text=True, timeout=120)
 
 
+pytestmark = pytest.mark.xdist_group("session_run")  # one_session_run once (conftest.py)
+
+
 @pytest.fixture(scope="module")
-def session_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def session_run(one_session_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of conftest.py's one built-in session run (workload=session, profile=fast,
+    one iteration)."""
     cwd = tmp_path_factory.mktemp("otlp")
-    done = latlab("run", "workload=session", "profile=fast", "workload.iterations=1", cwd=cwd)
-    assert done.returncode == 0, done.stderr
+    shutil.copytree(one_session_run / "results", cwd / "results")
     return cwd
 
 
@@ -61,9 +67,10 @@ def attrs(span: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_export_sends_session_traces_with_genai_attributes(
-        session_run: Path, receiver: tuple[str, list[Any]]) -> None:
-    url, received = receiver
-    done = latlab("otlp-export", "--endpoint", url, cwd=session_run)
+        session_run: Path, receiver: tuple[str, list[Any]],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    url, received = receiver  # in this process (tests/in_process.py); the next test: the CLI
+    done = latlab_here(["otlp-export", "--endpoint", url], capsys, session_run)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("exported 12 spans")
     ((path, ctype, body), (metrics_path, _, metrics)) = received

@@ -14,8 +14,6 @@ from latlab.providers.emulator.profile import EmulatorProfile
 from latlab.providers.emulator.prompt_cache import CacheProfile, PromptCache, breakpoints
 from latlab.runner.config.prompts import synthetic_text
 
-pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
-
 AUTH = {"x-api-key": "test-key", "anthropic-version": "2023-06-01"}
 MODEL = "claude-sonnet-4-5"
 SECOND = 1_000_000_000
@@ -109,6 +107,7 @@ def post(client: httpx.Client, body: dict[str, Any]) -> tuple[float, httpx.Respo
     return (time.perf_counter() - start) * 1000, resp
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 def test_usage_on_the_wire_is_byte_exact_and_ttft_shrinks_on_a_hit() -> None:
     profile = emulator_profile(prefill_ms_per_1k_tokens=50, cached_ms_per_1k_tokens=5)
     with start_emulator(profile) as emu, httpx.Client(base_url=emu.base_url) as client:

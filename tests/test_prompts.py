@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from in_process import latlab_here
 
 from latlab.providers.emulator.anthropic_wire import estimate_input_tokens
 from latlab.runner.config.prompts import load_prompts, read_prompt_set, synthetic_text
 from latlab.runner.core.errors import ConfigError
 from latlab.runner.core.records import Measurement
 from latlab.runner.engine.cost import cost_usd, prices_for
-from tests.test_run import latlab
 
 
 @pytest.mark.parametrize("tokens", [1, 37, 1000, 4096])
@@ -48,9 +48,10 @@ def test_cost_uses_provider_prices_before_list_prices() -> None:
     assert cost_usd(Measurement(), prices_for(pricing, "anthropic", "m")) is None
 
 
-def test_run_with_a_prompt_set_records_index_label_and_cost(tmp_path: Path) -> None:
-    done = latlab("run", "prompt=routing_set", "profile=fast", "workload.warmup=0",
-                  "workload.iterations=12", cwd=tmp_path)
+def test_run_with_a_prompt_set_records_index_label_and_cost(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    done = latlab_here(["run", "prompt=routing_set", "profile=fast", "workload.warmup=0",
+                        "workload.iterations=12"], capsys, tmp_path)
     assert done.returncode == 0, done.stderr
     rows = [r for f in (tmp_path / "results" / "requests").glob("*/*.parquet")
             for r in pq.read_table(f).to_pylist()]

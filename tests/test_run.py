@@ -1,4 +1,8 @@
-"""``latlab run`` end to end as a user runs it: a subprocess, the emulator, Parquet on disk."""
+"""``latlab run`` end to end as a user runs it: a subprocess, the emulator, Parquet on disk.
+
+Where the process adds nothing to what is asserted (rows, exit code 2 and its one line), the
+same command runs in this process (tests/in_process.py); the first test, the environment,
+secrets and signals use the real ``python -m latlab``."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from in_process import latlab_here
 from result_files import request_rows, run_rows, wait_for_request_files
 
 FAST = ["profile=fast", "workload.warmup=1", "workload.iterations=3"]
@@ -58,25 +63,22 @@ def num(value: object) -> float:
     return float(value)
 
 
-def test_matrix_cells_are_interleaved(tmp_path: Path) -> None:
-    done = latlab("run", *FAST, "++matrix.model=[haiku-4-5,sonnet-4-5]", cwd=tmp_path)
+def test_matrix_cells_are_interleaved(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    done = latlab_here(["run", *FAST, "++matrix.model=[haiku-4-5,sonnet-4-5]"], capsys, tmp_path)
     assert done.returncode == 0, done.stderr
     rows = sorted(request_rows(tmp_path / "results"), key=lambda r: str(r["started_at"]))
     models = [r["model"] for r in rows]
     assert models == ["haiku-4-5", "sonnet-4-5"] * 4
 
 
-def test_multirun_makes_one_run_per_job(tmp_path: Path) -> None:
-    done = latlab("run", "-m", *FAST, "model=haiku-4-5,sonnet-4-5", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    runs = run_rows(tmp_path / "results")
-    assert sorted(r["sweep_job"] for r in runs) == [0, 1]
-    assert {r["model"] for r in request_rows(tmp_path / "results")} == {"haiku-4-5", "sonnet-4-5"}
+# a multirun makes one run per job: tests/test_launchers.py, on the basic launcher's sweep it
+# compares the other launchers with
 
 
-def test_failed_requests_are_rows_and_the_run_completes(tmp_path: Path) -> None:
-    done = latlab("run", *FAST, "workload.iterations=12", "profile.faults.error_rate=0.5",
-                  cwd=tmp_path)
+def test_failed_requests_are_rows_and_the_run_completes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    done = latlab_here(["run", *FAST, "workload.iterations=12", "profile.faults.error_rate=0.5"],
+                       capsys, tmp_path)
     assert done.returncode == 0, done.stderr
     rows = request_rows(tmp_path / "results")
     errors = [r for r in rows if r["error_type"] is not None]
@@ -91,9 +93,9 @@ def test_failed_requests_are_rows_and_the_run_completes(tmp_path: Path) -> None:
     ("workload.schedule=random", "workload.schedule"),
     ("slo.thresholds.B.ttft_p99_ms=10", "slo.thresholds.B.ttft_p99_ms"),
 ])
-def test_bad_spec_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, override: str,
-                                                           named: str) -> None:
-    done = latlab("run", override, cwd=tmp_path)
+def test_bad_spec_exits_2_with_one_line_and_writes_nothing(
+        tmp_path: Path, override: str, named: str, capsys: pytest.CaptureFixture[str]) -> None:
+    done = latlab_here(["run", override], capsys, tmp_path)
     assert done.returncode == 2
     assert named in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert not (tmp_path / "results" / "requests").exists()
@@ -115,13 +117,13 @@ def test_secret_override_is_refused_and_never_written(tmp_path: Path) -> None:
         assert not path.is_file() or secret.encode() not in path.read_bytes()
 
 
-def test_own_experiments_dir(tmp_path: Path) -> None:
+def test_own_experiments_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     mine = tmp_path / "my-exps"
     mine.mkdir()
     (mine / "mine.yaml").write_text("# @package _global_\nrun_name: mine\n"
                                     "workload: {iterations: 2, warmup: 0}\n")
-    done = latlab("run", "--experiments-dir", str(mine), "experiment=mine", "profile=fast",
-                  cwd=tmp_path)
+    done = latlab_here(["run", "--experiments-dir", str(mine), "experiment=mine", "profile=fast"],
+                       capsys, tmp_path)
     assert done.returncode == 0, done.stderr
     (run,) = run_rows(tmp_path / "results")
     assert run["run_name"] == "mine" and run["requests"] == 2
@@ -171,8 +173,9 @@ def test_interrupted_run_resumes_without_duplicates(tmp_path: Path) -> None:
     assert run["status"] == "finished" and run["resumes"] == 1 and run["requests"] == 64
 
 
-def test_resume_of_unknown_run_is_a_config_error(tmp_path: Path) -> None:
-    done = latlab("run", "resume=20990101T000000Z-abcdef", cwd=tmp_path)
+def test_resume_of_unknown_run_is_a_config_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    done = latlab_here(["run", "resume=20990101T000000Z-abcdef"], capsys, tmp_path)
     assert done.returncode == 2 and "resume" in done.stderr
 
 
@@ -181,11 +184,12 @@ FAULT_TYPES = {"rate_limited": "rate_limited", "overloaded": "overloaded",
                "disconnect": "connection_reset", "truncate": "truncated", "stall": "timeout"}
 
 
-def test_fault_matrix_every_fault_is_a_typed_row_and_no_row_is_lost(tmp_path: Path) -> None:
+def test_fault_matrix_every_fault_is_a_typed_row_and_no_row_is_lost(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     kinds = [f"++profile.faults.kinds.{kind}=1" for kind in FAULT_TYPES]
-    done = latlab("run", "profile=fast", "workload.warmup=0", "workload.iterations=42",
-                  "workload.concurrency=7", "workload.timeout_s=0.5",
-                  "profile.faults.error_rate=1.0", *kinds, cwd=tmp_path)
+    done = latlab_here(["run", "profile=fast", "workload.warmup=0", "workload.iterations=42",
+                        "workload.concurrency=7", "workload.timeout_s=0.5",
+                        "profile.faults.error_rate=1.0", *kinds], capsys, tmp_path)
     assert done.returncode == 0, done.stderr
     rows = request_rows(tmp_path / "results")
     assert len(rows) == 42

@@ -12,8 +12,6 @@ from latlab.runner.core.timing import now_ns
 from latlab.runner.engine.plan import Cell, PlannedRequest, plan_requests
 from latlab.runner.engine.schedule import arrival_offsets_ns, run_plan
 
-pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
-
 
 def cell(**workload: Any) -> Cell:
     base = {"warmup": 0, "iterations": 40, "concurrency": 1, "stream": True, "seed": 3}
@@ -35,6 +33,7 @@ def run(plan: list[PlannedRequest], service_s: float) -> list[tuple[int, int, in
     return sorted(seen)
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 def test_open_loop_keeps_its_rate_independent_of_responses() -> None:
     plan = plan_requests([cell(rate=200.0, max_in_flight=100)], "interleaved")
     seen = run(plan, service_s=0.05)  # each response takes 10 inter-arrival times
@@ -55,6 +54,7 @@ def test_in_flight_bound_shows_up_as_send_delay() -> None:
     assert delays_ms[-1] > delays_ms[0]
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 def test_closed_loop_sends_the_next_request_when_the_last_ends() -> None:
     plan = plan_requests([cell(concurrency=2, iterations=6)], "interleaved")
     seen = run(plan, service_s=0.02)

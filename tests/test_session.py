@@ -4,6 +4,7 @@ the emulator's scripted turns; spans, tool timings and the requests they link to
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -12,6 +13,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from in_process import latlab_here
 from result_files import request_rows, the_run
 
 from latlab.runner.core.tasks import load_task
@@ -62,8 +64,10 @@ def test_simple_session_yields_the_expected_spans_and_linked_rows(tmp_path: Path
     assert the_run(tmp_path / "results")["status"] == "finished"
 
 
-def test_medium_session_runs_tools_for_real_including_mcp(tmp_path: Path) -> None:
-    done = latlab("run", *FAST, "workload.task=medium", "workload.iterations=1", cwd=tmp_path)
+def test_medium_session_runs_tools_for_real_including_mcp(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    done = latlab_here(["run", *FAST, "workload.task=medium", "workload.iterations=1"], capsys,
+                       tmp_path)
     assert done.returncode == 0, done.stderr
     spans = span_rows(tmp_path / "results")
     calls = [s for s in spans if s["kind"] == "tool_call"]
@@ -77,10 +81,15 @@ def test_medium_session_runs_tools_for_real_including_mcp(tmp_path: Path) -> Non
     assert session["turn"] == 6  # five scripted turns and the closing one
 
 
-def test_tool_timings_add_up(tmp_path: Path) -> None:
-    assert latlab("run", *FAST, "workload.iterations=1", cwd=tmp_path).returncode == 0
+@pytest.mark.xdist_group("session_run")  # one_session_run once (conftest.py)
+def test_tool_timings_add_up(one_session_run: Path, tmp_path: Path,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    # the run: `latlab run workload=session profile=fast workload.iterations=1` (conftest.py);
+    # the analysis commands in this process (tests/in_process.py), on its results
+    shutil.copytree(one_session_run / "results", tmp_path / "results")
+    results = ["--results", str(tmp_path / "results")]
+    out = latlab_here(["tool-timings", "--by", "session", "--format", "json", *results], capsys)
     (session_run,) = the_runs(tmp_path / "results")
-    out = latlab("tool-timings", "--by", "session", "--format", "json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     (row,) = json.loads(out.stdout)
     assert row["tool_calls"] == 2 and row["model_calls"] == 3 and row["turns"] == 3
@@ -88,36 +97,37 @@ def test_tool_timings_add_up(tmp_path: Path) -> None:
     assert parts + row["other_tool_ms"] == pytest.approx(row["tool_ms"], abs=0.01)
     assert row["model_ms"] + row["tool_ms"] < row["total_ms"]
     assert 0 < row["model_share"] < 1 and 0 < row["tool_share"] < 1
-    by_provider = latlab("tool-timings", "--format", "csv", cwd=tmp_path)
+    by_provider = latlab_here(["tool-timings", "--format", "csv", *results], capsys)
     assert by_provider.stdout.splitlines()[0].startswith("run_id,provider,driver,task")
-    endpoints = json.loads(latlab("tool-timings", "--by", "endpoints", "--format", "json",
-                                  cwd=tmp_path).stdout)
+    endpoints = json.loads(latlab_here(["tool-timings", "--by", "endpoints", "--format", "json",
+                                        *results], capsys).stdout)
     assert [(e["method"], e["endpoint"], e["calls"]) for e in endpoints] == [
         ("POST", "/v1/messages", 3)]
     # every HTTP call, sessions' spans and plain request rows alike, in one view
-    plain = latlab("run", "profile=fast", "workload.iterations=2", "workload.warmup=0",
-                   "provider=bedrock", "emulate=true", cwd=tmp_path)
+    plain = latlab_here(["run", "profile=fast", "workload.iterations=2", "workload.warmup=0",
+                         "provider=bedrock", "emulate=true"], capsys, tmp_path)
     assert plain.returncode == 0, plain.stderr
     assert ": 2 requests, 0 errors -> " in plain.stdout  # no sessions: requests
     (plain_run,) = set(the_runs(tmp_path / "results")) - {session_run}
-    none = latlab("tool-timings", plain_run, cwd=tmp_path)  # a run without sessions: one line
+    none = latlab_here(["tool-timings", plain_run, *results], capsys)  # no sessions: one line
     assert none.returncode == 0 and none.stdout == (
         f"no agent sessions in run {plain_run}: tool-timings reads the sessions of `latlab "
         "run workload=session` (or workload=claude_code, latlab proxy)\n")
-    delta = latlab("tool-timings", session_run, "--by", "delta", cwd=tmp_path)
+    delta = latlab_here(["tool-timings", session_run, "--by", "delta", *results], capsys)
     assert delta.stdout == f"no rows for --by delta in run {session_run} (sessions: 1; see " \
         "--by session)\n"
-    calls = latlab("sql", "SELECT source, endpoint, count(*) AS n FROM http_calls "
-                   "GROUP BY ALL ORDER BY source", "--format", "json", cwd=tmp_path)
+    calls = latlab_here(["sql", "SELECT source, endpoint, count(*) AS n FROM http_calls "
+                         "GROUP BY ALL ORDER BY source", "--format", "json", *results], capsys)
     assert json.loads(calls.stdout) == [
         {"source": "requests", "endpoint": "/model/{modelId}/invoke-with-response-stream",
          "n": 2},
         {"source": "span", "endpoint": "/v1/messages", "n": 3}]
 
 
-def test_failing_upstream_gives_error_spans_not_a_crash(tmp_path: Path) -> None:
-    done = latlab("run", *FAST, "workload.iterations=2", "profile.faults.error_rate=1.0",
-                  cwd=tmp_path)
+def test_failing_upstream_gives_error_spans_not_a_crash(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    done = latlab_here(["run", *FAST, "workload.iterations=2", "profile.faults.error_rate=1.0"],
+                       capsys, tmp_path)
     assert done.returncode == 0, done.stderr
     spans = span_rows(tmp_path / "results")
     assert Counter(s["kind"] for s in spans) == {"session": 2, "turn": 2, "model_call": 2,
@@ -128,36 +138,40 @@ def test_failing_upstream_gives_error_spans_not_a_crash(tmp_path: Path) -> None:
     assert the_run(tmp_path / "results")["status"] == "finished"
 
 
-def test_unreachable_upstream_is_an_error_session(tmp_path: Path) -> None:
-    done = latlab("run", "workload=session", "workload.iterations=1", "emulate=false",
-                  "provider.base_url=http://127.0.0.1:9", cwd=tmp_path)
+def test_unreachable_upstream_is_an_error_session(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    done = latlab_here(["run", "workload=session", "workload.iterations=1", "emulate=false",
+                        "provider.base_url=http://127.0.0.1:9"], capsys, tmp_path)
     assert done.returncode == 0, done.stderr
     (session,) = [s for s in span_rows(tmp_path / "results") if s["kind"] == "session"]
     assert session["status"] == "error" and session["error_type"] == "connect_error"
 
 
-def test_turn_limit_ends_the_session(tmp_path: Path) -> None:
-    done = latlab("run", *FAST, "workload.iterations=1", "workload.max_turns=1", cwd=tmp_path)
+def test_turn_limit_ends_the_session(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    done = latlab_here(["run", *FAST, "workload.iterations=1", "workload.max_turns=1"], capsys,
+                       tmp_path)
     assert done.returncode == 0, done.stderr
     (session,) = [s for s in span_rows(tmp_path / "results") if s["kind"] == "session"]
     assert json.loads(session["attributes"])["stop_reason"] == "max_turns"
 
 
-def test_unknown_task_is_a_config_error(tmp_path: Path) -> None:
-    done = latlab("run", *FAST, "workload.task=nope", cwd=tmp_path)
+def test_unknown_task_is_a_config_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    done = latlab_here(["run", *FAST, "workload.task=nope"], capsys, tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("latlab: error: workload.task:")
     assert not (tmp_path / "results" / "spans").exists()
 
 
 @pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
-def test_cross_provider_delta_shows_bedrocks_layer_in_model_time(tmp_path: Path) -> None:
+def test_cross_provider_delta_shows_bedrocks_layer_in_model_time(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Default profile: Bedrock adds ≈ 700 ms (575–850 ms p10–p90) to each Haiku call; the
     simple task makes 3 model calls, so model time grows by ≈ 2.1 s and tool time does not."""
     done = latlab("run", "workload=session", "++matrix.provider=[anthropic,bedrock]",
                   "emulate=true", "workload.iterations=1", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    out = latlab("tool-timings", "--by", "delta", "--format", "json", cwd=tmp_path)
+    out = latlab_here(["tool-timings", "--by", "delta", "--format", "json",
+                       "--results", str(tmp_path / "results")], capsys)
     (delta,) = json.loads(out.stdout)
     assert (delta["provider_a"], delta["provider_b"], delta["task"]) == (
         "anthropic", "bedrock", "simple")

@@ -25,8 +25,6 @@ from latlab.runner.core.timing import (
 
 MS = 1_000_000
 
-pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
-
 
 @pytest.fixture(params=["timerfd", "asyncio-timers"])
 def wake(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -74,6 +72,7 @@ def test_waiters_wake_in_deadline_order_and_never_early(margin_ns: int, wake: st
     assert [d for d, _ in woken] == sorted(d for d, _ in woken)
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 def test_a_later_waiter_with_an_earlier_deadline_interrupts_the_pacers_sleep(wake: str) -> None:
     async def scenario() -> list[tuple[int, int]]:
         far = asyncio.create_task(wake_times([now_ns() + 200 * MS], MS))
@@ -86,6 +85,7 @@ def test_a_later_waiter_with_an_earlier_deadline_interrupts_the_pacers_sleep(wak
     assert 0 <= at - deadline < 5 * MS  # not held until the far deadline's wake-up
 
 
+@pytest.mark.timing  # 20 ms must pass well before a 100 ms deadline: run alone (conftest.py)
 def test_many_waiters_share_one_pacer_task() -> None:
     async def scenario() -> tuple[int, int, int]:
         base = now_ns() + 100 * MS
@@ -113,6 +113,7 @@ async def loop_turns() -> int:
     return best
 
 
+@pytest.mark.timing  # loop turns per ms: run alone (conftest.py)
 def test_waiters_inside_the_spin_margin_do_not_each_spin() -> None:
     """With one spinner per waiter, every loop turn stepped all 200 of them (measured: the
     loop turned ~100x slower); with the pacer each turn steps one spinner (~2x slower)."""
@@ -130,6 +131,7 @@ def test_waiters_inside_the_spin_margin_do_not_each_spin() -> None:
     assert crowded > alone / 10, (alone, crowded)
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 def test_cancelled_waiters_are_dropped_and_do_not_disturb_the_others(wake: str) -> None:
     async def scenario() -> tuple[list[tuple[int, int]], int, bool]:
         t0 = now_ns()
@@ -149,6 +151,7 @@ def test_cancelled_waiters_are_dropped_and_do_not_disturb_the_others(wake: str) 
     assert (left, running) == (0, False)  # no leaked futures, no pacer task left behind
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 def test_a_cancelled_waiter_at_the_top_of_the_heap_lets_the_next_one_through(wake: str) -> None:
     async def scenario() -> tuple[int, int]:
         t0 = now_ns()
@@ -187,6 +190,7 @@ def test_a_far_deadline_sleeps_instead_of_spinning(margin_ns: int, wake: str) ->
     assert run(scenario()) < 0.03  # spins at most the margin (+ an early timer), not 200 ms
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 def test_with_a_timerfd_the_default_margin_is_zero_and_nothing_spins() -> None:
     """50 waiters 1 ms apart: with the timerfd the pacer sleeps between all of them."""
     if not timerfd_available():
@@ -205,6 +209,7 @@ def test_with_a_timerfd_the_default_margin_is_zero_and_nothing_spins() -> None:
     assert cpu_s < 0.035  # spinning through the 70 ms would use all of it
 
 
+@pytest.mark.timing  # 5 ms must pass well before a 20 ms deadline: run alone (conftest.py)
 def test_the_pacer_closes_its_timerfd_when_idle() -> None:
     def open_fds() -> int:
         return len(os.listdir("/proc/self/fd"))

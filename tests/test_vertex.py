@@ -6,16 +6,17 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from drive import send_in_turn
+from emulators import TOKENS, TTFB_MS, TTFT_MS
+from in_process import latlab_here
 from on_time import assert_on_time
 from result_files import request_rows
 
-from latlab.providers.emulator import EmulatorProfile, RunningEmulator, start_emulator
+from latlab.providers.emulator import RunningEmulator
 from latlab.providers.http import make_http_client
 from latlab.providers.vertex import (
     REFRESH_AFTER_S,
@@ -31,19 +32,11 @@ from latlab.runner.core.errors import ConfigError, CredentialsError
 from latlab.runner.core.protocol import DUMMY_KEY, Provider, RequestSpec
 from latlab.runner.core.records import Measurement
 
-pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
-
-TTFB_MS, TTFT_MS, ITL_MS, TOKENS = 15.0, 40.0, 4.0, 12
 MODEL = "claude-haiku-4-5@20251001"
 CFG = {"name": "vertex", "kind": "vertex", "region": "us-east5", "project": "proj",
        "base_url": "https://us-east5-aiplatform.googleapis.com",
        "api_key_env": "GOOGLE_OAUTH_ACCESS_TOKEN"}
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[RunningEmulator]:
-    with start_emulator(EmulatorProfile.fixed(TTFB_MS, TTFT_MS, ITL_MS, TOKENS)) as running:
-        yield running
+# ``emulator``: the shared one of conftest.py (timings in tests/emulators.py)
 
 
 def spec(stream: bool = True) -> RequestSpec:
@@ -72,6 +65,7 @@ def test_url_and_body() -> None:
     assert body["stream"] is True and body["system"] == "terse"
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 def test_streamed_timings_and_usage(emulator: RunningEmulator) -> None:
     rows = send_all(emulator.base_url, [spec()] * 6)[1:]
     assert all(r.ok for r in rows), rows[0].error_message
@@ -162,16 +156,23 @@ def test_run_without_token_exits_2_with_one_line(tmp_path: Path) -> None:
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
-def test_emulated_run_writes_vertex_rows(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "latlab", "run", "provider=vertex",
-                           "emulate=true", "profile=fast", "workload.warmup=0",
-                           "workload.iterations=2"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=90)
+def test_emulated_run_writes_vertex_rows(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    done = latlab_here(["run", "provider=vertex", "emulate=true", "profile=fast",
+                        "workload.warmup=0", "workload.iterations=2"], capsys, tmp_path)
     assert done.returncode == 0, done.stderr
     rows = request_rows(tmp_path / "results")
     assert len(rows) == 2 and all(r["error_type"] is None for r in rows)
     assert {r["model_id"] for r in rows} == {MODEL} and rows[0]["client"] == "httpx"
     assert rows[0]["client_version"] == httpx.__version__
+
+
+async def fetched(token: BearerToken) -> None:
+    """Wait for the background fetch that ``current()`` started (no fixed sleep: a busy
+    machine may take longer than any guess to run the thread)."""
+    refreshing = token._refreshing
+    assert refreshing is not None, "no fetch was started"
+    await asyncio.wait_for(asyncio.shield(refreshing), 10)
 
 
 def test_an_adc_token_is_fetched_again_before_it_expires() -> None:
@@ -193,15 +194,15 @@ def test_an_adc_token_is_fetched_again_before_it_expires() -> None:
         seen = [provider.request_headers()["authorization"]]
         now[0] = REFRESH_AFTER_S  # due: this request still carries the old token
         seen.append(provider.request_headers()["authorization"])
-        await asyncio.sleep(0.2)  # the fetch (a thread) finishes
+        await fetched(token)  # the fetch (a thread) finishes
         seen.append(token.current())
         now[0] += REFRESH_AFTER_S
         token.current()
-        await asyncio.sleep(0.2)  # this fetch fails: the old token stays
+        await fetched(token)  # this fetch fails: the old token stays
         seen.append(token.current())
         now[0] += RETRY_AFTER_S
         token.current()
-        await asyncio.sleep(0.2)
+        await fetched(token)
         seen.append(token.current())
         await provider.aclose()
         return seen

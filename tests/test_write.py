@@ -53,28 +53,30 @@ def test_a_lone_buffered_row_is_written_by_the_timer_without_new_rows(tmp_path: 
     asyncio.run(one_row_then_a_lull())
 
 
-def test_unwritable_results_dir_fails_before_the_first_request(tmp_path: Path) -> None:
+def test_unwritable_results_dir_fails_before_the_first_request(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     with pytest.raises(ResultsError, match="results_dir"):
         ensure_writable(blocker / "results")
-    done = subprocess.run([sys.executable, "-m", "latlab", "run",
-                           f"results_dir={blocker}/results"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
+    from in_process import latlab_here  # here: FIRST_BATCH imports this module in a fresh process
+
+    done = latlab_here(["run", f"results_dir={blocker}/results"], capsys, tmp_path)
     assert done.returncode == 2 and "results_dir" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_damaged_parquet_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+def test_damaged_parquet_is_a_clear_error_not_a_traceback(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     writer = RequestWriter(tmp_path, "r1")
     writer.add(row(0))
     writer.flush()
     (tmp_path / "requests" / "r1" / "part-broken.parquet").write_bytes(b"garbage")
     with pytest.raises(ResultsError, match="part-broken.parquet"):
         open_results(tmp_path)
-    done = subprocess.run([sys.executable, "-m", "latlab", "sql", "SELECT 1",
-                           "--results", str(tmp_path)], capture_output=True, text=True,
-                          timeout=60)
+    from in_process import latlab_here  # here: FIRST_BATCH imports this module in a fresh process
+
+    done = latlab_here(["sql", "SELECT 1", "--results", str(tmp_path)], capsys)
     assert done.returncode == 2 and "Traceback" not in done.stderr
 
 

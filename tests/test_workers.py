@@ -1,4 +1,5 @@
-"""The load engine: worker processes keep the global schedule and measure their own lag."""
+"""The load engine's workers (runner/engine/workers.py): worker processes keep the global
+schedule and measure their own lag."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ from pathlib import Path
 
 import pytest
 from result_files import request_rows, the_run, wait_for_request_files
-
-pytestmark = pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 
 FAST = ["profile=fast", "workload.warmup=1"]
 
@@ -41,6 +40,7 @@ def test_two_workers_make_exactly_the_planned_rows(tmp_path: Path) -> None:
     assert run["loop_lag_p99_ms"] is not None and run["client_cpu_pct"] is not None
 
 
+@pytest.mark.timing  # wall-clock assertions: run alone (conftest.py)
 def test_open_loop_rate_is_kept_across_two_workers(tmp_path: Path) -> None:
     done = latlab(*FAST, "workload.iterations=120", "workload.rate=100", "workload.workers=2",
                   cwd=tmp_path)
@@ -68,6 +68,7 @@ def test_an_overloaded_client_is_flagged_and_warned_about(tmp_path: Path) -> Non
     assert the_run(tmp_path / "results")["workers"] == 1
 
 
+@pytest.mark.timing  # no client lag beyond the limit: run alone (conftest.py)
 def test_a_normal_run_is_not_flagged(tmp_path: Path) -> None:
     done = latlab(*FAST, "workload.iterations=20", "workload.workers=2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
