@@ -164,6 +164,17 @@ def check_agent_sessions(con: duckdb.DuckDBPyConnection, rows: list[dict[str, An
         assert model_ms > 0 and tool_ms > 0
 
 
+def check_replay(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
+    (summary,) = by_cell(con, "SELECT * FROM replay_summary").values()
+    assert summary["n"] == 60 == len(rows) and summary["ok_share"] == 1.0
+    # speed 4: the trace's ~7.4 s in ~1.85 s, at the recorded offsets
+    assert 1.7 < summary["span_s"] < 2.0
+    # each of the 4 groups' 4,096-token prefix is written once, then read
+    assert summary["hit_rate"] > 0.3
+    assert all(r["cache_read_tokens"] in (0, 4096) for r in rows)
+    assert all(r["planned_input_tokens"] and r["planned_output_tokens"] for r in rows)
+
+
 EXPERIMENTS: dict[str, tuple[list[str], Check]] = {
     "quickstart": ([FAST, "workload.iterations=2"], check_quickstart),
     "streaming": ([FAST, "workload.iterations=3", "workload.concurrency=1"], check_streaming),
@@ -190,6 +201,7 @@ EXPERIMENTS: dict[str, tuple[list[str], Check]] = {
     "bedrock_overhead": ([FAST, "workload.iterations=8", "++matrix.model=[haiku-4-5]",
                           "++profile.bedrock={overhead_ms:{median:60,sigma:0}}"],
                          check_bedrock_overhead),
+    "replay": ([FAST, "workload.speed=4"], check_replay),
 }
 
 

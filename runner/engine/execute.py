@@ -28,6 +28,7 @@ from latlab.runner.engine.batches import build_batch
 from latlab.runner.engine.cost import cost_usd, prices_for
 from latlab.runner.engine.lag import ClientLoad, LagMonitor, is_late
 from latlab.runner.engine.plan import Cell, PlannedRequest
+from latlab.runner.engine.traffic import shaped_requests
 from latlab.runner.results.write import RequestWriter
 
 
@@ -62,6 +63,7 @@ class CellRuntime:
     emulated: bool
     prices: Mapping[str, float] = field(default_factory=dict)
     batch: Batch | None = None  # multi-call batch (engine/batches.py); None: one each
+    fields: list[dict[str, Any]] = field(default_factory=list)  # per spec: engine/traffic.py
 
     def pick(self, iteration: int) -> tuple[int, RequestSpec]:
         """Iteration i sends prompt i mod n."""
@@ -146,7 +148,8 @@ class RequestTimer:
         retries = int(planned.cell.workload["retries"])
         index, spec = runtime.pick(planned.iteration)
         measurement = await send_with_retries(runtime.provider, spec, retries)
-        self.write_row(planned, worker, scheduled_ns, sent_ns, started_at, index, measurement)
+        self.write_row(planned, worker, scheduled_ns, sent_ns, started_at, index, measurement,
+                       fields=runtime.fields[index] if runtime.fields else None)
 
     def write_row(self, planned: PlannedRequest, worker: int, scheduled_ns: int, sent_ns: int,
                   started_at: datetime, index: int, measurement: Measurement,
@@ -208,11 +211,12 @@ def build_runtimes(cells: list[Cell], endpoints: Mapping[str, Endpoint]) -> dict
             providers[key + endpoint.base_url] = build(cell.config["provider"], endpoint)
         prompts = load_prompts(cell.config["prompt"])
         specs = [request_spec(cell.config, model_id_for(cell.config), p) for p in prompts]
+        prompts, specs, fields = shaped_requests(cell.config, prompts, specs)
         prices = prices_for(cell.config.get("pricing") or {}, cell.config["provider"]["name"],
                             cell.config["model"]["name"])
         runtimes[cell.name] = CellRuntime(cell, providers[key + endpoint.base_url], specs,
                                           prompts, endpoint.emulated, prices,
-                                          build_batch(cell.config, prepare=True))
+                                          build_batch(cell.config, prepare=True), fields)
     return runtimes
 
 

@@ -1,0 +1,93 @@
+"""Traffic shapes: the requests of a cell whose workload is not one fixed prompt.
+
+- ``kind: replay`` (runner/config/traces.py): one request per trace entry, due at its recorded
+  offset divided by ``workload.speed``; full messages are sent as recorded, token counts
+  become synthetic prompts (runner/config/synthetic.py). The leading ``hash_ids`` a request
+  shares with any other request of the trace are sent as one text block, the rest as a
+  second; with ``workload.cache_prefix: true`` the first carries ``cache_control`` (the
+  breakpoint), so the provider's prompt cache hits wherever the prefix repeats.
+- ``input_tokens`` / ``output_tokens`` distributions (runner/config/lengths.py): one drawn
+  length pair per iteration.
+
+Each request's extra row columns (``session_id``, ``turn``, ``planned_input_tokens``,
+``planned_output_tokens``) travel beside its spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from latlab.runner.config.prompts import Prompt
+from latlab.runner.config.synthetic import prefix_and_tail, shared_blocks
+from latlab.runner.config.traces import TraceEntry, load_trace
+from latlab.runner.core.protocol import RequestSpec
+
+Fields = dict[str, Any]
+CACHE_MARK = {"type": "ephemeral"}
+
+
+def is_replay(workload: Mapping[str, Any]) -> bool:
+    return str(workload.get("kind", "requests")) == "replay"
+
+
+def replay_offsets_ns(workload: Mapping[str, Any]) -> list[int]:
+    """Each entry's due time after the replay's start, at ``workload.speed``."""
+    speed = float(workload.get("speed", 1.0))
+    return [round(e.offset_s / speed * 1e9) for e in load_trace(workload)]
+
+
+def synthetic_content(entry: TraceEntry, index: int, shared: int,
+                      workload: Mapping[str, Any]) -> Any:
+    """A user message of ``entry.input_tokens`` tokens: the blocks it shares with other
+    requests (one text block, the cache breakpoint), then the rest."""
+    prefix, tail = prefix_and_tail(int(workload.get("seed", 0)), index,
+                                   int(entry.input_tokens or 1), entry.hash_ids,
+                                   int(workload.get("block_tokens", 512)), shared)
+    if not prefix:
+        return tail
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": prefix}]
+    if workload.get("cache_prefix"):
+        blocks[0]["cache_control"] = dict(CACHE_MARK)
+    if tail:
+        blocks.append({"type": "text", "text": tail})
+    return blocks
+
+
+def entry_spec(base: RequestSpec, entry: TraceEntry, index: int, shared: int,
+               workload: Mapping[str, Any]) -> RequestSpec:
+    """The cell's request with the entry's messages (or synthetic prompt) and length."""
+    if entry.messages is not None:
+        messages = [dict(m) for m in entry.messages]
+    else:
+        content = synthetic_content(entry, index, shared, workload)
+        messages = [{"role": "user", "content": content}]
+    extra = {**base.extra_body, **({"tools": list(entry.tools)} if entry.tools else {})}
+    return replace(base, messages=messages, max_tokens=entry.output_tokens or base.max_tokens,
+                   system=entry.system if entry.messages is not None else base.system,
+                   extra_body=extra)
+
+
+def entry_fields(entry: TraceEntry) -> Fields:
+    return {"session_id": entry.session_id, "turn": entry.turn,
+            "planned_input_tokens": entry.input_tokens,
+            "planned_output_tokens": entry.output_tokens}
+
+
+def replay_requests(cfg: Mapping[str, Any], base: RequestSpec
+                    ) -> tuple[list[Prompt], list[RequestSpec], list[Fields]]:
+    workload = cfg["workload"]
+    entries = load_trace(workload)
+    shared = shared_blocks([e.hash_ids for e in entries])
+    specs = [entry_spec(base, e, i, k, workload)
+             for i, (e, k) in enumerate(zip(entries, shared, strict=True))]
+    return [Prompt("")] * len(entries), specs, [entry_fields(e) for e in entries]
+
+
+def shaped_requests(cfg: Mapping[str, Any], prompts: list[Prompt], specs: list[RequestSpec]
+                    ) -> tuple[list[Prompt], list[RequestSpec], list[Fields]]:
+    """The cell's prompts, specs and per-spec row fields, shaped by its workload."""
+    if is_replay(cfg["workload"]):
+        return replay_requests(cfg, specs[0])
+    return prompts, specs, []
