@@ -25,6 +25,7 @@ from latlab.runner.core.records import Measurement, RequestRow
 from latlab.runner.core.timing import now_ns
 from latlab.runner.engine.batch import Batch
 from latlab.runner.engine.batches import build_batch
+from latlab.runner.engine.conversation import is_conversation, run_conversation
 from latlab.runner.engine.cost import cost_usd, prices_for
 from latlab.runner.engine.lag import ClientLoad, LagMonitor, is_late
 from latlab.runner.engine.plan import Cell, PlannedRequest
@@ -144,8 +145,12 @@ class RequestTimer:
         if runtime.batch is not None:
             await runtime.batch.run(self, runtime, planned, worker, scheduled_ns)
             return
-        sent_ns, started_at = now_ns(), datetime.now(UTC)
         retries = int(planned.cell.workload["retries"])
+        if is_conversation(planned.cell.workload):  # several turns: engine/conversation.py
+            await run_conversation(self, runtime, planned, worker, scheduled_ns,
+                                   lambda s: send_with_retries(runtime.provider, s, retries))
+            return
+        sent_ns, started_at = now_ns(), datetime.now(UTC)
         index, spec = runtime.pick(planned.iteration)
         measurement = await send_with_retries(runtime.provider, spec, retries)
         self.write_row(planned, worker, scheduled_ns, sent_ns, started_at, index, measurement,
