@@ -76,7 +76,8 @@ async def run_conversation(timer: BatchTimer, runtime: BatchCell, planned: Plann
     index, spec = runtime.pick(planned.iteration)
     conversation = f"{timer.run_id[-6:]}-{secrets.token_hex(4)}"
     seed, think_ns = int(workload.get("seed", 0)), round(float(workload.get("think_s", 0)) * 1e9)
-    texts, answers, due = [runtime.prompts[index].text], [], scheduled_ns
+    texts, due = [runtime.prompts[index].text], scheduled_ns
+    answers: list[str] = []
     for turn in range(int(workload.get("turns", 1))):
         messages = with_marks(texts, answers, bool(workload.get("cache_prefix")))
         sent_ns, started_at = now_ns(), datetime.now(UTC)
