@@ -59,3 +59,31 @@ SELECT run_id, cell,
        count(*) FILTER (WHERE coalesce(cache_read_tokens, 0) > 0) / count(*) AS hit_rate
 FROM turns
 GROUP BY run_id, cell;
+
+-- within_slo: a request met the search's per-request SLO: it succeeded, its TTFT is at most
+-- ttft_limit (ms) and, when tpot_limit is not NULL, its mean inter-token gap (time per output
+-- token) at most tpot_limit (ms).
+CREATE MACRO within_slo(error_type, ttft_ms, itl_ms, ttft_limit, tpot_limit) AS
+    error_type IS NULL AND ttft_ms <= ttft_limit
+    AND (tpot_limit IS NULL OR coalesce(list_avg(itl_ms), 0) <= tpot_limit);
+
+-- load_steps(ttft_limit, tpot_limit): one row per run of a load step (the capacity search,
+-- runner/app/search.py): n measured requests, good (within_slo), errors, and ttft_rise: the
+-- TTFT median of the last quarter of the run (by scheduled send time) over the first
+-- quarter's: a queue that keeps growing (saturation) shows as a rise well above 1.
+CREATE MACRO load_steps(ttft_limit, tpot_limit) AS TABLE
+WITH quartered AS (
+    SELECT *, ntile(4) OVER (PARTITION BY run_id ORDER BY scheduled_ms, started_at) AS quarter
+    FROM measured
+)
+SELECT run_id,
+       count(*) AS n,
+       count(*) FILTER (WHERE within_slo(error_type, ttft_ms, itl_ms, ttft_limit, tpot_limit))
+           AS good,
+       count(error_type) AS errors,
+       quantile_cont(ttft_ms, 0.5) FILTER (WHERE quarter = 4 AND error_type IS NULL)
+           / nullif(quantile_cont(ttft_ms, 0.5) FILTER (WHERE quarter = 1
+                                                        AND error_type IS NULL), 0)
+           AS ttft_rise
+FROM quartered
+GROUP BY run_id;

@@ -220,7 +220,8 @@ def test_every_experiment_has_a_quick_test() -> None:
     committed = {p.stem for p in (ROOT / "experiments").glob("*.yaml")}
     elsewhere = {"guardrail_impact",  # tests/test_bedrock.py
                  "client_overhead",  # tests/test_clients.py
-                 "local_model"}  # tests/test_local_model.py (a real model: optional extra)
+                 "local_model",  # tests/test_local_model.py (a real model: optional extra)
+                 "capacity_search"}  # tests/test_search.py (parses the knee it prints)
     assert committed - elsewhere == set(EXPERIMENTS)
 
 
