@@ -6,8 +6,8 @@
   shares with any other request of the trace are sent as one text block, the rest as a
   second; with ``workload.cache_prefix: true`` the first carries ``cache_control`` (the
   breakpoint), so the provider's prompt cache hits wherever the prefix repeats.
-- ``input_tokens`` / ``output_tokens`` distributions (runner/config/lengths.py): one drawn
-  length pair per iteration.
+- ``prompt.input_tokens`` / ``workload.output_tokens`` distributions (runner/config/lengths.py):
+  one request per iteration with its drawn lengths (a synthetic prompt, ``max_tokens``).
 
 Each request's extra row columns (``session_id``, ``turn``, ``planned_input_tokens``,
 ``planned_output_tokens``) travel beside its spec.
@@ -19,8 +19,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from latlab.runner.config.lengths import cell_distributions, drawn_lengths
 from latlab.runner.config.prompts import Prompt
-from latlab.runner.config.synthetic import prefix_and_tail, shared_blocks
+from latlab.runner.config.synthetic import prefix_and_tail, seeded_text, shared_blocks
 from latlab.runner.config.traces import TraceEntry, load_trace
 from latlab.runner.core.protocol import RequestSpec
 
@@ -85,9 +86,35 @@ def replay_requests(cfg: Mapping[str, Any], base: RequestSpec
     return [Prompt("")] * len(entries), specs, [entry_fields(e) for e in entries]
 
 
+def drawn_requests(cfg: Mapping[str, Any], prompts: list[Prompt], base: RequestSpec
+                   ) -> tuple[list[Prompt], list[RequestSpec], list[Fields]]:
+    """One request per iteration with drawn lengths (the cell's prompt where none is drawn)."""
+    inputs, outputs = cell_distributions(cfg)
+    count, seed = int(cfg["workload"]["iterations"]), int(cfg["workload"].get("seed", 0))
+    ins = drawn_lengths(inputs, count, seed, "input") if inputs else [None] * count
+    outs = drawn_lengths(outputs, count, seed, "output") if outputs else [None] * count
+    drawn_prompts = [Prompt(seeded_text(n, f"{seed}:input:{i}")) if n else prompts[0]
+                     for i, n in enumerate(ins)]
+    specs = [replace(base, messages=[{"role": "user", "content": p.text}],
+                     max_tokens=out or base.max_tokens)
+             for p, out in zip(drawn_prompts, outs, strict=True)]
+    fields = [{"planned_input_tokens": n, "planned_output_tokens": out}
+              for n, out in zip(ins, outs, strict=True)]
+    return drawn_prompts, specs, fields
+
+
 def shaped_requests(cfg: Mapping[str, Any], prompts: list[Prompt], specs: list[RequestSpec]
                     ) -> tuple[list[Prompt], list[RequestSpec], list[Fields]]:
     """The cell's prompts, specs and per-spec row fields, shaped by its workload."""
     if is_replay(cfg["workload"]):
         return replay_requests(cfg, specs[0])
+    if any(cell_distributions(cfg)):
+        return drawn_requests(cfg, prompts, specs[0])
     return prompts, specs, []
+
+
+def check_traffic(cfg: Mapping[str, Any]) -> None:
+    """Before anything is written: the trace reads, the length distributions parse."""
+    if is_replay(cfg["workload"]):
+        load_trace(cfg["workload"])
+    cell_distributions(cfg)
