@@ -7,7 +7,9 @@ line: ``input_length`` means Mooncake):
   (seconds, any origin, or an ISO 8601 string). The prompt: ``messages`` (the Messages API's
   list, with optional ``system`` and ``tools``) or ``input_tokens`` (a synthetic prompt of
   that length). Optional: ``output_tokens`` (sent as max_tokens), ``hash_ids``,
-  ``session_id``, ``turn``, ``model`` (kept for reference: the cell's model is sent).
+  ``session_id``, ``turn``, ``model`` (kept for reference: the cell's model is sent), and
+  ``gap_s``: the time from the end of the session's previous call to this one (the think
+  and tool time of a recorded agent session; ``latlab trace export`` writes it).
 - Mooncake (the FAST'25 traces): ``timestamp`` (ms), ``input_length``, ``output_length``,
   ``hash_ids`` (one per ``workload.block_tokens``-token block, 512 in Mooncake: equal ids
   are equal blocks, so requests sharing leading ids share a prompt prefix).
@@ -44,6 +46,7 @@ class TraceEntry:
     hash_ids: tuple[int, ...] = ()
     session_id: str | None = None
     turn: int | None = None
+    gap_s: float | None = None  # sessions: sent this long after the session's previous call ended
 
 
 def trace_file(path: str) -> Path:
@@ -83,7 +86,8 @@ def latlab_entry(item: Mapping[str, Any]) -> TraceEntry:
                       tuple(tools) if tools else None,
                       tuple(int(h) for h in item.get("hash_ids") or ()),
                       None if item.get("session_id") is None else str(item["session_id"]),
-                      _optional_int(item, "turn"))
+                      _optional_int(item, "turn"),
+                      None if item.get("gap_s") is None else float(item["gap_s"]))
 
 
 def mooncake_entry(item: Mapping[str, Any]) -> TraceEntry:
@@ -131,17 +135,17 @@ def check_format(fmt: str) -> str:
 
 
 @lru_cache(maxsize=8)
-def _read(path: Path, mtime_ns: int, fmt: str) -> tuple[TraceEntry, ...]:
+def _read(path: Path, mtime_ns: int, fmt: str, limit: int | None) -> tuple[TraceEntry, ...]:
     lines = path.read_text(encoding="utf-8").splitlines()
-    return tuple(parse_trace(lines, fmt, str(path)))
+    entries = parse_trace(lines, fmt, str(path))
+    return tuple(entries[:limit] if limit else entries)
 
 
-def load_trace(workload: Mapping[str, Any]) -> list[TraceEntry]:
-    """The replay workload's entries (``workload.limit``: only the first N)."""
+def load_trace(workload: Mapping[str, Any]) -> tuple[TraceEntry, ...]:
+    """The replay workload's entries (``workload.limit``: only the first N); read once."""
     if not workload.get("trace"):
         raise ConfigError("workload.trace: missing; set workload.trace=FILE.jsonl")
     path = trace_file(str(workload["trace"]))
     fmt = check_format(str(workload.get("format", "auto")))
-    entries = list(_read(path, path.stat().st_mtime_ns, fmt))
     limit = workload.get("limit")
-    return entries[:int(limit)] if limit else entries
+    return _read(path, path.stat().st_mtime_ns, fmt, int(limit) if limit else None)

@@ -107,6 +107,7 @@ class RequestRow(Measurement, RowContext):
     context_tokens: int | None = None  # conversation: the prompt's tokens (input + cache)
     planned_input_tokens: int | None = None  # replay / drawn lengths: the input asked for
     planned_output_tokens: int | None = None  # replay / drawn lengths: max_tokens asked for
+    request_body: str | None = None  # workload.capture_bodies: the request (JSON), redacted
 
     @classmethod
     def build(cls, context: dict[str, Any], measurement: Measurement) -> RequestRow:

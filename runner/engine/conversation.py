@@ -27,6 +27,7 @@ from latlab.runner.core.records import Measurement
 from latlab.runner.core.timing import now_ns
 from latlab.runner.engine.batch import BatchCell, BatchTimer
 from latlab.runner.engine.plan import PlannedRequest
+from latlab.runner.engine.traffic import captured_body
 
 Send = Callable[[RequestSpec], Awaitable[Measurement]]
 CACHE_MARK = {"type": "ephemeral"}
@@ -83,7 +84,8 @@ async def run_conversation(timer: BatchTimer, runtime: BatchCell, planned: Plann
         sent_ns, started_at = now_ns(), datetime.now(UTC)
         measurement = await send(replace(spec, messages=messages))
         fields = {"session_id": conversation, "turn": turn,
-                  "context_tokens": context_tokens(measurement, messages)}
+                  "context_tokens": context_tokens(measurement, messages),
+                  "request_body": captured_body(workload, replace(spec, messages=messages))}
         timer.write_row(planned, worker, due, sent_ns, started_at, index, measurement,
                         fields=fields)
         if not measurement.ok:

@@ -11,7 +11,7 @@ import asyncio
 import json
 import statistics
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -29,7 +29,8 @@ from latlab.runner.engine.conversation import is_conversation, run_conversation
 from latlab.runner.engine.cost import cost_usd, prices_for
 from latlab.runner.engine.lag import ClientLoad, LagMonitor, is_late
 from latlab.runner.engine.plan import Cell, PlannedRequest
-from latlab.runner.engine.traffic import shaped_requests
+from latlab.runner.engine.replay import run_replayed_session
+from latlab.runner.engine.traffic import captured_body, shaped_requests
 from latlab.runner.results.write import RequestWriter
 
 
@@ -146,15 +147,23 @@ class RequestTimer:
             await runtime.batch.run(self, runtime, planned, worker, scheduled_ns)
             return
         retries = int(planned.cell.workload["retries"])
+        def send(spec: RequestSpec) -> Awaitable[Measurement]:
+            return send_with_retries(runtime.provider, spec, retries)
+
         if is_conversation(planned.cell.workload):  # several turns: engine/conversation.py
-            await run_conversation(self, runtime, planned, worker, scheduled_ns,
-                                   lambda s: send_with_retries(runtime.provider, s, retries))
+            await run_conversation(self, runtime, planned, worker, scheduled_ns, send)
+            return
+        if planned.calls is not None:  # a recorded session's calls: engine/replay.py
+            await run_replayed_session(self, runtime.fields, runtime, planned, worker,
+                                       scheduled_ns, send)
             return
         sent_ns, started_at = now_ns(), datetime.now(UTC)
         index, spec = runtime.pick(planned.iteration)
-        measurement = await send_with_retries(runtime.provider, spec, retries)
+        measurement = await send(spec)
+        fields = {**(runtime.fields[index] if runtime.fields else {}),
+                  "request_body": captured_body(planned.cell.workload, spec)}
         self.write_row(planned, worker, scheduled_ns, sent_ns, started_at, index, measurement,
-                       fields=runtime.fields[index] if runtime.fields else None)
+                       fields=fields)
 
     def write_row(self, planned: PlannedRequest, worker: int, scheduled_ns: int, sent_ns: int,
                   started_at: datetime, index: int, measurement: Measurement,

@@ -14,7 +14,7 @@ from pathlib import PurePath
 from typing import Any
 
 from latlab.runner.core.errors import ConfigError
-from latlab.runner.engine.traffic import is_replay, replay_offsets_ns
+from latlab.runner.engine.traffic import is_replay, replay_plan
 
 Composer = Callable[[list[str]], dict[str, Any]]
 
@@ -40,6 +40,7 @@ class PlannedRequest:
     iteration: int
     warmup: bool
     offset_ns: int | None = None  # replay: due this long after the group's start
+    calls: tuple[tuple[int, float], ...] | None = None  # replayed session: (entry, gap s) each
 
 
 def cell_name(cfg: Mapping[str, Any], extra_axes: Sequence[tuple[str, str]] = ()) -> str:
@@ -164,8 +165,8 @@ def plan_requests(cells: Sequence[Cell], schedule: str) -> list[PlannedRequest]:
 def _cell_requests(cell: Cell) -> list[PlannedRequest]:
     workload = cell.workload
     if is_replay(workload):  # one request per trace entry, at its recorded time
-        return [PlannedRequest(cell, i, False, offset)
-                for i, offset in enumerate(replay_offsets_ns(workload))]
+        return [PlannedRequest(cell, i, False, offset, calls)
+                for i, (offset, calls) in enumerate(replay_plan(workload))]
     warm = [PlannedRequest(cell, i, True) for i in range(int(workload["warmup"]))]
     measured = [PlannedRequest(cell, i, False) for i in range(int(workload["iterations"]))]
     return warm + measured

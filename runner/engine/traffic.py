@@ -9,12 +9,17 @@
 - ``prompt.input_tokens`` / ``workload.output_tokens`` distributions (runner/config/lengths.py):
   one request per iteration with its drawn lengths (a synthetic prompt, ``max_tokens``).
 
+Recorded sessions (entries with ``gap_s``, as ``latlab trace export`` writes them) are planned
+one per session, due at the session's first call; engine/replay.py sends its calls in order,
+each ``gap_s`` (divided by ``workload.speed``) after the previous one ended.
+
 Each request's extra row columns (``session_id``, ``turn``, ``planned_input_tokens``,
 ``planned_output_tokens``) travel beside its spec.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -24,6 +29,7 @@ from latlab.runner.config.prompts import Prompt
 from latlab.runner.config.synthetic import prefix_and_tail, seeded_text, shared_blocks
 from latlab.runner.config.traces import TraceEntry, load_trace
 from latlab.runner.core.protocol import RequestSpec
+from latlab.runner.core.secrets import redact
 
 Fields = dict[str, Any]
 CACHE_MARK = {"type": "ephemeral"}
@@ -33,10 +39,39 @@ def is_replay(workload: Mapping[str, Any]) -> bool:
     return str(workload.get("kind", "requests")) == "replay"
 
 
-def replay_offsets_ns(workload: Mapping[str, Any]) -> list[int]:
-    """Each entry's due time after the replay's start, at ``workload.speed``."""
+Calls = tuple[tuple[int, float], ...]  # a recorded session: (entry index, gap in s) per call
+
+
+def session_groups(entries: tuple[TraceEntry, ...]) -> list[list[int]] | None:
+    """Recorded sessions (entries with ``gap_s``): each session's entry indices in order, the
+    sessions by their first call; None when the trace has no gaps (plain offsets)."""
+    if all(e.gap_s is None for e in entries):
+        return None
+    groups: dict[str, list[int]] = {}
+    for i, entry in enumerate(entries):
+        groups.setdefault(entry.session_id or f"#{i}", []).append(i)
+    return sorted(groups.values(), key=lambda g: g[0])
+
+
+def replay_plan(workload: Mapping[str, Any]) -> list[tuple[int, Calls | None]]:
+    """What a replay plans, at ``workload.speed``: (due offset in ns, None) per entry, or
+    (the first call's offset, its calls with their gaps) per recorded session."""
     speed = float(workload.get("speed", 1.0))
-    return [round(e.offset_s / speed * 1e9) for e in load_trace(workload)]
+    entries = load_trace(workload)
+    groups = session_groups(entries)
+    if groups is None:
+        return [(round(e.offset_s / speed * 1e9), None) for e in entries]
+    return [(round(entries[g[0]].offset_s / speed * 1e9),
+             tuple((i, (entries[i].gap_s or 0.0) / speed) for i in g)) for g in groups]
+
+
+def captured_body(workload: Mapping[str, Any], spec: RequestSpec) -> str | None:
+    """``workload.capture_bodies``: the request, provider-neutral JSON, secrets masked."""
+    if not workload.get("capture_bodies"):
+        return None
+    body = {"model": spec.model_id, "max_tokens": spec.max_tokens, "system": spec.system,
+            "tools": spec.extra_body.get("tools"), "messages": spec.messages}
+    return redact(json.dumps(body, ensure_ascii=False))
 
 
 def synthetic_content(entry: TraceEntry, index: int, shared: int,
