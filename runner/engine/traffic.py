@@ -19,7 +19,6 @@ Each request's extra row columns (``session_id``, ``turn``, ``planned_input_toke
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -28,8 +27,8 @@ from latlab.runner.config.lengths import cell_distributions, drawn_lengths
 from latlab.runner.config.prompts import Prompt
 from latlab.runner.config.synthetic import prefix_and_tail, seeded_text, shared_blocks
 from latlab.runner.config.traces import TraceEntry, load_trace
+from latlab.runner.core.bodies import body_json
 from latlab.runner.core.protocol import RequestSpec
-from latlab.runner.core.secrets import redact
 
 Fields = dict[str, Any]
 CACHE_MARK = {"type": "ephemeral"}
@@ -69,9 +68,9 @@ def captured_body(workload: Mapping[str, Any], spec: RequestSpec) -> str | None:
     """``workload.capture_bodies``: the request, provider-neutral JSON, secrets masked."""
     if not workload.get("capture_bodies"):
         return None
-    body = {"model": spec.model_id, "max_tokens": spec.max_tokens, "system": spec.system,
-            "tools": spec.extra_body.get("tools"), "messages": spec.messages}
-    return redact(json.dumps(body, ensure_ascii=False))
+    return body_json({"model": spec.model_id, "max_tokens": spec.max_tokens,
+                      "system": spec.system, "tools": spec.extra_body.get("tools"),
+                      "messages": spec.messages})
 
 
 def synthetic_content(entry: TraceEntry, index: int, shared: int,
