@@ -87,3 +87,29 @@ SELECT run_id,
            AS ttft_rise
 FROM quartered
 GROUP BY run_id;
+
+-- replay_calls: a replayed session call by call (replay rows with a session_id), one row per
+-- call and cell: its TTFT and total time, how late it was sent, and elapsed_ms: the session's
+-- wall time from its first call's send to this call's end (model time plus the recorded gaps).
+CREATE VIEW replay_calls AS
+SELECT run_id, cell, provider, session_id, turn, started_at, ttft_ms, total_ms, send_delay_ms,
+       error_type,
+       (epoch_us(started_at) - epoch_us(first_value(started_at) OVER session)) / 1000
+           + coalesce(total_ms, 0) AS elapsed_ms
+FROM measured
+WHERE cell LIKE '%/replay=%' AND session_id IS NOT NULL
+WINDOW session AS (PARTITION BY run_id, cell, session_id ORDER BY started_at);
+
+-- replay_sessions: where a replayed session's time went, one row per (run_id, cell, session):
+-- model_ms (the calls' total time), between_calls_ms (the recorded tool/think gaps as
+-- replayed, plus the client's delays) and wall_ms (first send to last end).
+CREATE VIEW replay_sessions AS
+SELECT run_id, cell, any_value(provider) AS provider, session_id,
+       count(*) AS calls,
+       count(error_type) AS errors,
+       sum(total_ms) AS model_ms,
+       sum(ttft_ms) AS ttft_ms_sum,
+       max(elapsed_ms) AS wall_ms,
+       max(elapsed_ms) - sum(total_ms) AS between_calls_ms
+FROM replay_calls
+GROUP BY run_id, cell, session_id;

@@ -175,6 +175,18 @@ def check_replay(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> 
     assert all(r["planned_input_tokens"] and r["planned_output_tokens"] for r in rows)
 
 
+def check_session_replay(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
+    rel = con.sql("SELECT * FROM replay_sessions")
+    sessions = {row[rel.columns.index("provider")]: dict(zip(rel.columns, row, strict=True))
+                for row in rel.fetchall()}
+    direct, bedrock = sessions["anthropic"], sessions["bedrock"]
+    assert direct["calls"] == bedrock["calls"] == 6 and direct["errors"] == bedrock["errors"] == 0
+    # 6 calls × the 60 ms Bedrock layer; the tool time between calls (≈ 0.67 s) kept on both
+    assert 250 < bedrock["model_ms"] - direct["model_ms"] < 550
+    assert abs(bedrock["between_calls_ms"] - direct["between_calls_ms"]) < 60
+    assert 600 < direct["between_calls_ms"] < 800
+
+
 EXPERIMENTS: dict[str, tuple[list[str], Check]] = {
     "quickstart": ([FAST, "workload.iterations=2"], check_quickstart),
     "streaming": ([FAST, "workload.iterations=3", "workload.concurrency=1"], check_streaming),
@@ -202,6 +214,8 @@ EXPERIMENTS: dict[str, tuple[list[str], Check]] = {
                           "++profile.bedrock={overhead_ms:{median:60,sigma:0}}"],
                          check_bedrock_overhead),
     "replay": ([FAST, "workload.speed=4"], check_replay),
+    "session_replay": ([FAST, "++profile.bedrock={overhead_ms:{median:60,sigma:0}}"],
+                       check_session_replay),
 }
 
 
