@@ -123,3 +123,21 @@ def test_shared_hash_ids_hit_the_emulators_prompt_cache(tmp_path: Path) -> None:
     assert [r["cache_write_tokens"] for r in rows] == [1536, 0, 0, 0, 0, 0]
     assert all(r["planned_input_tokens"] == 2000 for r in rows)
     assert rows[1]["input_tokens"] + rows[1]["cache_read_tokens"] == 2000
+
+
+def test_replayed_requests_are_dealt_to_workers_in_trace_order() -> None:
+    from latlab.runner.engine.plan import Cell, PlannedRequest
+    from latlab.runner.engine.schedule import split_plan
+
+    workload = {"warmup": 0, "iterations": 1, "concurrency": 1, "stream": True}
+    cfg = {"provider": {"name": "p"}, "model": {"name": "m"}, "prompt": {"name": "x"},
+           "guardrail": {"name": "none"}, "workload": workload}
+    a, b = Cell("a", cfg), Cell("b", cfg)
+    plan = [PlannedRequest(cell, i, False, offset) for cell in (a, b)
+            for i, offset in enumerate([0, 300, 100])]
+    (shares,) = split_plan(plan, workers=2)
+    dealt = sorted((o, plan[i].cell.name, plan[i].iteration)
+                   for s in shares for i, o in zip(s.requests, s.offsets_ns or [], strict=True))
+    assert dealt == [(0, "a", 0), (0, "b", 0), (100, "a", 2), (100, "b", 2),
+                     (300, "a", 1), (300, "b", 1)]
+    assert [len(s.requests) for s in shares] == [3, 3]
