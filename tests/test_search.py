@@ -71,3 +71,15 @@ def test_capacity_search_finds_the_emulators_knee(tmp_path: Path) -> None:
     runs = run_rows(tmp_path / "results")
     assert len(runs) >= len(steps) >= 4  # every step (and extension) is a normal run
     assert all(str(r["run_name"]).startswith("capacity_search-search-rate=") for r in runs)
+
+
+@pytest.mark.timing
+def test_concurrency_search_finds_the_slot_count(tmp_path: Path) -> None:
+    """Closed loop, no queue: a third request in flight is turned away (529), so the knee is
+    the emulator's 2 slots."""
+    done = latlab("experiment=capacity_search", "profile=fast", "profile.capacity.slots=2",
+                  "profile.capacity.max_queue=0", "workload.search.param=concurrency",
+                  "workload.search.low=1", "workload.search.high=8",
+                  "workload.search.requests=80", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "knee: 2 in flight, in [2, 3)" in done.stdout, done.stdout
