@@ -303,6 +303,30 @@ def _add_report(commands: Subcommands) -> None:
     p.set_defaults(handler=cmd_report)
 
 
+def cmd_trace_export(args: argparse.Namespace) -> None:
+    from latlab.analysis.trace_export import trace_export_command
+
+    emit(trace_export_command(args.results, args.run_id))
+
+
+def _add_trace(commands: Subcommands) -> None:
+    trace = commands.add_parser(
+        "trace", help="recorded calls as a replayable trace",
+        description="Traces of recorded runs, for workload=replay.")
+    actions = trace.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = actions.add_parser(
+        "export", help="print a run's recorded calls as a replay trace (JSONL)",
+        description="One JSON line per measured call of the run (recorded with "
+        "workload.capture_bodies=true): the exact request (model, max_tokens, system, tools, "
+        "messages), session_id, turn, offset_s and gap_s (the time after the session's "
+        "previous call ended). Replay it: latlab run workload=replay workload.trace=FILE. "
+        "Default: the latest run.")
+    p.add_argument("run_id", nargs="?", metavar="RUN_ID", help="a run id or unique prefix")
+    p.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
+                   help="results directory (default: ./results)")
+    p.set_defaults(handler=cmd_trace_export)
+
+
 def register_analysis_commands(commands: Subcommands) -> None:
     """Add every analysis subcommand to ``latlab``'s parser."""
     _add_sql(commands)
@@ -315,3 +339,4 @@ def register_analysis_commands(commands: Subcommands) -> None:
     _add_tool_timings(commands)
     _add_statusline(commands)
     _add_otlp_export(commands)
+    _add_trace(commands)

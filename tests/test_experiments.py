@@ -167,6 +167,29 @@ def check_agent_sessions(con: duckdb.DuckDBPyConnection, rows: list[dict[str, An
         assert model_ms > 0 and tool_ms > 0
 
 
+def check_replay(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
+    (summary,) = by_cell(con, "SELECT * FROM replay_summary").values()
+    assert summary["n"] == 60 == len(rows) and summary["ok_share"] == 1.0
+    # speed 4: the trace's ~7.4 s in ~1.85 s, at the recorded offsets
+    assert 1.7 < summary["span_s"] < 2.0
+    # each of the 4 groups' 4,096-token prefix is written once, then read
+    assert summary["hit_rate"] > 0.3
+    assert all(r["cache_read_tokens"] in (0, 4096) for r in rows)
+    assert all(r["planned_input_tokens"] and r["planned_output_tokens"] for r in rows)
+
+
+def check_session_replay(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
+    rel = con.sql("SELECT * FROM replay_sessions")
+    sessions = {row[rel.columns.index("provider")]: dict(zip(rel.columns, row, strict=True))
+                for row in rel.fetchall()}
+    direct, bedrock = sessions["anthropic"], sessions["bedrock"]
+    assert direct["calls"] == bedrock["calls"] == 6 and direct["errors"] == bedrock["errors"] == 0
+    # 6 calls × the 60 ms Bedrock layer; the tool time between calls (≈ 0.67 s) kept on both
+    assert 250 < bedrock["model_ms"] - direct["model_ms"] < 550
+    assert abs(bedrock["between_calls_ms"] - direct["between_calls_ms"]) < 60
+    assert 600 < direct["between_calls_ms"] < 800
+
+
 EXPERIMENTS: dict[str, tuple[list[str], Check]] = {
     "quickstart": ([FAST, "workload.iterations=2"], check_quickstart),
     "streaming": ([FAST, "workload.iterations=3", "workload.concurrency=1"], check_streaming),
@@ -193,6 +216,9 @@ EXPERIMENTS: dict[str, tuple[list[str], Check]] = {
     "bedrock_overhead": ([FAST, "workload.iterations=8", "++matrix.model=[haiku-4-5]",
                           "++profile.bedrock={overhead_ms:{median:60,sigma:0}}"],
                          check_bedrock_overhead),
+    "replay": ([FAST, "workload.speed=4"], check_replay),
+    "session_replay": ([FAST, "++profile.bedrock={overhead_ms:{median:60,sigma:0}}"],
+                       check_session_replay),
 }
 
 
@@ -217,7 +243,8 @@ def test_every_experiment_has_a_quick_test() -> None:
     committed = {p.stem for p in (ROOT / "experiments").glob("*.yaml")}
     elsewhere = {"guardrail_impact",  # tests/test_bedrock.py
                  "client_overhead",  # tests/test_clients.py
-                 "local_model"}  # tests/test_local_model.py (a real model: optional extra)
+                 "local_model",  # tests/test_local_model.py (a real model: optional extra)
+                 "capacity_search"}  # tests/test_search.py (parses the knee it prints)
     assert committed - elsewhere == set(EXPERIMENTS)
 
 

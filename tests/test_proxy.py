@@ -4,6 +4,7 @@ recorded with its timings, tokens and request id, and bytes pass through unchang
 from __future__ import annotations
 
 import asyncio
+import json
 
 import anthropic
 import pytest
@@ -70,3 +71,29 @@ def test_endpoint_templates() -> None:
     assert endpoint_template("/v1/messages") == "/v1/messages"
     assert endpoint_template("/model/anthropic.claude-x:0/invoke") == "/model/{modelId}/invoke"
     assert endpoint_template("/v1/files/file_abc123") == "/v1/files/{file_id}"
+
+
+@pytest.mark.parametrize("capture", [True, False])
+def test_request_bodies_are_kept_only_when_asked_and_masked(emulator: RunningEmulator,
+                                                            capture: bool) -> None:
+    key = "sk-ant-api03-" + "y" * 24
+
+    async def exchange() -> list[ProxiedCall]:
+        async with RecordingProxy(emulator.base_url, capture_bodies=capture) as proxy:
+            client = anthropic.AsyncAnthropic(base_url=proxy.base_url, api_key="dummy",
+                                              max_retries=0)
+            await client.messages.create(model="claude-haiku-4-5", max_tokens=8,
+                                         system="be brief",
+                                         messages=[{"role": "user", "content": f"key {key}"}])
+            await client.close()
+            return proxy.calls
+
+    (call,) = asyncio.run(exchange())
+    if not capture:
+        assert call.body is None
+        return
+    assert call.body is not None and key not in call.body
+    body = json.loads(call.body)
+    assert body["messages"] == [{"role": "user", "content": "key [REDACTED]"}]
+    assert (body["model"], body["max_tokens"], body["system"]) == ("claude-haiku-4-5", 8,
+                                                                     "be brief")

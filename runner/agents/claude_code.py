@@ -181,7 +181,9 @@ class ClaudeCodeSession:
         command = cli_command(binary, self.task, workdir, folder, log_dir,
                               int(self.cfg["workload"].get("max_turns", 20)), model)
         region, signer = self._bedrock()
-        async with RecordingProxy(self.endpoint.base_url, signer=signer) as proxy:
+        capture = bool(self.cfg["workload"].get("capture_bodies"))
+        async with RecordingProxy(self.endpoint.base_url, signer=signer,
+                                  capture_bodies=capture) as proxy:
             env = cli_env(config_dir, proxy.base_url, self.endpoint.api_key or DUMMY_KEY,
                           self.endpoint.emulated, region)
             env["CLAUDE_CODE_MAX_RETRIES"] = str(int(self.cfg["workload"]["retries"]))
@@ -272,7 +274,8 @@ class ClaudeCodeSession:
                                  self.scheduled_ns)
         context.update(model_id=call.model or "", stream=call.streaming,
                        cost_usd=cost_usd(m, runtime.prices), session_id=self.spans.session_id,
-                       span_id=span.span_id, prompt_label=f"{self.task.name}/claude_code")
+                       span_id=span.span_id, prompt_label=f"{self.task.name}/claude_code",
+                       request_body=call.body)
         timer.writer.add(RequestRow.build(context, m))
 
 

@@ -25,6 +25,7 @@ from botocore.eventstream import EventStreamBuffer
 
 from latlab.providers.anthropic import apply_usage
 from latlab.providers.sse import SseDecoder
+from latlab.runner.core.bodies import body_json
 from latlab.runner.core.timing import StreamClock, now_ns
 
 HOOK_PATH = "/_latlab/hook"  # Claude Code http hooks post their events here (latlab proxy)
@@ -67,6 +68,7 @@ class ProxiedCall:
     error_message: str | None = None
     tool_count: int = 0
     client_session: str | None = None  # Claude Code's X-Claude-Code-Session-Id header
+    body: str | None = None  # capture_bodies: the request (core/bodies.py), secrets masked
     decoder: SseDecoder = field(default_factory=SseDecoder, repr=False)
     frames: EventStreamBuffer | None = field(default=None, repr=False)  # Bedrock streams
 
@@ -98,7 +100,7 @@ class ProxiedCall:
         if not self.streaming and self.is_model_call and self.status == 200:
             self.clock.token(self.clock.t_done or now_ns())
 
-    def read_request(self, body: bytes) -> None:
+    def read_request(self, body: bytes, keep: bool = False) -> None:
         self.request_bytes = len(body)
         try:
             data = json.loads(body) if body else {}
@@ -108,6 +110,7 @@ class ProxiedCall:
             self.model = data.get("model") if isinstance(data.get("model"), str) else None
             self.streaming = bool(data.get("stream", False))
             self.tool_count = len(data.get("tools") or [])
+            self.body = body_json(data) if keep else None
 
     def read_bedrock_path(self, path: str) -> None:
         """Bedrock: the model id is in the path; ``…-stream`` operations stream event frames."""
@@ -175,8 +178,10 @@ class RecordingProxy:
 
     def __init__(self, upstream: str, host: str = "127.0.0.1", signer: Signer | None = None,
                  port: int = 0, on_call: Callable[[ProxiedCall], None] | None = None,
-                 on_hook: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_hook: Callable[[dict[str, Any]], None] | None = None,
+                 capture_bodies: bool = False) -> None:
         self.upstream, self.host, self.signer = upstream.rstrip("/"), host, signer
+        self.capture_bodies = capture_bodies
         self.port, self.on_call, self.on_hook = port, on_call, on_hook
         self.calls: list[ProxiedCall] = []
         self.base_url = ""
@@ -208,7 +213,7 @@ class RecordingProxy:
                            urlparse(self.upstream).netloc, datetime.now(UTC), StreamClock())
         self.calls.append(call)
         body = await request.read()
-        call.read_request(body)
+        call.read_request(body, self.capture_bodies)
         call.read_bedrock_path(request.path)
         call.client_session = request.headers.get("x-claude-code-session-id")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}

@@ -32,6 +32,7 @@ from latlab.runner.core.tasks import Task, load_task
 from latlab.runner.engine.cost import cost_usd
 from latlab.runner.engine.execute import CellRuntime, send_with_retries
 from latlab.runner.engine.plan import PlannedRequest
+from latlab.runner.engine.traffic import captured_body
 
 
 def endpoint_template(cfg: Mapping[str, Any]) -> str:
@@ -138,7 +139,7 @@ class BuiltinSession:
         fill_model_span(span, measurement)
         self.last_ttft = measurement.ttft_ms if measurement.ttft_ms is not None else self.last_ttft
         self._http_span(span, measurement, capture, len(json.dumps(spec.messages)))
-        self._write_row(span, measurement, started_at)
+        self._write_row(span, measurement, started_at, captured_body(self.cfg["workload"], spec))
         return capture, measurement
 
     def _http_span(self, parent: Span, m: Measurement, capture: MessageCapture,
@@ -156,13 +157,14 @@ class BuiltinSession:
             span.fail(m.error_type, m.error_message)
         self.spans.end(span)
 
-    def _write_row(self, span: Span, m: Measurement, started_at: datetime) -> None:
+    def _write_row(self, span: Span, m: Measurement, started_at: datetime,
+                   body: str | None = None) -> None:
         timer = self.owner.timer
         context = timer._context(self.planned, self.runtime, self.worker, started_at,
                                  self.scheduled_ns)
         context.update(cost_usd=cost_usd(m, self.runtime.prices),
                        session_id=self.spans.session_id, span_id=span.span_id,
-                       prompt_label=f"{self.task.name}/turn {span.turn}")
+                       prompt_label=f"{self.task.name}/turn {span.turn}", request_body=body)
         timer.writer.add(RequestRow.build(context, m))
 
     async def _tool_call(self, turn_span: Span, use: dict[str, Any],

@@ -69,6 +69,9 @@ def task(cfg: DictConfig) -> None:
     from latlab.runner.app.run_report import print_run_end
 
     quiet_http_loggers()
+    if (cfg.workload.get("search") or None) is not None:  # capacity search: runner/app/search.py
+        search_task(plain(cfg))
+        return
     try:
         summary: RunSummary = run_experiment(plain(cfg), job_context())
     except LatlabError as exc:
@@ -79,6 +82,20 @@ def task(cfg: DictConfig) -> None:
               f"latlab run {context} resume={stop.run_id}".replace("  ", " "), file=sys.stderr)
         sys.exit(130)
     print_run_end(summary, plain(cfg)["slo"])
+
+
+def search_task(cfg: dict[str, Any]) -> None:
+    """A capacity search: one normal run per step, then the steps and the knee."""
+    from latlab.runner.app.search import run_search, search_report
+
+    try:
+        result = run_search(cfg, job_context())
+    except LatlabError as exc:
+        exit_with(exc)
+    except RunInterrupted as stop:
+        print(f"latlab: interrupted in run {stop.run_id}", file=sys.stderr)  # noqa: T201
+        sys.exit(130)
+    print(search_report(result))  # noqa: T201
 
 
 def quiet_http_loggers() -> None:

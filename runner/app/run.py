@@ -54,6 +54,7 @@ from latlab.runner.engine.ray_workers import (
     results_location,
 )
 from latlab.runner.engine.schedule import run_plan
+from latlab.runner.engine.traffic import check_traffic
 from latlab.runner.engine.workers import WorkerJob, drive_workers, workers_for
 from latlab.runner.results.resume import Done, check_same_config, finished_requests, load_run_record
 from latlab.runner.results.write import RequestWriter, ensure_writable, write_run_record
@@ -94,6 +95,7 @@ def validate(cfg: Mapping[str, Any]) -> None:
     checks.check_model_for_provider(cfg, model_id_keys())
     checks.check_guardrail(cfg, guardrail_kinds())
     load_prompts(cfg["prompt"])
+    check_traffic(cfg)  # replay's trace, drawn lengths: runner/engine/traffic.py
     build_batch(cfg)
     secret_paths = checks.find_secrets(cfg)
     if secret_paths:

@@ -4,6 +4,8 @@
 - ``synthetic_tokens: N``: a user message of N tokens as the emulator counts them (4
   characters each: a space and a three-letter word; common three-letter words are about one
   token each in Claude's tokenizer too, so real counts come close).
+- ``input_tokens: {mean, stddev, min, max}``: a synthetic message per iteration, its length
+  drawn (runner/config/lengths.py; the engine builds them, runner/engine/traffic.py).
 - ``path: FILE.jsonl``: one prompt per line, ``{"text": ..., "label": ...}`` (label optional);
   iteration *i* of a cell sends prompt *i mod n*. Relative paths are looked up in the working
   directory, then in the bundled ``conf/prompt/``.
@@ -66,4 +68,6 @@ def load_prompts(prompt: Mapping[str, Any]) -> list[Prompt]:
         return read_prompt_set(str(prompt["path"]))
     if prompt.get("synthetic_tokens"):
         return [Prompt(synthetic_text(int(prompt["synthetic_tokens"])))]
+    if prompt.get("input_tokens"):  # drawn per iteration (runner/config/lengths.py)
+        return [Prompt(synthetic_text(round(float(prompt["input_tokens"]["mean"]))))]
     return [Prompt(str(prompt["text"]))]

@@ -103,6 +103,11 @@ class RequestRow(Measurement, RowContext):
     client_cache: str | None = None  # semantic_cache: hit | miss (client-side cache)
     client_cache_correct: bool | None = None  # semantic_cache hits: cached answer fits the prompt
     client_version: str | None = None  # version of the client library named in `client`
+    turn: int | None = None  # replay / conversation: the call's 0-based turn in its session
+    context_tokens: int | None = None  # conversation: the prompt's tokens (input + cache)
+    planned_input_tokens: int | None = None  # replay / drawn lengths: the input asked for
+    planned_output_tokens: int | None = None  # replay / drawn lengths: max_tokens asked for
+    request_body: str | None = None  # workload.capture_bodies: the request (JSON), redacted
 
     @classmethod
     def build(cls, context: dict[str, Any], measurement: Measurement) -> RequestRow:

@@ -11,7 +11,7 @@ import asyncio
 import json
 import statistics
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -25,9 +25,12 @@ from latlab.runner.core.records import Measurement, RequestRow
 from latlab.runner.core.timing import now_ns
 from latlab.runner.engine.batch import Batch
 from latlab.runner.engine.batches import build_batch
+from latlab.runner.engine.conversation import is_conversation, run_conversation
 from latlab.runner.engine.cost import cost_usd, prices_for
 from latlab.runner.engine.lag import ClientLoad, LagMonitor, is_late
 from latlab.runner.engine.plan import Cell, PlannedRequest
+from latlab.runner.engine.replay import run_replayed_session
+from latlab.runner.engine.traffic import captured_body, shaped_requests
 from latlab.runner.results.write import RequestWriter
 
 
@@ -62,6 +65,7 @@ class CellRuntime:
     emulated: bool
     prices: Mapping[str, float] = field(default_factory=dict)
     batch: Batch | None = None  # multi-call batch (engine/batches.py); None: one each
+    fields: list[dict[str, Any]] = field(default_factory=list)  # per spec: engine/traffic.py
 
     def pick(self, iteration: int) -> tuple[int, RequestSpec]:
         """Iteration i sends prompt i mod n."""
@@ -143,11 +147,24 @@ class RequestTimer:
         if runtime.batch is not None:
             await runtime.batch.run(self, runtime, planned, worker, scheduled_ns)
             return
-        sent_ns, started_at = now_ns(), datetime.now(UTC)
         retries = int(planned.cell.workload["retries"])
+        def send(spec: RequestSpec) -> Awaitable[Measurement]:
+            return send_with_retries(runtime.provider, spec, retries)
+
+        if is_conversation(planned.cell.workload):  # several turns: engine/conversation.py
+            await run_conversation(self, runtime, planned, worker, scheduled_ns, send)
+            return
+        if planned.calls is not None:  # a recorded session's calls: engine/replay.py
+            await run_replayed_session(self, runtime.fields, runtime, planned, worker,
+                                       scheduled_ns, send)
+            return
+        sent_ns, started_at = now_ns(), datetime.now(UTC)
         index, spec = runtime.pick(planned.iteration)
-        measurement = await send_with_retries(runtime.provider, spec, retries)
-        self.write_row(planned, worker, scheduled_ns, sent_ns, started_at, index, measurement)
+        measurement = await send(spec)
+        fields = {**(runtime.fields[index] if runtime.fields else {}),
+                  "request_body": captured_body(planned.cell.workload, spec)}
+        self.write_row(planned, worker, scheduled_ns, sent_ns, started_at, index, measurement,
+                       fields=fields)
 
     def write_row(self, planned: PlannedRequest, worker: int, scheduled_ns: int, sent_ns: int,
                   started_at: datetime, index: int, measurement: Measurement,
@@ -209,11 +226,12 @@ def build_runtimes(cells: list[Cell], endpoints: Mapping[str, Endpoint]) -> dict
             providers[key + endpoint.base_url] = build(cell.config["provider"], endpoint)
         prompts = load_prompts(cell.config["prompt"])
         specs = [request_spec(cell.config, model_id_for(cell.config), p) for p in prompts]
+        prompts, specs, fields = shaped_requests(cell.config, prompts, specs)
         prices = prices_for(cell.config.get("pricing") or {}, cell.config["provider"]["name"],
                             cell.config["model"]["name"])
         runtimes[cell.name] = CellRuntime(cell, providers[key + endpoint.base_url], specs,
                                           prompts, endpoint.emulated, prices,
-                                          build_batch(cell.config, prepare=True))
+                                          build_batch(cell.config, prepare=True), fields)
     return runtimes
 
 

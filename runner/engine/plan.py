@@ -10,9 +10,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
 
 from latlab.runner.core.errors import ConfigError
+from latlab.runner.engine.traffic import is_replay, replay_plan
 
 Composer = Callable[[list[str]], dict[str, Any]]
 
@@ -37,6 +39,8 @@ class PlannedRequest:
     cell: Cell
     iteration: int
     warmup: bool
+    offset_ns: int | None = None  # replay: due this long after the group's start
+    calls: tuple[tuple[int, float], ...] | None = None  # replayed session: (entry, gap s) each
 
 
 def cell_name(cfg: Mapping[str, Any], extra_axes: Sequence[tuple[str, str]] = ()) -> str:
@@ -46,9 +50,20 @@ def cell_name(cfg: Mapping[str, Any], extra_axes: Sequence[tuple[str, str]] = ()
              cfg["guardrail"]["name"], mode]
     parts += [f"{key.split('.')[-1]}={value}" for key, value in extra_axes
               if key not in ("workload.stream", "workload.task")]
-    if cfg["workload"].get("kind", "requests") != "requests":  # agent sessions: the task
-        parts.append(f"{cfg['workload']['kind']}={cfg['workload'].get('task', 'simple')}")
+    parts += kind_label(cfg["workload"])
     return "/".join(str(p) for p in parts)
+
+
+def kind_label(workload: Mapping[str, Any]) -> list[str]:
+    """The cell name's last part for workloads other than plain requests."""
+    kind = str(workload.get("kind", "requests"))
+    if kind == "requests":
+        return []
+    if kind == "replay":
+        return [f"replay={PurePath(str(workload.get('trace'))).stem}"]
+    if kind == "conversation":
+        return [f"conversation={workload.get('turns')}"]
+    return [f"{kind}={workload.get('task', 'simple')}"]  # agent sessions: the task
 
 
 def flatten_matrix(matrix: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -157,6 +172,9 @@ def warmup_count(workload: Mapping[str, Any]) -> int:
 
 def _cell_requests(cell: Cell) -> list[PlannedRequest]:
     workload = cell.workload
+    if is_replay(workload):  # one request per trace entry, at its recorded time
+        return [PlannedRequest(cell, i, False, offset, calls)
+                for i, (offset, calls) in enumerate(replay_plan(workload))]
     warm = [PlannedRequest(cell, i, True) for i in range(warmup_count(workload))]
     measured = [PlannedRequest(cell, i, False) for i in range(int(workload["iterations"]))]
     return warm + measured

@@ -5,6 +5,8 @@
 - Open loop (``workload.rate: R``): request *i* is due at ``t0 + offset_i`` (evenly
   spaced at R per second, or Poisson arrivals), independent of responses, with at most
   ``max_in_flight`` in flight. Due times are absolute, so the rate never drifts.
+- Replay (``workload.kind: replay``): the same open loop, each request due at its trace
+  time (``PlannedRequest.offset_ns``, already divided by ``workload.speed``).
 
 Every request carries its due instant (``scheduled_ns``); the row's ``send_delay_ms``
 is the time from due to sent, so client-side queueing (waiting for an in-flight slot,
@@ -32,7 +34,7 @@ def load_key(request: PlannedRequest) -> tuple[Any, ...]:
     w = request.cell.workload
     rate = w.get("rate")
     return (float(rate) if rate else 0.0, int(w["concurrency"]), str(w.get("arrival", "constant")),
-            int(w.get("max_in_flight", 256)), int(w.get("seed", 0)))
+            int(w.get("max_in_flight", 256)), int(w.get("seed", 0)), request.offset_ns is not None)
 
 
 def load_groups(plan: Sequence[PlannedRequest]) -> list[tuple[tuple[Any, ...],
@@ -69,12 +71,27 @@ def arrival_offsets_ns(count: int, rate: float, arrival: str, seed: int) -> list
     return offsets
 
 
-async def run_open_loop(plan: Sequence[PlannedRequest], rate: float, arrival: str,
-                        max_in_flight: int, seed: int, send_one: SendOne) -> None:
+def open_loop_offsets(group: Sequence[PlannedRequest], key: tuple[Any, ...]
+                      ) -> tuple[list[PlannedRequest], list[int]] | None:
+    """An open-loop group's requests in send order and their due offsets; None: closed loop.
+
+    Replayed requests carry their own offsets (the trace's times); a rate spaces the rest.
+    """
+    rate, _, arrival, _, seed, replayed = key
+    if replayed:
+        ordered = sorted(group, key=lambda r: r.offset_ns or 0)  # stable: keeps interleaving
+        return ordered, [r.offset_ns or 0 for r in ordered]
+    if rate:
+        return list(group), arrival_offsets_ns(len(group), rate, arrival, seed)
+    return None
+
+
+async def run_open_loop(plan: Sequence[PlannedRequest], offsets_ns: Sequence[int],
+                        max_in_flight: int, send_one: SendOne) -> None:
     """Fire each request at its absolute due time; at most ``max_in_flight`` at once."""
     t0 = now_ns() + 1_000_000  # 1 ms to set up, so the first request is not already late
-    dues = [t0 + offset for offset in arrival_offsets_ns(len(plan), rate, arrival, seed)]
-    await run_open_loop_at(plan, dues, max_in_flight, send_one)
+    await run_open_loop_at(plan, [t0 + offset for offset in offsets_ns], max_in_flight,
+                           send_one)
 
 
 async def run_open_loop_at(plan: Sequence[PlannedRequest], dues_ns: Sequence[int],
@@ -95,11 +112,12 @@ async def run_open_loop_at(plan: Sequence[PlannedRequest], dues_ns: Sequence[int
 
 async def run_plan(plan: Sequence[PlannedRequest], send_one: SendOne) -> None:
     """Every load group in turn."""
-    for (rate, concurrency, arrival, max_in_flight, seed), group in load_groups(plan):
-        if rate:
-            await run_open_loop(group, rate, arrival, max_in_flight, seed, send_one)
+    for key, group in load_groups(plan):
+        paced = open_loop_offsets(group, key)
+        if paced is not None:
+            await run_open_loop(*paced, key[3], send_one)
         else:
-            await run_closed_loop(group, concurrency, send_one)
+            await run_closed_loop(group, key[1], send_one)
 
 
 @dataclass(frozen=True)
@@ -118,13 +136,16 @@ class Share:
     max_in_flight: int = 0
 
 
-def split_group(indices: list[int], key: tuple[Any, ...], workers: int) -> list[Share]:
+def split_group(plan: Sequence[PlannedRequest], indices: list[int], key: tuple[Any, ...],
+                workers: int) -> list[Share]:
     """Deal one load group (``indices`` into the plan, in plan order) to ``workers``."""
-    rate, concurrency, arrival, max_in_flight, seed = key
-    if rate:
-        offsets = arrival_offsets_ns(len(indices), rate, arrival, seed)
+    concurrency, max_in_flight = key[1], key[3]
+    paced = open_loop_offsets([plan[i] for i in indices], key)
+    if paced is not None:
+        position = {id(plan[i]): i for i in indices}
+        ordered, offsets = [position[id(r)] for r in paced[0]], paced[1]
         bound = -(-max_in_flight // workers)
-        return [Share(w, indices[w::workers], [w], offsets[w::workers], bound)
+        return [Share(w, ordered[w::workers], [w], offsets[w::workers], bound)
                 for w in range(workers)]
     slots = [[s for s in range(concurrency) if s % workers == w] for w in range(workers)]
     mine = [[i for j, i in enumerate(indices) if (j % concurrency) % workers == w]
@@ -135,7 +156,7 @@ def split_group(indices: list[int], key: tuple[Any, ...], workers: int) -> list[
 def split_plan(plan: Sequence[PlannedRequest], workers: int) -> list[list[Share]]:
     """Every load group, in run order, dealt to ``workers`` processes."""
     position = {id(r): i for i, r in enumerate(plan)}
-    return [split_group([position[id(r)] for r in group], key, workers)
+    return [split_group(plan, [position[id(r)] for r in group], key, workers)
             for key, group in load_groups(plan)]
 
 
