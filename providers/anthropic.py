@@ -26,6 +26,7 @@ from providers.http import (
 from providers.sse import SseDecoder
 from runner.provider_protocol import RequestSpec
 from runner.records import Measurement
+from runner.secrets import clip
 from runner.timing import StreamClock, now_ns
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -106,7 +107,7 @@ def record_http_error(m: Measurement, status: int, body: bytes) -> None:
     try:
         envelope = json.loads(body)
         error = envelope.get("error") or {}
-        m.error_message = f"{status} {error.get('type')}: {error.get('message')}"[:300]
+        m.error_message = clip(f"{status} {error.get('type')}: {error.get('message')}")
         m.request_id = m.request_id or envelope.get("request_id")
     except (ValueError, AttributeError):
         m.error_message = f"HTTP {status}: {body[:200]!r}"

@@ -34,6 +34,7 @@ from providers.http import (
 from providers.sse import SseDecoder
 from runner.provider_protocol import RequestSpec
 from runner.records import Measurement
+from runner.secrets import clip
 from runner.timing import StreamClock, ms_between, now_ns, output_tps
 
 REASONING_KEYS = ("reasoning_content", "reasoning")
@@ -80,7 +81,7 @@ def record_openai_error(m: Measurement, status: int, body: bytes) -> None:
         m.error_type = "overloaded"
     try:
         error = json.loads(body).get("error") or {}
-        m.error_message = f"{status} {error.get('type')}: {error.get('message')}"[:300]
+        m.error_message = clip(f"{status} {error.get('type')}: {error.get('message')}")
     except (ValueError, AttributeError):
         m.error_message = f"HTTP {status}: {body[:200]!r}"
 
@@ -107,7 +108,7 @@ class ChatStream:
         if data.get("error"):
             error = data["error"] if isinstance(data["error"], Mapping) else {}
             self.measurement.error_type = "stream_error"
-            self.measurement.error_message = f"{error.get('type')}: {error.get('message')}"[:300]
+            self.measurement.error_message = clip(f"{error.get('type')}: {error.get('message')}")
             self.finished = True
             return
         apply_openai_usage(self.measurement, data.get("usage"))

@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from runner.errors import LatlabError
+from runner.errors import ConfigError, LatlabError
 from runner.run import Composer, RunContext, RunInterrupted, RunSummary, run_experiment
 
 CHECKOUT_CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -40,12 +41,18 @@ def cell_composer(base_overrides: Sequence[str]) -> Composer:
         from hydra import compose as hydra_compose
 
         axes = {_override_key(o) for o in cell_overrides}
-        kept = [o for o in base_overrides
-                if _override_key(o) not in axes and not _override_key(o).startswith("hydra")]
+        kept = [o for o in base_overrides if _override_key(o) not in axes
+                and (not _override_key(o).startswith("hydra") or _keeps_search_path(o))]
         cfg = hydra_compose(config_name="config", overrides=kept + cell_overrides)
         return plain(cfg)
 
     return compose
+
+
+def _keeps_search_path(override: str) -> bool:
+    """The search path (``--experiments-dir``, ``hydra.searchpath=…``) finds a user's own
+    experiment: every cell must compose with it."""
+    return _override_key(override) == "hydra.searchpath"
 
 
 def plain(cfg: DictConfig) -> dict[str, Any]:
@@ -70,7 +77,8 @@ def job_context() -> RunContext:
     choices = {k: str(v) for k, v in hc.runtime.choices.items()
                if not k.startswith("hydra") and v is not None}
     job = hc.job.num if hc.mode == RunMode.MULTIRUN else None
-    return RunContext(cell_composer(overrides), overrides, choices, job)
+    search = [o for o in hc.overrides.hydra if _keeps_search_path(o)]
+    return RunContext(cell_composer(overrides + search), overrides, choices, job)
 
 
 def task(cfg: DictConfig) -> None:
@@ -83,11 +91,25 @@ def task(cfg: DictConfig) -> None:
     except LatlabError as exc:
         exit_with(exc)
     except RunInterrupted as stop:
-        context = " ".join(o for o in job_overrides() if not o.startswith("resume="))
         print(f"latlab: interrupted: rows so far are on disk; continue with: "  # noqa: T201
-              f"latlab run {context} resume={stop.run_id}".replace("  ", " "), file=sys.stderr)
+              f"{resume_command(job_overrides(), stop.run_id)}", file=sys.stderr)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        print("latlab: interrupted before the first request: nothing was measured",  # noqa: T201
+              file=sys.stderr)
         sys.exit(130)
     print_run_end(summary, plain(cfg)["slo"])
+
+
+RUN_FLAGS: list[str] = []  # ``latlab run``'s own flags (--experiments-dir DIR), for the hint
+
+
+def resume_command(overrides: Sequence[str], run_id: str) -> str:
+    """The command that continues run ``run_id``, shell-quoted, to paste back as printed."""
+    import shlex
+
+    kept = [o for o in overrides if not o.startswith("resume=")]
+    return shlex.join(["latlab", "run", *RUN_FLAGS, *kept, f"resume={run_id}"])
 
 
 def quiet_http_loggers() -> None:
@@ -111,3 +133,42 @@ def hydra_main(argv: Sequence[str]) -> None:
     sys.argv = ["latlab run", *argv]
     main = hydra.main(version_base="1.3", config_path=config_path(), config_name="config")(task)
     main()
+
+
+def run_hydra(argv: Sequence[str], folders: Sequence[Path]) -> None:
+    """``hydra_main``; Hydra's own failures (its saved files cannot be written: a full disk)
+    as one line; a refused or failed run leaves no folder behind (``guard.Footprint``)."""
+    from hydra.errors import HydraException
+
+    from runner.errors import ResultsError
+    from runner.guard import Footprint
+    from runner.precheck import one_line
+
+    footprint = Footprint(folders)
+    try:
+        with hydra_errors_raised():
+            hydra_main(argv)
+    except SystemExit as stop:
+        if stop.code not in (0, None):
+            footprint.remove_if_refused()
+        raise
+    except OSError as exc:
+        footprint.remove_if_refused()
+        raise ResultsError(f"hydra.run.dir: cannot write Hydra's files: "
+                           f"{exc.strerror or exc} ({exc.filename or 'results'})") from exc
+    except HydraException as exc:
+        footprint.remove_if_refused()
+        raise ConfigError(one_line(str(exc))) from exc
+
+
+@contextmanager
+def hydra_errors_raised() -> Iterator[None]:
+    """Hydra prints a traceback and exits 1 for its own errors; raise them to latlab."""
+    import hydra._internal.utils as hydra_utils
+
+    original = hydra_utils.run_and_report
+    hydra_utils.run_and_report = lambda func: func()
+    try:
+        yield
+    finally:
+        hydra_utils.run_and_report = original

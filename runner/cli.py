@@ -33,21 +33,15 @@ def experiments_searchpath(directory: Path) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from runner.app import config_path, hydra_main
-    from runner.config import check_overrides_for_secrets
-    from runner.precheck import precheck
-    from runner.write import ensure_writable
+    from runner import app
+    from runner.guard import check_run
 
     overrides: list[str] = list(args.hydra_args)
     if args.experiments_dir is not None:
         overrides.append(experiments_searchpath(args.experiments_dir))
-    check_overrides_for_secrets(overrides)
-    if not any(a.startswith("-") for a in overrides):
-        ensure_writable(Path(precheck(config_path(), overrides)))
-    elif any(a in ("-m", "--multirun") for a in overrides):
-        checked = precheck(config_path(), [o for o in overrides if not o.startswith("-")])
-        ensure_writable(Path(checked))
-    hydra_main(overrides)
+        app.RUN_FLAGS[:] = ["--experiments-dir", str(args.experiments_dir.absolute())]
+    folders = check_run(app.config_path(), overrides)  # before Hydra writes anything
+    app.run_hydra(overrides, folders)
 
 
 def cmd_emulator_serve(args: argparse.Namespace) -> None:
@@ -139,6 +133,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         from runner.app import exit_with
 
         exit_with(exc)
+    except KeyboardInterrupt:
+        print("latlab: interrupted", file=sys.stderr)  # noqa: T201
+        sys.exit(130)
 
 
 def _run_own_flags(argv: list[str]) -> tuple[list[str], list[str]]:

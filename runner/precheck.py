@@ -58,7 +58,7 @@ def precheck(config_dir: str, overrides: Sequence[str]) -> str:
 
 def one_line(message: str) -> str:
     """Hydra's multi-line composition error, as one line naming the key."""
-    missing = re.search(r"Could not find '([^'/]+)/([^']+)'", message)
+    missing = re.search(r"Could not find '([^']+)/([^'/]+)'", message)
     if missing:
         options = re.findall(r"^\t(\S+)$", message.split("Config search path")[0], re.M)
         group, name = missing.groups()

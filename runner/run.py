@@ -35,7 +35,9 @@ from runner.plan import Cell, PlannedRequest, expand_cells, flatten_matrix, plan
 from runner.progress import console, live_progress, warn_if_client_bound
 from runner.prompts import load_prompts
 from runner.resume import Done, check_same_config, finished_requests, load_run_record
+from runner.rules import check_rules
 from runner.schedule import run_plan
+from runner.secrets import remember_endpoints
 from runner.session import SessionTimer, check_session_cells, has_sessions
 from runner.timing import new_event_loop
 from runner.workers import WorkerJob, drive_workers, workers_for
@@ -71,6 +73,7 @@ def new_run_id() -> str:
 def validate(cfg: Mapping[str, Any]) -> None:
     """Every check that needs no network: schema, cross-field rules, secrets."""
     checks.validate_schema({**cfg, "matrix": flatten_matrix(cfg.get("matrix") or {})})
+    check_rules(cfg)
     validate_slo(cfg["slo"])
     kind_for(cfg["provider"]["kind"])
     checks.check_model_for_provider(cfg, model_id_keys())
@@ -110,7 +113,7 @@ def endpoint_for(cfg: Mapping[str, Any], emulator_url: str | None) -> Endpoint:
 @contextmanager
 def emulators_for(cells: list[Cell]) -> Iterator[dict[str, str | None]]:
     """Start one emulator per distinct profile among emulated cells; cell name → URL."""
-    from providers.emulator import EmulatorProfile, start_emulator
+    from providers.emulator import start_emulator
 
     urls: dict[str, str | None] = {}
     by_profile: dict[str, str] = {}
@@ -121,24 +124,43 @@ def emulators_for(cells: list[Cell]) -> Iterator[dict[str, str | None]]:
                 continue
             key = json.dumps(cell.config["profile"], sort_keys=True)
             if key not in by_profile:
-                try:
-                    profile = EmulatorProfile.from_mapping(cell.config["profile"])
-                except (ValueError, KeyError, TypeError) as exc:
-                    raise ConfigError(f"profile: {exc}") from exc
-                running = stack.enter_context(start_emulator(profile))
+                running = stack.enter_context(start_emulator(emulator_profile(cell.config)))
                 by_profile[key] = running.base_url
             urls[cell.name] = by_profile[key]
         yield urls
 
 
+def emulator_profile(cfg: Mapping[str, Any]) -> Any:
+    """The cell's emulator profile, parsed; ConfigError naming what is wrong."""
+    from providers.emulator import EmulatorProfile
+
+    try:
+        return EmulatorProfile.from_mapping(cfg["profile"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"profile: {exc}") from exc
+
+
+def check_job_config(cfg: dict[str, Any], context: RunContext) -> list[Cell]:
+    """Every check of one job that needs no network: run before Hydra writes its folder
+    (runner/guard.py) and again in the job. Returns the job's cells."""
+    validate(cfg)
+    checks.check_overrides_for_secrets(context.overrides)
+    cells = plan_cells(cfg, context)
+    for cell in cells:
+        check_extras(cell.config)
+        if is_emulated(cell.config):
+            emulator_profile(cell.config)
+    return cells
+
+
 def plan_cells(cfg: dict[str, Any], context: RunContext) -> list[Cell]:
     cells = expand_cells(cfg, context.compose)
+    for cell in cells:  # a bad axis value is named before it can look like a duplicate cell
+        validate(cell.config)
     names = [c.name for c in cells]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
         raise ConfigError(f"matrix: two cells are identical ({sorted(duplicates)[0]})")
-    for cell in cells:
-        validate(cell.config)
     check_session_cells(cells)
     return cells
 
@@ -177,11 +199,7 @@ async def _drive(cells: list[Cell], endpoints: dict[str, Endpoint], record: RunR
 
 def run_experiment(cfg: dict[str, Any], context: RunContext) -> RunSummary:
     """Validate, preflight, run every request, write rows and the run record."""
-    validate(cfg)
-    checks.check_overrides_for_secrets(context.overrides)
-    cells = plan_cells(cfg, context)
-    for cell in cells:
-        check_extras(cell.config)
+    cells = check_job_config(cfg, context)
     results_dir = Path(cfg["results_dir"])
     ensure_writable(results_dir)
     record, done = start_record(cfg, context, results_dir)
@@ -190,6 +208,7 @@ def run_experiment(cfg: dict[str, Any], context: RunContext) -> RunSummary:
             if (r.cell.name, r.iteration, r.warmup) not in done]
     with emulators_for(cells) as urls, local_servers_for(cells):  # provider.launch: a real model
         endpoints = {c.name: endpoint_for(c.config, urls[c.name]) for c in cells}
+        remember_endpoints(endpoints.values())  # redacted wherever they show up
         record.emulator_json = emulator_profiles_json(cells)
         writer = RequestWriter(results_dir, record.run_id, background=True)
         writer.rows_written = len(done)

@@ -67,7 +67,13 @@ def known_tasks() -> list[str]:
 @cache
 def load_task(name: str) -> Task:
     """The task ``name`` (conf/tasks/NAME.yaml, or a path to a task YAML)."""
-    data = yaml.safe_load(_task_text(name))
+    try:
+        data = yaml.safe_load(_task_text(name))
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" line {where.line + 1}" if where is not None else ""
+        raise ConfigError(f"workload.task: {name!r}{line}: not valid YAML "
+                          f"({getattr(exc, 'problem', None) or exc}); fix the file") from exc
     if not isinstance(data, dict) or not isinstance(data.get("prompt"), str):
         raise ConfigError(f"workload.task: {name!r} needs a `prompt` string")
     script = data.get("script") or []

@@ -42,6 +42,7 @@ from runner.lag import ClientLoad, LagMonitor
 from runner.plan import Cell, PlannedRequest
 from runner.progress import live_progress
 from runner.schedule import Share, run_share, split_plan
+from runner.secrets import remember_endpoints
 from runner.timing import new_event_loop, now_ns
 from runner.write import RequestWriter
 
@@ -146,6 +147,7 @@ class WorkerProcess:
 
     async def serve(self) -> None:
         runtimes = build_runtimes(self.job.cells, self.job.endpoints)
+        remember_endpoints(self.job.endpoints.values())  # this process redacts them too
         writer = RequestWriter(Path(self.job.results_dir), self.job.run_id, background=True)
         stats = ForwardingStats(self.index, self.events)
         timer = RequestTimer(self.job.run_id, runtimes, writer, stats)
