@@ -41,7 +41,13 @@ from runner.secrets import remember_endpoints
 from runner.session import SessionTimer, check_session_cells, has_sessions
 from runner.timing import new_event_loop
 from runner.workers import WorkerJob, drive_workers, workers_for
-from runner.write import RequestWriter, RunRecord, ensure_writable, write_run_record
+from runner.write import (
+    RequestWriter,
+    RunRecord,
+    ensure_writable,
+    flush_bounds,
+    write_run_record,
+)
 
 Composer = Callable[[list[str]], dict[str, Any]]
 
@@ -210,7 +216,8 @@ def run_experiment(cfg: dict[str, Any], context: RunContext) -> RunSummary:
         endpoints = {c.name: endpoint_for(c.config, urls[c.name]) for c in cells}
         remember_endpoints(endpoints.values())  # redacted wherever they show up
         record.emulator_json = emulator_profiles_json(cells)
-        writer = RequestWriter(results_dir, record.run_id, background=True)
+        writer = RequestWriter(results_dir, record.run_id, background=True,
+                               **flush_bounds(cells[0].workload))
         writer.rows_written = len(done)
         write_run_record(results_dir, record)
         stats = _execute(cells, endpoints, record, writer, plan)
@@ -276,15 +283,22 @@ def _execute(cells: list[Cell], endpoints: dict[str, Endpoint], record: RunRecor
         record.status = "interrupted"
         raise RunInterrupted(record.run_id) from None
     finally:
-        writer.flush()
-        record.ended_at = datetime.now(UTC)
-        record.requests, record.errors = writer.rows_written, stats.errors
-        record.loop_lag_p99_ms = stats.load.loop_lag_p99_ms
-        record.client_cpu_pct = stats.load.cpu_pct
-        write_run_record(Path(writer.folder).parents[1], record)
+        try:
+            writer.flush()
+        finally:  # the run record is written even when the last rows could not be
+            finish_record(record, writer, stats)
         if not has_sessions(cells):  # agent sessions run tools in this process: lag is expected
             warn_if_client_bound(stats, record.workers)
     return stats
+
+
+def finish_record(record: RunRecord, writer: RequestWriter, stats: RunStats) -> None:
+    record.ended_at = datetime.now(UTC)
+    record.requests = writer.rows_written - len(writer.unwritten)
+    record.errors = stats.errors
+    record.loop_lag_p99_ms = stats.load.loop_lag_p99_ms
+    record.client_cpu_pct = stats.load.cpu_pct
+    write_run_record(Path(writer.folder).parents[1], record)
 
 
 def client_lag_limit_ms(cells: list[Cell]) -> float:

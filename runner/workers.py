@@ -44,7 +44,7 @@ from runner.progress import live_progress
 from runner.schedule import Share, run_share, split_plan
 from runner.secrets import remember_endpoints
 from runner.timing import new_event_loop, now_ns
-from runner.write import RequestWriter
+from runner.write import RequestWriter, flush_bounds
 
 START_MARGIN_NS = 50_000_000  # open loop: t0 this far ahead, so every process is ready
 READY_TIMEOUT_S = 60.0
@@ -148,7 +148,8 @@ class WorkerProcess:
     async def serve(self) -> None:
         runtimes = build_runtimes(self.job.cells, self.job.endpoints)
         remember_endpoints(self.job.endpoints.values())  # this process redacts them too
-        writer = RequestWriter(Path(self.job.results_dir), self.job.run_id, background=True)
+        writer = RequestWriter(Path(self.job.results_dir), self.job.run_id, background=True,
+                               **flush_bounds(self.job.cells[0].workload))
         stats = ForwardingStats(self.index, self.events)
         timer = RequestTimer(self.job.run_id, runtimes, writer, stats)
         monitor = timer.monitor = LagMonitor()

@@ -110,3 +110,30 @@ def test_the_writer_thread_imports_nothing_mid_run(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_failed_write_keeps_its_rows_for_the_next_one(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer error (a full disk) never drops rows already measured: they are written
+    with the next batch; a value that does not fit its column never fails a batch."""
+    from runner import write
+
+    writer = RequestWriter(tmp_path, "r1", batch_rows=2)
+    real, calls = write.atomic_write_table, []
+
+    def fail_once(rows: list[dict[str, object]], path: Path) -> None:
+        calls.append(len(rows))
+        if len(calls) == 1:
+            raise write.ResultsError("results_dir: No space left on device")
+        real(rows, path)
+
+    monkeypatch.setattr(write, "atomic_write_table", fail_once)
+    odd = row(9)
+    odd.prompt_label = 3  # type: ignore[assignment]  # not a string: stored as "3"
+    for r in [row(0), row(1), row(2), odd]:
+        writer.add(r)
+    writer.flush()
+    rows = [r for f in (tmp_path / "requests" / "r1").glob("*.parquet")
+            for r in pq.read_table(f).to_pylist()]
+    assert calls[0] == 2 and len(calls) > 2 and len(rows) == 4  # retried, nothing lost
+    assert "3" in {r["prompt_label"] for r in rows}
