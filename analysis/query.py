@@ -23,6 +23,7 @@ from typing import Any
 import duckdb
 import yaml
 
+from analysis.integrity import checked_sources
 from runner.errors import ConfigError, ResultsError
 from runner.records import REQUESTS_SCHEMA
 from runner.spans import SPANS_SCHEMA
@@ -170,6 +171,7 @@ def _create_sources(
     run_files = [str(results_dir / "runs" / f"{r}.parquet") for r in run_ids]
     run_files = [f for f in run_files if Path(f).is_file()]
     span_files = [f for r in run_ids for f in _request_files(results_dir, r, "spans")]
+    request_files, run_files, span_files = checked_sources(request_files, run_files, span_files)
     empty: set[str] = set()
     for name, files, schema in (
         ("requests", request_files, REQUESTS_SCHEMA),

@@ -26,6 +26,8 @@ SECRET_ENV_NAME = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|CREDENTIAL|AUTH|BEARER
 KEY_SHAPES = re.compile(
     r"(sk-ant-[A-Za-z0-9_\-]{8,}|sk-[A-Za-z0-9_\-]{16,}|(?:AKIA|ASIA)[A-Z0-9]{12,}"
     r"|Bearer\s+[A-Za-z0-9._\-~+/=]{8,}|ya29\.[A-Za-z0-9._\-]{8,}|ABSK[A-Za-z0-9+/=]{16,})")
+NOT_SECRET_ENV = re.compile(r"_(FILE|PATH|DIR|SOCK|URL|HOST|PORT|REGION|PROFILE|NAME|ID|ENV)$",
+                            re.IGNORECASE)
 MASK = "[REDACTED]"
 MIN_PIECE = 8
 ERROR_CHARS = 300
@@ -51,10 +53,17 @@ def remember_endpoints(endpoints: Iterable[Any]) -> None:
                  getattr(frozen, "token", None))
 
 
+def is_secret_env(name: str, value: str) -> bool:
+    """A secret-named variable holding a value, not a path or a setting about credentials
+    (``AWS_SHARED_CREDENTIALS_FILE``, ``SSH_AUTH_SOCK``, ``AWS_ACCESS_KEY_ID``)."""
+    return (bool(SECRET_ENV_NAME.search(name)) and not NOT_SECRET_ENV.search(name)
+            and len(value) >= MIN_PIECE and not value.startswith(("/", "~", "./")))
+
+
 def secret_values() -> list[str]:
     """Remembered credentials and values of secret-named environment variables (8+
     characters), longest first."""
-    values = {v for k, v in os.environ.items() if SECRET_ENV_NAME.search(k) and len(v) >= 8}
+    values = {v for k, v in os.environ.items() if is_secret_env(k, v)}
     return sorted(values | _known, key=len, reverse=True)
 
 

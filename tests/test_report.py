@@ -14,7 +14,7 @@ import pytest
 from analysis import svg
 from analysis.report import report_command
 from runner.errors import ConfigError
-from tests.test_analysis import err, write_requests
+from tests.test_analysis import T0, err, write_requests, write_run
 from tests.test_budget import BEDROCK, DIRECT, make_budget_results
 from tests.test_compare import make_compare_results
 
@@ -64,6 +64,7 @@ def test_html_is_self_contained_with_six_charts(tmp_path: Path) -> None:
 def test_error_only_runs_say_so(tmp_path: Path) -> None:
     r = tmp_path / "results"
     write_requests(r, "err001", "0000", [err("err001", DIRECT), err("err001", DIRECT)])
+    write_run(r, "err001", T0)
     md = report_command(r, None, None, tmp_path / "e.html", None)
     assert "**No successful measured requests in these runs" in md
     assert "| err001 | " + DIRECT + " | F |" in md
