@@ -77,7 +77,11 @@ def new_run_id() -> str:
 
 
 def validate(cfg: Mapping[str, Any]) -> None:
-    """Every check that needs no network: schema, cross-field rules, secrets."""
+    """Every check that needs no network: secrets (first), schema, cross-field rules."""
+    secret_paths = checks.find_secrets(cfg)
+    if secret_paths:
+        raise ConfigError(f"{secret_paths[0]}: looks like a credential; secrets come only "
+                          "from the environment or credential files")
     checks.validate_schema({**cfg, "matrix": flatten_matrix(cfg.get("matrix") or {})})
     check_rules(cfg)
     validate_slo(cfg["slo"])
@@ -86,10 +90,6 @@ def validate(cfg: Mapping[str, Any]) -> None:
     checks.check_guardrail(cfg, guardrail_kinds())
     load_prompts(cfg["prompt"])
     build_batch(cfg)
-    secret_paths = checks.find_secrets(cfg)
-    if secret_paths:
-        raise ConfigError(f"{secret_paths[0]}: looks like a credential; secrets come only "
-                          "from the environment or credential files")
 
 
 def is_emulated(cfg: Mapping[str, Any]) -> bool:
