@@ -26,8 +26,10 @@ def run_case(main: Any, case: dict[str, Any], folder: Path) -> dict[str, Any]:
         path.write_bytes(text.encode("utf-8", "surrogateescape"))
     before = {p for p in folder.rglob("*")}
     os.chdir(folder)
-    err = tempfile.TemporaryFile()
-    saved = os.dup(2)
+    out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+    saved = os.dup(1), os.dup(2)
+    sys.stdout.flush()
+    os.dup2(out.fileno(), 1)
     os.dup2(err.fileno(), 2)
     code: Any = 0
     try:
@@ -37,12 +39,18 @@ def run_case(main: Any, case: dict[str, Any], folder: Path) -> dict[str, Any]:
     except BaseException as exc:  # noqa: BLE001 - report, never stop the batch
         code = f"raised {type(exc).__name__}: {exc}"
     finally:
+        sys.stdout.flush()
         sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-    err.seek(0)
+        for fd, copy in enumerate(saved, start=1):
+            os.dup2(copy, fd)
+            os.close(copy)
     written = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p not in before)
-    return {"code": code, "stderr": err.read().decode(errors="replace"), "written": written}
+    return {"code": code, "stdout": read_back(out), "stderr": read_back(err), "written": written}
+
+
+def read_back(file: Any) -> str:
+    file.seek(0)
+    return str(file.read().decode(errors="replace"))
 
 
 def main() -> None:
