@@ -83,9 +83,13 @@ def job_context() -> RunContext:
 
 def task(cfg: DictConfig) -> None:
     """The Hydra task function: one job = one run."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from runner.guard import scrub_saved_configs
     from runner.report import print_run_end
 
     quiet_http_loggers()
+    scrub_saved_configs(Path(HydraConfig.get().runtime.output_dir))
     try:
         summary: RunSummary = run_experiment(plain(cfg), job_context())
     except LatlabError as exc:
@@ -151,6 +155,9 @@ def run_hydra(argv: Sequence[str], folders: Sequence[Path]) -> None:
     except SystemExit as stop:
         if stop.code not in (0, None):
             footprint.remove_if_refused()
+        raise
+    except KeyboardInterrupt:
+        footprint.remove_if_refused()
         raise
     except OSError as exc:
         footprint.remove_if_refused()

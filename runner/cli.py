@@ -8,14 +8,28 @@
 
 from __future__ import annotations
 
-import argparse
+import os
+import signal
 import sys
-import tempfile
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from types import FrameType
 
-from analysis.cli import register_analysis_commands
-from runner.errors import LatlabError
+
+def _interrupted_early(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C while latlab is still starting (importing): one line, no traceback."""
+    print("latlab: interrupted", file=sys.stderr)  # noqa: T201
+    sys.exit(130)
+
+
+if os.path.basename(sys.argv[0]) == "latlab":  # the console script; main() restores Ctrl-C
+    signal.signal(signal.SIGINT, _interrupted_early)
+
+import argparse  # noqa: E402
+import tempfile  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from analysis.cli import register_analysis_commands  # noqa: E402
+from runner.errors import LatlabError  # noqa: E402
 
 Handler = Callable[[argparse.Namespace], None]
 RUN_HELP = """Run an experiment: a Hydra app. Everything after `run` is Hydra's command line:
@@ -121,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``latlab`` console script."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    signal.signal(signal.SIGINT, _interrupted_early)  # still starting: quietly
     if args_list[:1] == ["run"]:
         args = parser.parse_args(["run", *_run_own_flags(args_list[1:])[0]])
         args.hydra_args = _run_own_flags(args_list[1:])[1]
@@ -128,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args = parser.parse_args(args_list)
     handler: Handler = args.handler
     try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # KeyboardInterrupt from here
         handler(args)
     except LatlabError as exc:
         from runner.app import exit_with

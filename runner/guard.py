@@ -81,19 +81,26 @@ def compose_plain(overrides: list[str]) -> dict[str, Any]:
 @contextmanager
 def compose_errors() -> Iterator[None]:
     """Hydra's and OmegaConf's errors (and a config file's YAML error) as one line."""
+    try:
+        yield
+    except Exception as exc:
+        raise translated(exc) from exc
+
+
+def translated(exc: Exception) -> BaseException:
+    """The one-line ConfigError ``exc`` means (KeyboardInterrupt if Ctrl-C caused it)."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     from runner.precheck import one_line
 
-    try:
-        yield
-    except OmegaConfBaseException as exc:
-        raise ConfigError(interpolation_line(exc)) from exc
-    except (HydraException, ValueError) as exc:
-        raise ConfigError(with_hint(one_line(str(exc)))) from exc
-    except Exception as exc:  # a YAML syntax error in a config file, an unreadable file
-        raise ConfigError(f"config file: {first_line(exc)}") from exc
+    if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+        return KeyboardInterrupt()  # Ctrl-C inside Hydra's parser: not a bad spec
+    if isinstance(exc, OmegaConfBaseException):
+        return ConfigError(interpolation_line(exc))
+    if isinstance(exc, HydraException | ValueError):
+        return ConfigError(with_hint(one_line(str(exc))))
+    return ConfigError(f"config file: {first_line(exc)}")  # a YAML error, an unreadable file
 
 
 def first_line(exc: BaseException) -> str:
@@ -150,12 +157,9 @@ def jobs_of(user: list[str]) -> list[list[str]]:
     """The override list of every job of a (multi)run: the product of the sweeps, or each
     sweep value on its own when the product is larger than ``MAX_JOBS``."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
 
-    try:
+    with compose_errors():
         parsed = OverridesParser.create().parse_overrides(user)
-    except HydraException as exc:
-        raise ConfigError(first_line(exc)) from exc
     choices: list[list[str]] = []
     for override in parsed:
         key = override.get_key_element()
@@ -320,3 +324,18 @@ def prune_empty(folder: Path, existed: set[Path]) -> None:
         except OSError:
             pass
         path = path.parent
+
+
+def scrub_saved_configs(output_dir: Path) -> None:
+    """Hydra's saved files of this job (``.hydra/*.yaml``, the sweep's ``multirun.yaml``)
+    with every known secret redacted: a second line of defence behind the refusals above."""
+    from runner.secrets import redact
+
+    for path in [*output_dir.glob(".hydra/*.yaml"), output_dir.parent / "multirun.yaml"]:
+        try:
+            text = path.read_text(encoding="utf-8")
+            clean = redact(text)
+            if clean != text:
+                path.write_text(clean or "", encoding="utf-8")
+        except OSError:
+            continue

@@ -59,6 +59,8 @@ def echo_url() -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     loop.call_soon_threadsafe(loop.stop)
     thread.join(5)
+    loop.run_until_complete(runner.cleanup())
+    loop.close()
 
 
 def exp(text: str) -> dict[str, str]:
