@@ -40,9 +40,14 @@ def cell_composer(base_overrides: Sequence[str]) -> Composer:
     def compose(cell_overrides: list[str]) -> dict[str, Any]:
         from hydra import compose as hydra_compose
 
+        from runner.guard import composed_before
+
         axes = {_override_key(o) for o in cell_overrides}
         kept = [o for o in base_overrides if _override_key(o) not in axes
                 and (not _override_key(o).startswith("hydra") or _keeps_search_path(o))]
+        cached = composed_before(kept + cell_overrides)  # checked before Hydra ran
+        if cached is not None:
+            return cached
         cfg = hydra_compose(config_name="config", overrides=kept + cell_overrides)
         return plain(cfg)
 

@@ -168,3 +168,11 @@ def test_a_bad_spec_exits_2_with_one_line_and_writes_nothing(
     assert lines[0].startswith("latlab: error: "), lines[0]
     assert named.lower() in lines[0].lower(), lines[0]
     assert result["written"] == [], result["written"]
+
+
+def test_hydra_flags_with_values_are_not_bare_words(tmp_path: Path) -> None:
+    latlab = str(Path(sys.executable).with_name("latlab"))
+    done = subprocess.run([latlab, "run", "--cfg", "job", "workload.iterations=3"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "iterations: 3" in done.stdout, done.stderr
+    assert not list(tmp_path.iterdir())
