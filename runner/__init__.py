@@ -9,11 +9,11 @@
 - ``runner.cli``      the ``latlab`` command
 """
 
-import os as _os
-import signal as _signal
+# the C module, loaded with the interpreter: the handler is set before any import time
+import _signal  # type: ignore[import-not-found]
 import sys as _sys
 
-__version__ = "0.1.0"
-
-if _os.path.basename(_sys.argv[0]) == "latlab":  # Ctrl-C while starting: see runner/cli.py
+if _sys.argv[0].rsplit("/", 1)[-1] == "latlab":  # Ctrl-C while starting: see runner/cli.py
     _signal.signal(_signal.SIGINT, lambda *_: _sys.exit(130))
+
+__version__ = "0.1.0"

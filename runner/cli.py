@@ -48,13 +48,13 @@ def experiments_searchpath(directory: Path) -> str:
 
 def cmd_run(args: argparse.Namespace) -> None:
     from runner import app
-    from runner.guard import check_run
+    from runner.guard import check_run_or_refuse
 
     overrides: list[str] = list(args.hydra_args)
     if args.experiments_dir is not None:
         overrides.append(experiments_searchpath(args.experiments_dir))
         app.RUN_FLAGS[:] = ["--experiments-dir", str(args.experiments_dir.absolute())]
-    folders = check_run(app.config_path(), overrides)  # before Hydra writes anything
+    folders = check_run_or_refuse(app.config_path(), overrides)  # before Hydra writes
     app.run_hydra(overrides, folders)
 
 

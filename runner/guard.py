@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from runner.errors import ConfigError, ResultsError
+from runner.errors import ConfigError, LatlabError, ResultsError
 
 MAX_JOBS = 64  # a multirun with more jobs is checked one sweep value at a time
 HYDRA_FLAGS = ("-m", "--multirun")
@@ -54,6 +54,20 @@ def check_run(config_dir: str, overrides: Sequence[str]) -> list[Path]:
     return folders
 
 
+def check_run_or_refuse(config_dir: str, overrides: Sequence[str]) -> list[Path]:
+    """``check_run``; anything it did not foresee in a spec is refused as one line too (the
+    traceback with ``LATLAB_DEBUG=1``), never a traceback before Hydra even starts."""
+    try:
+        return check_run(config_dir, overrides)
+    except (LatlabError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if os.environ.get("LATLAB_DEBUG"):
+            raise
+        raise ConfigError(f"spec: cannot be checked ({type(exc).__name__}: "
+                          f"{first_line(exc)[:200]}); LATLAB_DEBUG=1 shows where") from exc
+
+
 @contextmanager
 def hydra_context(config_dir: str) -> Iterator[None]:
     from hydra import initialize_config_dir, initialize_config_module
@@ -75,7 +89,7 @@ def compose_plain(overrides: list[str]) -> dict[str, Any]:
     from hydra import compose
     from omegaconf import OmegaConf
 
-    with compose_errors():
+    with compose_errors(overrides):
         cfg = compose(config_name="config", overrides=overrides)
         container = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(container, dict)
@@ -92,15 +106,15 @@ def composed_before(overrides: list[str]) -> dict[str, Any] | None:
 
 
 @contextmanager
-def compose_errors() -> Iterator[None]:
+def compose_errors(overrides: Sequence[str] = ()) -> Iterator[None]:
     """Hydra's and OmegaConf's errors (and a config file's YAML error) as one line."""
     try:
         yield
     except Exception as exc:
-        raise translated(exc) from exc
+        raise translated(exc, overrides) from exc
 
 
-def translated(exc: Exception) -> BaseException:
+def translated(exc: Exception, overrides: Sequence[str] = ()) -> BaseException:
     """The one-line ConfigError ``exc`` means (KeyboardInterrupt if Ctrl-C caused it)."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
@@ -109,6 +123,10 @@ def translated(exc: Exception) -> BaseException:
 
     if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
         return KeyboardInterrupt()  # Ctrl-C inside Hydra's parser: not a bad spec
+    if isinstance(exc, UnicodeDecodeError):
+        chosen = [o for o in overrides if "=" in o and "." not in o.partition("=")[0]]
+        return ConfigError(f"config file: a file selected by {', '.join(chosen) or 'the config'} "
+                           f"is not UTF-8 ({exc.reason} at byte {exc.start}); save it as UTF-8")
     if isinstance(exc, OmegaConfBaseException):
         return ConfigError(interpolation_line(exc))
     if isinstance(exc, HydraException | ValueError):
@@ -134,7 +152,7 @@ def hydra_folder(overrides: list[str], key: str) -> tuple[str, str]:
     from hydra import compose
     from omegaconf import OmegaConf
 
-    with compose_errors():
+    with compose_errors(overrides):
         cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
         return str(OmegaConf.select(cfg, key) or ""), str(cfg.get("results_dir"))
 
