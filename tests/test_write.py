@@ -137,3 +137,15 @@ def test_a_failed_write_keeps_its_rows_for_the_next_one(tmp_path: Path,
             for r in pq.read_table(f).to_pylist()]
     assert calls[0] == 2 and len(calls) > 2 and len(rows) == 4  # retried, nothing lost
     assert "3" in {r["prompt_label"] for r in rows}
+
+
+@pytest.mark.parametrize(("workload", "bounds"), [
+    ({}, {"batch_rows": 64, "max_age_s": 0.5}),
+    ({"flush_rows": 8, "flush_s": 0.1}, {"batch_rows": 8, "max_age_s": 0.1}),
+])
+def test_the_crash_bound_is_configurable(workload: dict[str, float],
+                                         bounds: dict[str, float]) -> None:
+    """What kill -9 can lose: at most flush_rows rows, none older than flush_s (README)."""
+    from runner.write import flush_bounds
+
+    assert flush_bounds(workload) == bounds
