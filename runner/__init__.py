@@ -5,6 +5,9 @@
 - ``runner.schedule`` order and pace requests (interleaved / sequential, closed loop)
 - ``runner.timing``   a monotonic clock and the phase definitions every provider uses
 - ``runner.write``    append rows to Parquet in small, atomically renamed files
+- ``runner.guard``    check every job of ``latlab run`` before Hydra writes anything
+- ``runner.rules``    config rules JSON Schema cannot state (NaN, URLs, provider.api, SLO order)
+- ``runner.launch``   start Hydra: its errors as one line, no folder left by a refused run
 - ``runner.app``      the Hydra main behind ``latlab run``
 - ``runner.cli``      the ``latlab`` command
 """

@@ -10,14 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from runner.errors import ConfigError, LatlabError
+from runner.errors import LatlabError
 from runner.run import Composer, RunContext, RunInterrupted, RunSummary, run_experiment
 
 CHECKOUT_CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -91,6 +90,7 @@ def task(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     from runner.guard import scrub_saved_configs
+    from runner.launch import resume_command
     from runner.report import print_run_end
 
     quiet_http_loggers()
@@ -108,17 +108,6 @@ def task(cfg: DictConfig) -> None:
               file=sys.stderr)
         sys.exit(130)
     print_run_end(summary, plain(cfg)["slo"])
-
-
-RUN_FLAGS: list[str] = []  # ``latlab run``'s own flags (--experiments-dir DIR), for the hint
-
-
-def resume_command(overrides: Sequence[str], run_id: str) -> str:
-    """The command that continues run ``run_id``, shell-quoted, to paste back as printed."""
-    import shlex
-
-    kept = [o for o in overrides if not o.startswith("resume=")]
-    return shlex.join(["latlab", "run", *RUN_FLAGS, *kept, f"resume={run_id}"])
 
 
 def quiet_http_loggers() -> None:
@@ -143,44 +132,3 @@ def hydra_main(argv: Sequence[str]) -> None:
     main = hydra.main(version_base="1.3", config_path=config_path(), config_name="config")(task)
     main()
 
-
-def run_hydra(argv: Sequence[str], folders: Sequence[Path]) -> None:
-    """``hydra_main``; Hydra's own failures (its saved files cannot be written: a full disk)
-    as one line; a refused or failed run leaves no folder behind (``guard.Footprint``)."""
-    from hydra.errors import HydraException
-
-    from runner.errors import ResultsError
-    from runner.guard import Footprint
-    from runner.precheck import one_line
-
-    footprint = Footprint(folders)
-    try:
-        with hydra_errors_raised():
-            hydra_main(argv)
-    except SystemExit as stop:
-        if stop.code not in (0, None):
-            footprint.remove_if_refused()
-        raise
-    except KeyboardInterrupt:
-        footprint.remove_if_refused()
-        raise
-    except OSError as exc:
-        footprint.remove_if_refused()
-        raise ResultsError(f"hydra.run.dir: cannot write Hydra's files: "
-                           f"{exc.strerror or exc} ({exc.filename or 'results'})") from exc
-    except HydraException as exc:
-        footprint.remove_if_refused()
-        raise ConfigError(one_line(str(exc))) from exc
-
-
-@contextmanager
-def hydra_errors_raised() -> Iterator[None]:
-    """Hydra prints a traceback and exits 1 for its own errors; raise them to latlab."""
-    import hydra._internal.utils as hydra_utils
-
-    original = hydra_utils.run_and_report
-    hydra_utils.run_and_report = lambda func: func()
-    try:
-        yield
-    finally:
-        hydra_utils.run_and_report = original

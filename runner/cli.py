@@ -47,15 +47,16 @@ def experiments_searchpath(directory: Path) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from runner import app
+    from runner import launch
+    from runner.app import config_path
     from runner.guard import check_run_or_refuse
 
     overrides: list[str] = list(args.hydra_args)
     if args.experiments_dir is not None:
         overrides.append(experiments_searchpath(args.experiments_dir))
-        app.RUN_FLAGS[:] = ["--experiments-dir", str(args.experiments_dir.absolute())]
-    folders = check_run_or_refuse(app.config_path(), overrides)  # before Hydra writes
-    app.run_hydra(overrides, folders)
+        launch.RUN_FLAGS[:] = ["--experiments-dir", str(args.experiments_dir.absolute())]
+    folders = check_run_or_refuse(config_path(), overrides)  # before Hydra writes
+    launch.run_hydra(overrides, folders)
 
 
 def cmd_emulator_serve(args: argparse.Namespace) -> None:
