@@ -23,6 +23,7 @@ import duckdb
 import yaml
 
 from latlab.analysis import OUTPUT_FORMATS
+from latlab.analysis.integrity import checked_sources
 from latlab.runner.core.errors import ConfigError, ResultsError
 from latlab.runner.core.paths import conf_file
 from latlab.runner.core.records import REQUESTS_SCHEMA, RUNS_SCHEMA
@@ -171,6 +172,7 @@ def _create_sources(
     run_files = [str(run_record_path(results_dir, r)) for r in run_ids]
     run_files = [f for f in run_files if Path(f).is_file()]
     span_files = [f for r in run_ids for f in _request_files(results_dir, r, SPANS)]
+    request_files, run_files, span_files = checked_sources(request_files, run_files, span_files)
     empty: set[str] = set()
     for name, files, schema in (
         ("requests", request_files, REQUESTS_SCHEMA),

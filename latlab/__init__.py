@@ -10,4 +10,18 @@ The package's parts live in the repository's top-level folders, mapped in pyproj
 docs/architecture.md draws the layers and says where to add a provider, a metric or a command.
 """
 
+import os as _os
+import signal as _signal
+import sys as _sys
+
 __version__ = "0.1.0"
+
+
+def interrupted_early(signum: int, frame: object) -> None:
+    """Ctrl-C while latlab is still starting (importing): one line, no traceback."""
+    print("latlab: interrupted", file=_sys.stderr)  # noqa: T201
+    _sys.exit(130)
+
+
+if _os.path.basename(_sys.argv[0]) == "latlab":  # the console script; cli.main() hands over
+    _signal.signal(_signal.SIGINT, interrupted_early)

@@ -29,6 +29,7 @@ from latlab.providers.http import (
 from latlab.providers.sse import SseDecoder
 from latlab.runner.core.protocol import Endpoint, Provider, RequestSpec
 from latlab.runner.core.records import Measurement
+from latlab.runner.core.secrets import clip
 from latlab.runner.core.timing import StreamClock, now_ns
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -113,7 +114,7 @@ def record_http_error(m: Measurement, status: int, body: bytes) -> None:
     try:
         envelope = json.loads(body)
         error = envelope.get("error") or {}
-        m.error_message = f"{status} {error.get('type')}: {error.get('message')}"[:300]
+        m.error_message = clip(f"{status} {error.get('type')}: {error.get('message')}")
         m.request_id = m.request_id or envelope.get("request_id")
     except (ValueError, AttributeError):
         m.error_message = f"HTTP {status}: {body[:200]!r}"

@@ -68,6 +68,7 @@ from latlab.providers.http import (
 from latlab.runner.core.errors import ConfigError, CredentialsError
 from latlab.runner.core.protocol import Endpoint, Provider, RequestSpec, is_loopback
 from latlab.runner.core.records import Measurement
+from latlab.runner.core.secrets import clip
 from latlab.runner.core.timing import StreamClock, now_ns
 
 BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
@@ -110,12 +111,17 @@ AWS_ERROR_TYPES = {
 
 
 def check_options(cfg: Mapping[str, Any]) -> None:
-    """ConfigError for an unknown ``provider.api`` or ``provider.client``."""
+    """ConfigError for an unknown ``provider.api`` or ``provider.client``, or a Bedrock API
+    key with the boto3 client (which latlab would not send as the key: refused up front)."""
     api, client = str(cfg.get("api", "invoke_stream")), str(cfg.get("client", "httpx"))
     if api not in APIS:
         raise ConfigError(f"provider.api: {api!r} is not a Bedrock API; use {', '.join(APIS)}")
     if client not in CLIENTS["bedrock"]:
         raise ConfigError(f"provider.client: {client!r}; use {' or '.join(CLIENTS['bedrock'])}")
+    if client == "boto3" and os.environ.get(BEARER_ENV):
+        raise ConfigError(f"provider.client: boto3 is not used with a Bedrock API key "
+                          f"({BEARER_ENV}); use provider.client=httpx, or unset {BEARER_ENV} "
+                          "to sign with AWS credentials")
 
 
 def region_of(cfg: Mapping[str, Any]) -> str:
@@ -307,13 +313,13 @@ def record_aws_error(m: Measurement, status: int, headers: Mapping[str, str], bo
     code, message = error_code(headers, body)
     m.error_type = error_type_for(code, status)
     detail = message if message is not None else repr(body[:200])
-    m.error_message = f"{status} {code or 'HTTP error'}: {detail}"[:300]
+    m.error_message = clip(f"{status} {code or 'HTTP error'}: {detail}")
 
 
 def stream_exception(m: Measurement, kind: str, message: Any) -> None:
     """An exception inside a 200 event stream (modelStreamErrorException, throttling…)."""
     m.error_type = "stream_error"
-    m.error_message = f"{kind}: {message}"[:300]
+    m.error_message = clip(f"{kind}: {message}")
 
 
 def apply_bedrock_extras(m: Measurement, data: Mapping[str, Any]) -> None:
@@ -551,7 +557,7 @@ def boto3_session(cfg: Mapping[str, Any], endpoint: Endpoint) -> Any:
     """A boto3 session: dummy keys on the emulator, the real chain otherwise."""
     import boto3
 
-    if endpoint.emulated or endpoint.credentials is None:
+    if endpoint.emulated or endpoint.credentials in (None, DUMMY_CREDENTIALS):
         creds = (endpoint.credentials or DUMMY_CREDENTIALS).get_frozen_credentials()
         return boto3.Session(aws_access_key_id=creds.access_key,
                              aws_secret_access_key=creds.secret_key,
@@ -576,18 +582,19 @@ def classify_boto3(exc: BaseException, headers_seen: bool) -> tuple[str, str]:
     """(error_type, message) for an exception raised by a boto3 call or its stream."""
     if isinstance(exc, EventStreamError):
         error = exc.response.get("Error", {})
-        return "stream_error", f"{error.get('Code')}: {error.get('Message')}"[:300]
+        return "stream_error", clip(f"{error.get('Code')}: {error.get('Message')}")
     if isinstance(exc, ClientError):
         error, meta = exc.response.get("Error", {}), exc.response.get("ResponseMetadata", {})
         status = int(meta.get("HTTPStatusCode") or 0)
         return (error_type_for(error.get("Code"), status),
-                f"{status} {error.get('Code')}: {error.get('Message')}"[:300])
+                clip(f"{status} {error.get('Code')}: {error.get('Message')}"))
     return boto3_transport_error(exc, headers_seen), describe(exc)
 
 
 def boto3_transport_error(exc: BaseException, headers_seen: bool) -> str:
-    if isinstance(exc, ReadTimeoutError | ConnectTimeoutError | TimeoutError):
-        return "timeout"
+    if isinstance(exc, ReadTimeoutError | ConnectTimeoutError | TimeoutError
+                  | urllib3.exceptions.TimeoutError) or "timed out" in str(exc).lower():
+        return "timeout"  # a stall mid-stream reaches boto3 as urllib3's read timeout
     if isinstance(exc, EndpointConnectionError):
         return "connect_error"
     if isinstance(exc, ParserError | ValueError | KeyError):

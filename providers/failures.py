@@ -11,6 +11,8 @@ import json
 import aiohttp
 import httpx
 
+from latlab.runner.core.secrets import clip
+
 _STATUS_TYPES = {429: "rate_limited", 529: "overloaded", 401: "access_denied", 403: "access_denied"}
 
 
@@ -77,4 +79,4 @@ def classify_failure(exc: BaseException, status: int | None, headers_seen: bool)
 def describe(exc: BaseException) -> str:
     """A short, secret-free message for the row."""
     text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}"[:300]
+    return clip(f"{type(exc).__name__}: {text}")

@@ -36,6 +36,7 @@ from latlab.providers.http import (
 from latlab.providers.sse import SseDecoder
 from latlab.runner.core.protocol import Endpoint, Provider, RequestSpec
 from latlab.runner.core.records import Measurement
+from latlab.runner.core.secrets import clip
 from latlab.runner.core.timing import StreamClock, ms_between, now_ns, output_tps
 
 REASONING_KEYS = ("reasoning_content", "reasoning")
@@ -82,7 +83,7 @@ def record_openai_error(m: Measurement, status: int, body: bytes) -> None:
         m.error_type = "overloaded"
     try:
         error = json.loads(body).get("error") or {}
-        m.error_message = f"{status} {error.get('type')}: {error.get('message')}"[:300]
+        m.error_message = clip(f"{status} {error.get('type')}: {error.get('message')}")
     except (ValueError, AttributeError):
         m.error_message = f"HTTP {status}: {body[:200]!r}"
 
@@ -109,7 +110,7 @@ class ChatStream:
         if data.get("error"):
             error = data["error"] if isinstance(data["error"], Mapping) else {}
             self.measurement.error_type = "stream_error"
-            self.measurement.error_message = f"{error.get('type')}: {error.get('message')}"[:300]
+            self.measurement.error_message = clip(f"{error.get('type')}: {error.get('message')}")
             self.finished = True
             return
         apply_openai_usage(self.measurement, data.get("usage"))

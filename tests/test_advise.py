@@ -89,6 +89,7 @@ def test_advise_command(results: Path) -> None:
 def test_no_advice_is_said_plainly(tmp_path: Path) -> None:
     r = tmp_path / "results"
     write_requests(r, "calm01", "0000", rows(HAIKU, 300, 600, 100, run="calm01"))
+    write_run(r, "calm01", T0)
     assert advise_command(r, None, "table") == (
         "no advice for run calm01: no rule triggered (rules: prompt_caching, smaller_model, "
         "route_direct, reuse_clients, stream, raise_timeout)")

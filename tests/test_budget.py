@@ -151,6 +151,7 @@ def test_budget_command_formats(results: Path) -> None:
 def test_budget_command_error_only_run(tmp_path: Path) -> None:
     r = tmp_path / "results"
     write_requests(r, "err001", "0000", [err("err001", DIRECT), err("err001", DIRECT)])
+    write_run(r, "err001", T0)
     out = budget_command(r, None, "table")
     assert out == "no successful measured requests in run err001: nothing to budget"
 

@@ -153,6 +153,7 @@ def test_readable_headers_and_numbers() -> None:
 def test_error_only_runs_say_so(tmp_path: Path) -> None:
     r = tmp_path / "results"
     write_requests(r, "err001", "0000", [err("err001", DIRECT), err("err001", DIRECT)])
+    write_run(r, "err001", T0)
     md = report_command(r, None, None, tmp_path / "e.html", None)
     assert "**No successful measured requests in these runs" in md
     assert "| err001 | " + DIRECT + " | F |" in md

@@ -5,6 +5,7 @@ Bedrock route sends the same calls, with the same bodies (model id aside) and th
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -14,9 +15,11 @@ from typing import Any
 from result_files import request_rows
 
 
-def latlab(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def latlab(*args: str, cwd: Path,
+           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "latlab", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
 
 
 def calls(results: Path) -> list[dict[str, Any]]:
@@ -58,10 +61,11 @@ def test_a_recorded_session_replays_call_for_call_on_bedrock(tmp_path: Path) -> 
 
 
 def test_captured_bodies_mask_secrets_and_are_off_by_default(tmp_path: Path) -> None:
-    key = "sk-ant-api03-" + "x" * 24
+    key = "sk-ant-api03-" + "x" * 24  # a secret reaches a prompt through a file, not an override
+    (tmp_path / "leaky.jsonl").write_text(json.dumps({"text": f"my key is {key}"}) + "\n")
     done = latlab("run", "profile=fast", "workload.warmup=0", "workload.iterations=1",
-                  f"prompt.text=my key is {key}", "workload.capture_bodies=true",
-                  cwd=tmp_path)
+                  "prompt=paraphrase_set", f"prompt.path={tmp_path / 'leaky.jsonl'}", "workload.capture_bodies=true",
+                  cwd=tmp_path, env={"LATLAB_TEST_TOKEN": key})
     assert done.returncode == 0, done.stderr
     (row,) = request_rows(tmp_path / "results")
     assert "[REDACTED]" in row["request_body"] and key not in row["request_body"]

@@ -100,6 +100,7 @@ def test_rows_of_a_renamed_run_folder_are_summarized(tmp_path: Path) -> None:
     results = make_compare_results(tmp_path)
     summary_rows(results, ["slow02"])  # slow02 kept
     (results / "requests" / "base01").rename(results / "requests" / "moved07")
+    (results / "runs" / "base01.parquet").rename(results / "runs" / "moved07.parquet")
     found = summary_rows(results, ["slow02", "moved07"])
     assert found[("base01", "ttft_ms")][0] == 40 and found[("slow02", "ttft_ms")][0] == 40
 

@@ -158,9 +158,26 @@ async def send_whole(request: web.Request, cp: ChatPlan, stats: ServerStats) -> 
     body = wire.completion(cp.completion_id, p.model, "".join(texts[r:]),
                            "".join(texts[:r]) or None, wire.finish_reason_for(p.stop_reason),
                            cp.usage())
-    resp = web.Response(body=wire.dumps(body).encode(), content_type=wire.JSON_CONTENT_TYPE,
-                        headers=headers)
+    data = wire.dumps(body).encode()
+    if p.fault == "truncate":
+        return await send_half(request, data, headers, p.last_sent_at, stats)
+    resp = web.Response(body=data, content_type=wire.JSON_CONTENT_TYPE, headers=headers)
     return await send_at(request, resp, p.token_at[-1], stats)
+
+
+async def send_half(request: web.Request, data: bytes, headers: dict[str, str], at: int,
+                    stats: ServerStats) -> Any:
+    """``truncate`` without streaming: the headers declare the whole body, half is sent, the
+    connection closes (the client sees a short read, a ``truncated`` row)."""
+    resp = web.StreamResponse(headers={**headers, "content-type": wire.JSON_CONTENT_TYPE})
+    resp.content_length = len(data)
+    try:
+        await send_headers_at(request, resp, at, stats)
+        await resp.write(data[: len(data) // 2])
+    except ConnectionError:
+        return resp
+    close_connection(request)
+    return resp
 
 
 async def send_planned(request: web.Request, cp: ChatPlan, stats: ServerStats) -> Any:

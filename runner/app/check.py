@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from latlab.analysis.query import check_format, open_results, render
+from latlab.runner.app.guard import check_run_or_refuse
 from latlab.runner.app.hydra_app import cell_composer
 from latlab.runner.app.run import RunContext, endpoint_for, run_experiment
 from latlab.runner.config.compose import compose_plain, hydra_initialised
-from latlab.runner.config.precheck import precheck
 from latlab.runner.core.errors import ConfigError, CredentialsError
 
 MODES = ("auto", "emulator", "real")
@@ -58,7 +58,7 @@ def probe(provider: str, model: str, requests: int, results: Path, mode: str,
           extra: Sequence[str]) -> str:
     """One small run for ``provider``; returns its run id."""
     overrides = base_overrides(provider, model, requests, results, extra)
-    precheck(overrides)  # bad names or keys: one line, exit 2
+    check_run_or_refuse(overrides)  # bad names or keys: one line, exit 2
     with hydra_initialised():
         cfg = compose_plain(overrides)
         overrides.append(f"emulate={str(wants_emulator(cfg, mode)).lower()}")

@@ -9,11 +9,13 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from latlab import interrupted_early
 from latlab.analysis import OUTPUT_FORMATS
 from latlab.analysis.cli import Subcommands, emit, load_slo, register_analysis_commands
 from latlab.runner.core.errors import LatlabError
@@ -47,28 +49,19 @@ def run_help(argv: Sequence[str]) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
+    from latlab.runner.app import resume_hint
+    from latlab.runner.app.guard import check_run_or_refuse
+    from latlab.runner.app.launch import run_hydra
+
     overrides: list[str] = list(args.hydra_args)
     if args.experiments_dir is not None:
         overrides.append(experiments_searchpath(args.experiments_dir))
+        resume_hint.RUN_FLAGS[:] = ["--experiments-dir", str(args.experiments_dir.absolute())]
     if "--help" in overrides or "-h" in overrides:
         run_help(overrides)
         return
-    _run(overrides)
-
-
-def _run(overrides: list[str]) -> None:
-    from latlab.runner.app.hydra_app import hydra_main
-    from latlab.runner.config.precheck import precheck
-    from latlab.runner.config.validate import check_overrides_for_secrets
-    from latlab.runner.results.write import ensure_writable
-
-    check_overrides_for_secrets(overrides)
-    if not any(a.startswith("-") for a in overrides):
-        ensure_writable(Path(precheck(overrides)))
-    elif any(a in ("-m", "--multirun") for a in overrides):
-        checked = precheck([o for o in overrides if not o.startswith("-")])
-        ensure_writable(Path(checked))
-    hydra_main(overrides)
+    folders = check_run_or_refuse(overrides)  # before Hydra writes anything
+    run_hydra(overrides, folders)
 
 
 def cmd_emulator_serve(args: argparse.Namespace) -> None:
@@ -192,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``latlab`` console script."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(emulator_arguments=args_list[:1] == ["emulator"])
+    signal.signal(signal.SIGINT, interrupted_early)  # still starting: quietly
     if args_list[:1] == ["run"]:
         args = parser.parse_args(["run", *_run_own_flags(args_list[1:])[0]])
         args.hydra_args = _run_own_flags(args_list[1:])[1]
@@ -199,11 +193,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         args = parser.parse_args(args_list)
     handler: Handler = args.handler
     try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # KeyboardInterrupt from here
         handler(args)
     except LatlabError as exc:
         from latlab.runner.app.hydra_app import exit_with
 
         exit_with(exc)
+    except KeyboardInterrupt:
+        print("latlab: interrupted", file=sys.stderr)  # noqa: T201
+        sys.exit(130)
 
 
 def _run_own_flags(argv: list[str]) -> tuple[list[str], list[str]]:

@@ -11,12 +11,21 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
+from latlab.runner.app.resume_hint import resume_command
 from latlab.runner.app.run import Composer, RunContext, RunInterrupted, RunSummary, run_experiment
-from latlab.runner.config.compose import HYDRA_VERSION_BASE, plain
+from latlab.runner.config.compose import (
+    HYDRA_VERSION_BASE,
+    cell_overrides,
+    compose_plain,
+    composed_before,
+    keeps_search_path,
+    plain,
+)
 from latlab.runner.core.errors import LatlabError
 from latlab.runner.core.paths import HYDRA_CONFIG_PATH
 
@@ -26,21 +35,12 @@ def config_path() -> str:
     return HYDRA_CONFIG_PATH
 
 
-def _override_key(override: str) -> str:
-    return override.lstrip("+~").partition("=")[0]
-
-
 def cell_composer(base_overrides: Sequence[str]) -> Composer:
     """Compose one matrix cell: the job's own overrides plus the cell's axis values."""
 
-    def compose(cell_overrides: list[str]) -> dict[str, Any]:
-        from hydra import compose as hydra_compose
-
-        axes = {_override_key(o) for o in cell_overrides}
-        kept = [o for o in base_overrides
-                if _override_key(o) not in axes and not _override_key(o).startswith("hydra")]
-        cfg = hydra_compose(config_name="config", overrides=kept + cell_overrides)
-        return plain(cfg)
+    def compose(cell: list[str]) -> dict[str, Any]:
+        overrides = cell_overrides(base_overrides, cell)
+        return composed_before(overrides) or compose_plain(overrides)
 
     return compose
 
@@ -61,14 +61,19 @@ def job_context() -> RunContext:
     choices = {k: str(v) for k, v in hc.runtime.choices.items()
                if not k.startswith("hydra") and v is not None}
     job = hc.job.num if hc.mode == RunMode.MULTIRUN else None
-    return RunContext(cell_composer(overrides), overrides, choices, job)
+    search = [o for o in hc.overrides.hydra if keeps_search_path(o)]
+    return RunContext(cell_composer(overrides + search), overrides, choices, job)
 
 
 def task(cfg: DictConfig) -> None:
     """The Hydra task function: one job = one run."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from latlab.runner.app.guard import scrub_saved_configs
     from latlab.runner.app.run_report import print_run_end
 
     quiet_http_loggers()
+    scrub_saved_configs(Path(HydraConfig.get().runtime.output_dir))
     if (cfg.workload.get("search") or None) is not None:  # capacity search: runner/app/search.py
         search_task(plain(cfg))
         return
@@ -77,9 +82,12 @@ def task(cfg: DictConfig) -> None:
     except LatlabError as exc:
         exit_with(exc)
     except RunInterrupted as stop:
-        context = " ".join(o for o in job_overrides() if not o.startswith("resume="))
         print(f"latlab: interrupted: rows so far are on disk; continue with: "  # noqa: T201
-              f"latlab run {context} resume={stop.run_id}".replace("  ", " "), file=sys.stderr)
+              f"{resume_command(job_overrides(), stop.run_id)}", file=sys.stderr)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        print("latlab: interrupted before the first request: nothing was measured",  # noqa: T201
+              file=sys.stderr)
         sys.exit(130)
     print_run_end(summary, plain(cfg)["slo"])
 
@@ -120,3 +128,4 @@ def hydra_main(argv: Sequence[str]) -> None:
     main = hydra.main(version_base=HYDRA_VERSION_BASE, config_path=config_path(),
                       config_name="config")(task)
     main()
+

@@ -28,9 +28,11 @@ from latlab.providers.registry import guardrail_kinds, kind_for, model_id_keys
 from latlab.runner.agents.sessions import SessionTimer, check_session_cells, has_sessions
 from latlab.runner.config import validate as checks
 from latlab.runner.config.prompts import load_prompts
+from latlab.runner.config.rules import check_rules
 from latlab.runner.core.errors import ConfigError, ResultsError
 from latlab.runner.core.protocol import DUMMY_KEY, Endpoint, is_loopback
 from latlab.runner.core.records import RunRecord
+from latlab.runner.core.secrets import remember_endpoints
 from latlab.runner.core.timing import new_event_loop
 from latlab.runner.engine.batches import build_batch, check_extras
 from latlab.runner.engine.execute import RequestTimer, RunStats, build_runtimes, close_providers
@@ -57,7 +59,12 @@ from latlab.runner.engine.schedule import run_plan
 from latlab.runner.engine.traffic import check_traffic
 from latlab.runner.engine.workers import WorkerJob, drive_workers, workers_for
 from latlab.runner.results.resume import Done, check_same_config, finished_requests, load_run_record
-from latlab.runner.results.write import RequestWriter, ensure_writable, write_run_record
+from latlab.runner.results.write import (
+    RequestWriter,
+    ensure_writable,
+    flush_bounds,
+    write_run_record,
+)
 
 Composer = Callable[[list[str]], dict[str, Any]]
 
@@ -88,8 +95,13 @@ def new_run_id() -> str:
 
 
 def validate(cfg: Mapping[str, Any]) -> None:
-    """Every check that needs no network: schema, cross-field rules, secrets."""
+    """Every check that needs no network: secrets (first), schema, cross-field rules."""
+    secret_paths = checks.find_secrets(cfg)
+    if secret_paths:
+        raise ConfigError(f"{secret_paths[0]}: looks like a credential; secrets come only "
+                          "from the environment or credential files")
     checks.validate_schema({**cfg, "matrix": flatten_matrix(cfg.get("matrix") or {})})
+    check_rules(cfg)
     validate_slo(cfg["slo"])
     kind_for(cfg["provider"]["kind"])
     checks.check_model_for_provider(cfg, model_id_keys())
@@ -97,10 +109,6 @@ def validate(cfg: Mapping[str, Any]) -> None:
     load_prompts(cfg["prompt"])
     check_traffic(cfg)  # replay's trace, drawn lengths: runner/engine/traffic.py
     build_batch(cfg)
-    secret_paths = checks.find_secrets(cfg)
-    if secret_paths:
-        raise ConfigError(f"{secret_paths[0]}: looks like a credential; secrets come only "
-                          "from the environment or credential files")
 
 
 def is_emulated(cfg: Mapping[str, Any]) -> bool:
@@ -125,7 +133,7 @@ def endpoint_for(cfg: Mapping[str, Any], emulator_url: str | None) -> Endpoint:
 @contextmanager
 def emulators_for(cells: list[Cell]) -> Iterator[dict[str, str | None]]:
     """Start one emulator per distinct profile among emulated cells; cell name → URL."""
-    from latlab.providers.emulator import EmulatorProfile, start_emulator
+    from latlab.providers.emulator import start_emulator
 
     urls: dict[str, str | None] = {}
     by_profile: dict[str, str] = {}
@@ -136,24 +144,43 @@ def emulators_for(cells: list[Cell]) -> Iterator[dict[str, str | None]]:
                 continue
             key = json.dumps(cell.config["profile"], sort_keys=True)
             if key not in by_profile:
-                try:
-                    profile = EmulatorProfile.from_mapping(cell.config["profile"])
-                except (ValueError, KeyError, TypeError) as exc:
-                    raise ConfigError(f"profile: {exc}") from exc
-                running = stack.enter_context(start_emulator(profile))
+                running = stack.enter_context(start_emulator(emulator_profile(cell.config)))
                 by_profile[key] = running.base_url
             urls[cell.name] = by_profile[key]
         yield urls
 
 
+def emulator_profile(cfg: Mapping[str, Any]) -> Any:
+    """The cell's emulator profile, parsed; ConfigError naming what is wrong."""
+    from latlab.providers.emulator import EmulatorProfile
+
+    try:
+        return EmulatorProfile.from_mapping(cfg["profile"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"profile: {exc}") from exc
+
+
+def check_job_config(cfg: dict[str, Any], context: RunContext) -> list[Cell]:
+    """Every check of one job that needs no network: run before Hydra writes its folder
+    (runner/app/guard.py) and again in the job. Returns the job's cells."""
+    validate(cfg)
+    checks.check_overrides_for_secrets(context.overrides)
+    cells = plan_cells(cfg, context)
+    for cell in cells:
+        check_extras(cell.config)
+        if is_emulated(cell.config):
+            emulator_profile(cell.config)
+    return cells
+
+
 def plan_cells(cfg: dict[str, Any], context: RunContext) -> list[Cell]:
     cells = expand_cells(cfg, context.compose)
+    for cell in cells:  # a bad axis value is named before it can look like a duplicate cell
+        validate(cell.config)
     names = [c.name for c in cells]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
         raise ConfigError(f"matrix: two cells are identical ({sorted(duplicates)[0]})")
-    for cell in cells:
-        validate(cell.config)
     check_session_cells(cells)
     return cells
 
@@ -199,11 +226,7 @@ async def _drive(cells: list[Cell], endpoints: dict[str, Endpoint], record: RunR
 
 def run_experiment(cfg: dict[str, Any], context: RunContext) -> RunSummary:
     """Validate, preflight, run every request, write rows and the run record."""
-    validate(cfg)
-    checks.check_overrides_for_secrets(context.overrides)
-    cells = plan_cells(cfg, context)
-    for cell in cells:
-        check_extras(cell.config)
+    cells = check_job_config(cfg, context)
     connect_backend(cells)
     results_dir = Path(cfg["results_dir"])
     ensure_writable(results_dir)
@@ -213,8 +236,10 @@ def run_experiment(cfg: dict[str, Any], context: RunContext) -> RunSummary:
             if (r.cell.name, r.iteration, r.warmup) not in done]
     with emulators_for(cells) as urls, local_servers_for(cells):  # provider.launch: a real model
         endpoints = {c.name: endpoint_for(c.config, urls[c.name]) for c in cells}
+        remember_endpoints(endpoints.values())  # redacted wherever they show up
         record.emulator_json = emulator_profiles_json(cells)
-        writer = RequestWriter(results_dir, record.run_id, background=True)
+        writer = RequestWriter(results_dir, record.run_id, background=True,
+                               **flush_bounds(cells[0].workload))
         writer.rows_written = len(done)
         write_run_record(results_dir, record)
         stats = _execute(cells, endpoints, record, writer, plan)
@@ -298,13 +323,10 @@ def _execute(cells: list[Cell], endpoints: dict[str, Endpoint], record: RunRecor
     finally:
         if record.backend == "ray":
             cluster.apply(record)
-        writer.flush()
-        record.ended_at = datetime.now(UTC)
-        record.requests, record.errors = writer.rows_written, stats.errors
-        record.loop_lag_p99_ms = stats.load.loop_lag_p99_ms
-        record.loop_lag_max_ms = stats.load.loop_lag_max_ms
-        record.client_cpu_pct = stats.load.cpu_pct
-        write_run_record(writer.results_dir, record)
+        try:
+            writer.flush()
+        finally:  # the run record is written even when the last rows could not be
+            finish_record(record, writer, stats)
         if not has_sessions(cells):  # agent sessions run tools in this process: lag is expected
             warn_if_client_bound(stats, record.workers)
     return stats
@@ -315,6 +337,16 @@ def max_streams(cells: list[Cell]) -> int:
     ``max_in_flight`` (the largest among the cells)."""
     return max(int(c.workload.get("max_in_flight", 256)) if c.workload.get("rate")
                else int(c.workload["concurrency"]) for c in cells)
+
+
+def finish_record(record: RunRecord, writer: RequestWriter, stats: RunStats) -> None:
+    record.ended_at = datetime.now(UTC)
+    record.requests = writer.rows_written - len(writer.unwritten)
+    record.errors = stats.errors
+    record.loop_lag_p99_ms = stats.load.loop_lag_p99_ms
+    record.loop_lag_max_ms = stats.load.loop_lag_max_ms
+    record.client_cpu_pct = stats.load.cpu_pct
+    write_run_record(writer.results_dir, record)
 
 
 def client_lag_limit_ms(cells: list[Cell]) -> float:

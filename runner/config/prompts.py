@@ -47,19 +47,36 @@ def _prompt_file(path: str) -> Path:
 def read_prompt_set(path: str) -> list[Prompt]:
     """The prompts of a JSONL file; ConfigError naming the line that is not a prompt."""
     prompts = []
-    lines = _prompt_file(path).read_text(encoding="utf-8").splitlines()
+    try:
+        lines = _prompt_file(path).read_text(encoding="utf-8").splitlines()
+    except (UnicodeDecodeError, OSError) as exc:
+        raise ConfigError(f"prompt.path: {path} is not a readable UTF-8 text file "
+                          f"({type(exc).__name__}); save it as UTF-8 JSONL") from exc
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
-            prompts.append(Prompt(str(item["text"]), item.get("label")))
+            prompts.append(prompt_of(json.loads(line)))
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"prompt.path: {path} line {number}: not a JSON object with "
-                              f"a \"text\" ({exc})") from exc
+                              f"a string \"text\" and an optional string \"label\" "
+                              f"({exc})") from exc
     if not prompts:
         raise ConfigError(f"prompt.path: {path} has no prompts")
     return prompts
+
+
+def prompt_of(item: Any) -> Prompt:
+    """One JSONL line's prompt: text and label must be strings (a row stores them as such;
+    a number or list would fail the writer after requests were sent)."""
+    if not isinstance(item, dict):
+        raise TypeError(f"a {type(item).__name__}, not an object")
+    text, label = item["text"], item.get("label")
+    if not isinstance(text, str) or not text:
+        raise TypeError(f"text is {type(text).__name__}")
+    if label is not None and not isinstance(label, str):
+        raise TypeError(f"label is {type(label).__name__}")
+    return Prompt(text, label)
 
 
 def load_prompts(prompt: Mapping[str, Any]) -> list[Prompt]:

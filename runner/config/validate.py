@@ -8,6 +8,7 @@ Three layers, each raising ``ConfigError`` with one line that names the key path
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -19,10 +20,10 @@ import jsonschema
 from jsonschema.exceptions import ValidationError
 
 from latlab.runner.core.errors import ConfigError
+from latlab.runner.core.secrets import CREDENTIAL_NAME, KEY_SHAPES, redact
 
 MATRIX_GROUPS = ("provider", "model", "prompt", "guardrail", "profile")
-SECRET_KEY = re.compile(r"(api_?key|secret|token|password|authorization)$", re.IGNORECASE)
-SECRET_VALUE = re.compile(r"^(sk-ant-|sk-|AKIA|ASIA)[A-Za-z0-9_\-]{8,}")
+SECRET_KEY = CREDENTIAL_NAME  # one list of credential-looking names: runner/core/secrets.py
 
 
 @cache
@@ -43,7 +44,10 @@ def _describe(error: ValidationError) -> str:
         unknown = re.findall(r"'([^']+)'", error.message.split("(")[-1])
         allowed = ", ".join(sorted(error.schema.get("properties", {})))
         prefix = f"{path}." if path != "<root>" else ""
-        return f"{prefix}{unknown[0] if unknown else '?'}: unknown key (allowed: {allowed})"
+        name = unknown[0] if unknown else "?"
+        close = difflib.get_close_matches(name, list(error.schema.get("properties", {})), n=1)
+        hint = f"did you mean {prefix}{close[0]}? " if close else ""
+        return f"{prefix}{name}: unknown key ({hint}allowed: {allowed})"
     if error.validator == "propertyNames":
         return f"{path}: {error.instance!r} is not a matrix axis (use a group name such as " \
                f"model, or a workload.* key)"
@@ -87,23 +91,42 @@ def find_secrets(node: Any, path: str = "") -> list[str]:
     if isinstance(node, Mapping):
         for key, value in node.items():
             sub = f"{path}.{key}" if path else str(key)
-            if SECRET_KEY.search(str(key)) and value not in (None, "") \
-                    and not str(key).endswith("_env"):
+            if secret_name(str(key)) and value not in (None, ""):
                 found.append(sub)
             found.extend(find_secrets(value, sub))
     elif isinstance(node, list):
         for i, value in enumerate(node):
             found.extend(find_secrets(value, f"{path}[{i}]"))
-    elif isinstance(node, str) and SECRET_VALUE.match(node):
+    elif isinstance(node, str) and looks_secret(node):
         found.append(path)
     return found
 
 
+def looks_secret(value: str) -> bool:
+    """A key-shaped string, a known secret (or an 8+ character piece of one), a URL with
+    credentials, or a mapping literal with a credential-named key (``{Authorization: …}``)."""
+    from latlab.runner.config.rules import url_credential
+
+    names = re.findall(r"([A-Za-z0-9_-]+)\s*:(?!//)", value)
+    return (bool(KEY_SHAPES.search(value)) or redact(value) != value
+            or url_credential(value) is not None
+            or any(secret_name(n) for n in names))
+
+
+def secret_name(key: str) -> bool:
+    """True for a key (or its last dotted part) named like a credential; ``*_env`` names a
+    variable, not a value."""
+    last = key.lstrip("+~").rsplit(".", 1)[-1]
+    return bool(SECRET_KEY.search(last)) and not last.endswith("_env")
+
+
 def check_overrides_for_secrets(overrides: Iterable[str]) -> None:
-    """Hydra saves overrides verbatim, so a credential must never be one."""
+    """Hydra saves overrides verbatim, so a credential must never be one: by its key (an
+    Authorization or x-api-key header, an AWS secret or session key, also under
+    ``hydra.job.env_set``) or by its value."""
     for override in overrides:
         key, _, value = override.partition("=")
         key = key.lstrip("+~")
-        if (SECRET_KEY.search(key) and not key.endswith("_env")) or SECRET_VALUE.match(value):
+        if secret_name(key) or looks_secret(value):
             raise ConfigError(f"{key}: looks like a credential; secrets come only from the "
                               "environment or credential files, never from overrides")

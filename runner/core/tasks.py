@@ -64,10 +64,23 @@ def known_tasks() -> list[str]:
 @cache
 def load_task(name: str) -> Task:
     """The task ``name`` (conf/tasks/NAME.yaml, or a path to a task YAML)."""
-    data = yaml.safe_load(_task_text(name))
+    try:
+        data = yaml.safe_load(_task_text(name))
+    except (UnicodeDecodeError, OSError) as exc:
+        raise ConfigError(f"workload.task: {name!r} is not a readable UTF-8 file "
+                          f"({type(exc).__name__}); fix the file") from exc
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" line {where.line + 1}" if where is not None else ""
+        raise ConfigError(f"workload.task: {name!r}{line}: not valid YAML "
+                          f"({getattr(exc, 'problem', None) or exc}); fix the file") from exc
     if not isinstance(data, dict) or not isinstance(data.get("prompt"), str):
         raise ConfigError(f"workload.task: {name!r} needs a `prompt` string")
     script = data.get("script") or []
+    if not isinstance(script, list) or not all(
+            isinstance(turn, list) and all(isinstance(c, dict) for c in turn) for turn in script):
+        raise ConfigError(f"workload.task: {name!r}: `script` is a list of turns, each a list "
+                          "of {tool: ...} calls")
     for turn in script:
         for call in turn:
             if call.get("tool") not in LOGICAL_TOOLS:

@@ -38,6 +38,7 @@ from typing import Any, Protocol
 
 from latlab.runner.core.errors import LatlabError
 from latlab.runner.core.protocol import Endpoint
+from latlab.runner.core.secrets import remember_endpoints
 from latlab.runner.core.timing import new_event_loop, now_ns
 from latlab.runner.engine.execute import (
     RequestTimer,
@@ -51,7 +52,7 @@ from latlab.runner.engine.lag import ClientLoad, LagMonitor
 from latlab.runner.engine.plan import Cell, PlannedRequest
 from latlab.runner.engine.progress import live_progress
 from latlab.runner.engine.schedule import Share, run_share, split_plan
-from latlab.runner.results.write import RequestWriter
+from latlab.runner.results.write import RequestWriter, flush_bounds
 
 START_MARGIN_NS = 50_000_000  # open loop: t0 this far ahead, so every process is ready
 READY_TIMEOUT_S = 60.0
@@ -160,7 +161,9 @@ class WorkerProcess:
 
     async def serve(self) -> None:
         runtimes = build_runtimes(self.job.cells, self.job.endpoints)
-        writer = RequestWriter(Path(self.job.results_dir), self.job.run_id, background=True)
+        remember_endpoints(self.job.endpoints.values())  # this process redacts them too
+        writer = RequestWriter(Path(self.job.results_dir), self.job.run_id, background=True,
+                               **flush_bounds(self.job.cells[0].workload))
         stats = ForwardingStats(self.index, self.events)
         timer = RequestTimer(self.job.run_id, runtimes, writer, stats)
         monitor = timer.monitor = LagMonitor()

@@ -42,10 +42,31 @@ from latlab.runner.results import storage
 from latlab.runner.results.layout import requests_folder, run_record_path, runs_folder
 
 
+def rows_table(rows: list[dict[str, Any]], schema: pa.Schema = REQUESTS_SCHEMA) -> pa.Table:
+    """Rows as a table; a value that does not fit its column (a number where text belongs,
+    say) is stored as text, or null, rather than failing the batch: a measured row is never
+    dropped for one bad field."""
+    try:
+        return pa.Table.from_pylist(rows, schema=schema)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return pa.Table.from_pylist([fitted(row, schema) for row in rows], schema=schema)
+
+
+def fitted(row: dict[str, Any], schema: pa.Schema) -> dict[str, Any]:
+    out = dict(row)
+    for column in schema:
+        try:
+            pa.array([out.get(column.name)], type=column.type)
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+            out[column.name] = str(out[column.name]) if text else None
+    return out
+
+
 def atomic_write_table(table: pa.Table | list[dict[str, Any]], path: Path) -> None:
     """Write ``table`` (or request rows) to ``path`` via a temporary name and a rename."""
     if isinstance(table, list):
-        table = pa.Table.from_pylist(table, schema=REQUESTS_SCHEMA)
+        table = rows_table(table)
     if storage.is_remote(path):
         storage.put_table(table, path)  # one PUT: an object appears whole or not at all
         return
@@ -97,16 +118,28 @@ def _background_writer() -> ThreadPoolExecutor:
     return _background
 
 
+FLUSH_ROWS = 64  # workload.flush_rows: a batch is written when it has this many rows ...
+FLUSH_S = 0.5  # workload.flush_s: ... or when its oldest row waited this long
+
+
+def flush_bounds(workload: Any) -> dict[str, Any]:
+    """The writer's bounds from a cell's workload: a crash (kill -9) loses at most the rows
+    completed in the last ``flush_s`` seconds, never more than ``flush_rows``."""
+    return {"batch_rows": int(workload.get("flush_rows") or FLUSH_ROWS),
+            "max_age_s": float(workload.get("flush_s") or FLUSH_S)}
+
+
 class RequestWriter:
     """Buffers rows and flushes them as small Parquet files (by count or by age).
 
     ``background=True`` (the runner's setting) writes full batches from a writer thread,
     so the event loop that times requests is not blocked by Parquet encoding; ``flush()``
-    writes the rest and waits for every pending file.
+    writes the rest and waits for every pending file. A batch whose file cannot be written
+    (a full disk) goes back to the buffer and is tried again: rows are never dropped.
     """
 
-    def __init__(self, results_dir: Path, run_id: str, batch_rows: int = 64,
-                 max_age_s: float = 2.0, background: bool = False) -> None:
+    def __init__(self, results_dir: Path, run_id: str, batch_rows: int = FLUSH_ROWS,
+                 max_age_s: float = FLUSH_S, background: bool = False) -> None:
         self.results_dir = results_dir
         self.folder = requests_folder(results_dir, run_id)
         if not storage.is_remote(self.folder):
@@ -118,6 +151,7 @@ class RequestWriter:
         self.files = 0
         self.rows_written = 0
         self.secrets = secret_values()
+        self.unwritten: list[RequestRow] = []  # rows of failed writes (writer thread only)
         warm_up_arrow()
 
     def add(self, row: RequestRow) -> None:
@@ -154,17 +188,34 @@ class RequestWriter:
 
     def _write_batch(self, wait: bool) -> None:
         if self.buffer:
-            rows = [{name: getattr(r, name) for name in ROW_COLUMNS} for r in self.buffer]
             name = f"part-{self.files:05d}-{os.getpid()}-{secrets.token_hex(3)}.parquet"
-            self.pending.append(_background_writer().submit(
-                atomic_write_table, rows, self.folder / name))
+            future = _background_writer().submit(self._write_rows, self.buffer,
+                                                 self.folder / name)
+            self.pending.append(future)
             self.files += 1
             self.rows_written += len(self.buffer)
             self.buffer = []
         done = [f for f in self.pending if wait or f.done()]
         self.pending = [f for f in self.pending if f not in done]
         for future in done:
-            future.result()  # a failed write raises its ResultsError here
+            future.exception()  # waits; a failed batch's rows are in ``unwritten``
+        if wait and self.unwritten:  # a write failed: one more try, then say how many wait
+            path = self.folder / f"part-{self.files:05d}-{os.getpid()}-retry.parquet"
+            self.files += 1
+            try:
+                _background_writer().submit(self._write_rows, [], path).result()
+            except (ResultsError, OSError) as exc:
+                raise ResultsError(f"results_dir: {len(self.unwritten)} measured rows could "
+                                   f"not be written: {exc}") from exc
+
+    def _write_rows(self, batch: list[RequestRow], path: Path) -> None:
+        """Writer thread: this batch and any rows an earlier failed write left behind."""
+        rows, self.unwritten = self.unwritten + batch, []
+        try:
+            atomic_write_table([{n: getattr(r, n) for n in ROW_COLUMNS} for r in rows], path)
+        except BaseException:
+            self.unwritten = rows + self.unwritten  # tried again with the next batch
+            raise
 
 
 def write_run_record(results_dir: Path, record: RunRecord) -> None:
