@@ -280,3 +280,25 @@ def register_analysis_commands(commands: Subcommands) -> None:
     _add_tool_timings(commands)
     _add_statusline(commands)
     _add_otlp_export(commands)
+    _add_alerts(commands)
+
+
+def cmd_alerts(args: argparse.Namespace) -> None:
+    from latlab.analysis.alerts import alerts_command
+
+    emit(alerts_command(args.results, load_slo(args.slo) if args.slo else None, args.monitor,
+                        args.format, args.all))
+
+
+def _add_alerts(commands: Subcommands) -> None:
+    p = commands.add_parser(
+        "alerts", help="SLO burn-rate alerts over a monitor's history: what fires and why",
+        description="Evaluate the multi-window multi-burn-rate alerts (conf/slo: objectives, "
+        "burn_alerts) over the recent rounds of `latlab monitor` and print each firing alert "
+        "with its numbers, then the burn rates.")
+    p.add_argument("--monitor", metavar="ID", help="only this monitor id (default: all)")
+    p.add_argument("--slo", default=None, help="SLO name in conf/slo or a YAML path (default: "
+                   "the SLO the monitor ran with)")
+    p.add_argument("--all", action="store_true", help="list every alert, not only firing ones")
+    add_output_options(p)
+    p.set_defaults(handler=cmd_alerts)

@@ -1,0 +1,64 @@
+"""What ``latlab monitor`` reads back after each round: the round's requests, each cell's
+grade and SLO attainment, and where a restarted monitor continues. Plain values: the monitor
+(runner/app/monitor.py) turns them into its metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from latlab.analysis.alerts import BurnAlert, burn_rows, open_history
+from latlab.analysis.query import known_run_ids, open_results, run_sql
+
+
+@dataclass
+class RoundReadout:
+    """One round's rows and the monitor's SLO state after it."""
+
+    observations: list[dict[str, Any]] = field(default_factory=list)
+    grades: dict[str, str | None] = field(default_factory=dict)  # cell -> grade
+    attainment: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    headroom: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[BurnAlert] = field(default_factory=list)
+
+
+def last_round(results_dir: Path, monitor_id: str) -> int:
+    """The highest round number of ``monitor_id`` on disk (0: none yet)."""
+    if not results_dir.is_dir() or not known_run_ids(results_dir):
+        return 0
+    con = open_results(results_dir, needs=["monitor_rounds"])
+    con.execute("SET VARIABLE latlab_monitor = ?", [monitor_id])
+    _, rows = run_sql(con, "SELECT last_round FROM monitor_rounds "
+                           "WHERE monitor_id = getvariable('latlab_monitor')")
+    return int(rows[0][0] or 0) if rows else 0
+
+
+def _dicts(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
+    columns, rows = run_sql(con, sql)
+    return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+def read_round(results_dir: Path, run_id: str, monitor_id: str,
+               slo: Mapping[str, Any]) -> RoundReadout:
+    """The round ``run_id`` of ``monitor_id``, and the burn rates over its history."""
+    con = open_history(results_dir, slo, ["probe_observations", "grades", "slo_attainment",
+                                          "burn_rates", "ratelimit_headroom"])
+    if con is None:
+        return RoundReadout()
+    con.execute("SET VARIABLE latlab_run = ?", [run_id])
+    con.execute("SET VARIABLE latlab_monitor = ?", [monitor_id])
+    out = RoundReadout(alerts=burn_rows(con, monitor_id))
+    out.observations = _dicts(con, "SELECT * FROM probe_observations "
+                                   "WHERE run_id = getvariable('latlab_run')")
+    out.grades = {r["cell"]: r["grade"] for r in _dicts(
+        con, "SELECT cell, grade FROM grades WHERE run_id = getvariable('latlab_run')")}
+    out.attainment = {(r["cell"], r["objective"]): (r["attainment"], r["budget_remaining"])
+                      for r in _dicts(con, "SELECT * FROM slo_attainment "
+                                           "WHERE monitor_id = getvariable('latlab_monitor')")}
+    out.headroom = _dicts(con, "SELECT * FROM ratelimit_headroom "
+                               "WHERE run_id = getvariable('latlab_run')")
+    return out

@@ -1,0 +1,179 @@
+"""``latlab monitor``: the same experiment, round after round, each round a normal run linked by
+its monitor id; after each round the round's rows feed /metrics and the burn-rate views
+(analysis/80_burn_rates.sql) decide which alerts fire (posted to monitor.webhook)."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from latlab.analysis.alerts import BurnAlert
+from latlab.analysis.probes import RoundReadout, last_round, read_round
+from latlab.runner.app.hydra_app import cell_composer, quiet_http_loggers
+from latlab.runner.app.run import RunContext, RunInterrupted, plan_cells, run_experiment, validate
+from latlab.runner.config.compose import hydra_initialised, plain
+from latlab.runner.core.errors import ResultsError
+from latlab.runner.engine.progress import console
+from latlab.runner.monitor.loop import StopSignal, run_rounds
+from latlab.runner.monitor.metrics import (
+    CellStatus,
+    Headroom,
+    MonitorMetrics,
+    Observation,
+    ProbeLabels,
+)
+from latlab.runner.monitor.settings import MonitorSettings, load_settings
+from latlab.runner.monitor.webhook import AlertEvent, AlertTracker, post
+from latlab.runner.results.write import ensure_writable
+
+
+def say(text: str) -> None:
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+@dataclass
+class Monitor:
+    """A monitor's fixed parts: config, settings, the cells' labels, metrics and alert state."""
+
+    cfg: dict[str, Any]
+    context: RunContext
+    settings: MonitorSettings
+    regions: dict[str, str]
+    metrics: MonitorMetrics = field(default_factory=MonitorMetrics)
+    tracker: AlertTracker | None = None
+
+    @property
+    def results_dir(self) -> Path:
+        return Path(self.cfg["results_dir"])
+
+    def labels(self, row: dict[str, Any]) -> ProbeLabels:
+        return ProbeLabels(self.settings.monitor_id, str(row["provider"]), str(row["model"]),
+                           self.regions.get(str(row["cell"]), ""), str(row["guardrail"]),
+                           str(row["prompt"]))
+
+
+def compose_monitor(overrides: Sequence[str]) -> tuple[dict[str, Any], RunContext]:
+    """The composed config (inside hydra_initialised) and the run context of every round."""
+    from hydra import compose
+
+    full = compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+    choices = {str(k): str(v) for k, v in full.hydra.runtime.choices.items()
+               if not str(k).startswith("hydra") and v is not None}
+    cfg = plain(compose(config_name="config", overrides=list(overrides)))
+    return cfg, RunContext(cell_composer(overrides), list(overrides), choices)
+
+
+def prepare(overrides: Sequence[str]) -> Monitor:
+    """Check everything before the first round: bad input writes nothing."""
+    cfg, context = compose_monitor(overrides)
+    settings = load_settings(cfg, context.choices.get("experiment"))
+    if cfg.get("resume"):
+        from latlab.runner.core.errors import ConfigError
+
+        raise ConfigError("resume: not for the monitor; it continues its monitor id by itself")
+    validate(cfg)
+    cells = plan_cells(cfg, context)
+    ensure_writable(Path(cfg["results_dir"]))
+    regions = {c.name: str(c.config["provider"].get("region") or "") for c in cells}
+    tracker = AlertTracker(settings.monitor_id) if settings.webhook else None
+    return Monitor(cfg, context, settings, regions, tracker=tracker)
+
+
+def run_round(monitor: Monitor, number: int) -> int:
+    """One round: a run tagged with the monitor id and round; its requests sent."""
+    cfg = copy.deepcopy(monitor.cfg)
+    cfg["monitor"] = {**cfg["monitor"], "id": monitor.settings.monitor_id, "round": number}
+    summary = run_experiment(cfg, monitor.context)
+    say(f"round {number}: run {summary.run_id}, {summary.requests} requests, "
+        f"{summary.errors} errors")
+    try:
+        export(monitor, read_round(monitor.results_dir, summary.run_id,
+                                   monitor.settings.monitor_id, cfg["slo"]))
+    except (ResultsError, duckdb.Error, OSError) as exc:
+        say(f"round {number}: metrics and alerts not updated ({exc})")
+    return summary.requests
+
+
+def export(monitor: Monitor, readout: RoundReadout) -> None:
+    """The round's rows into the histograms, the SLO state into gauges, alerts out."""
+    metrics = monitor.metrics
+    by_cell: dict[str, ProbeLabels] = {}
+    for row in readout.observations:
+        by_cell[row["cell"]] = labels = monitor.labels(row)
+        metrics.observe(Observation(labels, row["ttfb_ms"], row["ttft_ms"], row["total_ms"],
+                                    row["output_tps"], row["error_type"], row["request_id"]))
+    for cell, labels in by_cell.items():
+        metrics.set_cell(_status(readout, cell, labels))
+    for row in readout.headroom:
+        if row["headroom"] is not None and row["cell"] in by_cell:
+            metrics.set_headroom(Headroom(by_cell[row["cell"]], row["limit_name"],
+                                          float(row["headroom"])))
+    metrics.end_round(monitor.settings.monitor_id, time.time())
+    publish_alerts(monitor, readout.alerts)
+
+
+def _status(readout: RoundReadout, cell: str, labels: ProbeLabels) -> CellStatus:
+    mine = {objective: v for (c, objective), v in readout.attainment.items() if c == cell}
+    return CellStatus(labels, cell, readout.grades.get(cell),
+                      {o: float(v[0]) for o, v in mine.items()},
+                      {o: float(v[1]) for o, v in mine.items()})
+
+
+def alert_event(alert: BurnAlert) -> AlertEvent:
+    labels = {"alertname": f"LatlabBurnRate_{alert.alert}", "severity": alert.severity,
+              "monitor": alert.monitor_id or "", "cell": alert.cell,
+              "objective": alert.objective, "provider": alert.provider, "model": alert.model}
+    return AlertEvent(labels, alert.why())
+
+
+def publish_alerts(monitor: Monitor, alerts: list[BurnAlert]) -> None:
+    """Firing gauges; the webhook gets what started and what resolved since the last round."""
+    monitor.metrics.firing.clear()
+    for alert in alerts:
+        monitor.metrics.firing.labels(alert.monitor_id or "", alert.alert, alert.severity,
+                                      alert.cell, alert.objective).set(float(alert.firing))
+    for alert in alerts:
+        if alert.firing:
+            say(alert.why())
+    if monitor.tracker is None or monitor.settings.webhook is None:
+        return
+    for body in monitor.tracker.update(alert_event(a) for a in alerts if a.firing):
+        failure = post(monitor.settings.webhook, body)
+        if failure is not None:
+            say(f"alert webhook: not delivered ({failure}); the next change is posted anew")
+
+
+@contextmanager
+def metrics_served(monitor: Monitor) -> Iterator[None]:
+    with ExitStack() as stack:
+        if monitor.settings.metrics_port is not None:
+            url, close = monitor.metrics.serve(monitor.settings.metrics_host,
+                                               monitor.settings.metrics_port)
+            stack.callback(close)
+            say(f"metrics: {url}")
+        yield
+
+
+def monitor_command(overrides: Sequence[str]) -> int:
+    """Run rounds until stopped; the number of rounds run."""
+    quiet_http_loggers()
+    with hydra_initialised():
+        monitor = prepare(overrides)
+        first = last_round(monitor.results_dir, monitor.settings.monitor_id) + 1
+        say(f"monitor {monitor.settings.monitor_id}: round {first} onwards, every "
+            f"{monitor.settings.every_s:g}s; stop with Ctrl-C")
+        with metrics_served(monitor), StopSignal().installed() as stop:
+            try:
+                done = run_rounds(monitor.settings, lambda n: run_round(monitor, n), stop, first)
+            except RunInterrupted as interrupted:
+                say(f"monitor stopped during a round: run {interrupted.run_id} kept its rows")
+                return 0
+    say(f"monitor {monitor.settings.monitor_id}: stopped after {done} rounds")
+    return done
