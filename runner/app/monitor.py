@@ -55,7 +55,7 @@ class Monitor:
 
     def labels(self, row: dict[str, Any]) -> ProbeLabels:
         return ProbeLabels(self.settings.monitor_id, str(row["provider"]), str(row["model"]),
-                           self.regions.get(str(row["cell"]), ""), str(row["guardrail"]),
+                           self.regions.get(str(row["cell"]), "global"), str(row["guardrail"]),
                            str(row["prompt"]))
 
 
@@ -81,7 +81,7 @@ def prepare(overrides: Sequence[str]) -> Monitor:
     validate(cfg)
     cells = plan_cells(cfg, context)
     ensure_writable(Path(cfg["results_dir"]))
-    regions = {c.name: str(c.config["provider"].get("region") or "") for c in cells}
+    regions = {c.name: str(c.config["provider"].get("region") or "global") for c in cells}
     tracker = AlertTracker(settings.monitor_id) if settings.webhook else None
     return Monitor(cfg, context, settings, regions, tracker=tracker)
 
