@@ -26,7 +26,8 @@ WHERE limit_value IS NOT NULL;
 -- requests that were refused for the rate limit (rate_limited_share: HTTP 429).
 CREATE VIEW ratelimit_headroom AS
 WITH refused AS (
-    SELECT run_id, cell, avg((error_type = 'rate_limited')::INT) AS rate_limited_share
+    SELECT run_id, cell,
+           avg((error_type IS NOT DISTINCT FROM 'rate_limited')::INT) AS rate_limited_share
     FROM requests
     WHERE NOT warmup
     GROUP BY run_id, cell

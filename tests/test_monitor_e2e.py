@@ -215,7 +215,8 @@ def test_prometheus_scrapes_the_ttft_histogram_with_its_labels(tmp_path: Path) -
         "global: {scrape_interval: 1s}\nscrape_configs:\n  - job_name: latlab\n"
         f"    static_configs: [{{targets: ['127.0.0.1:{metrics_port}']}}]\n")
     monitor = [sys.executable, "-m", "latlab", "monitor", *PROBE, "monitor.every=0.5",
-               "monitor.max_rps=100", "--metrics-port", str(metrics_port)]
+               "monitor.max_rps=100", "--metrics-port", str(metrics_port),
+               "+profile.rate_limits={requests_per_minute:1000}"]
     server = [prometheus, f"--config.file={tmp_path / 'prometheus.yml'}",
               f"--storage.tsdb.path={tmp_path / 'tsdb'}", "--enable-feature=exemplar-storage",
               f"--web.listen-address=127.0.0.1:{prom_port}"]
@@ -231,6 +232,7 @@ def test_prometheus_scrapes_the_ttft_histogram_with_its_labels(tmp_path: Path) -
         assert observed and "# EOF" in exposition
         assert '# {request_id="' in exposition  # exemplars: OpenMetrics only
         assert "# {" not in get(url)  # the classic text format has none
+        assert 'latlab_ratelimit_headroom_ratio{guardrail="none",limit="requests"' in exposition
         query = urllib.parse.quote('latlab_ttft_seconds_bucket{le="0.05"}')
         result = wait_until(lambda: json.loads(get(f"{base}/query?query={query}"))["data"][
             "result"], 60, "the TTFT histogram in Prometheus")

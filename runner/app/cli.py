@@ -206,6 +206,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args_list[:1] == ["run"]:
         args = parser.parse_args(["run", *_run_own_flags(args_list[1:])[0]])
         args.hydra_args = _run_own_flags(args_list[1:])[1]
+    elif args_list[:1] == ["monitor"] and not {"-h", "--help"} & set(args_list):
+        own, rest = _run_own_flags(args_list[1:], MONITOR_FLAGS)
+        args = parser.parse_args(["monitor", *own])
+        args.overrides = rest  # Hydra overrides, before or after the flags
     else:
         args = parser.parse_args(args_list)
     handler: Handler = args.handler
@@ -217,15 +221,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         exit_with(exc)
 
 
-def _run_own_flags(argv: list[str]) -> tuple[list[str], list[str]]:
-    """Split ``latlab run``'s own flags (--experiments-dir) from Hydra's arguments."""
+MONITOR_FLAGS = ("--experiments-dir", "--metrics-port", "--monitor-id", "--webhook")
+
+
+def _run_own_flags(argv: list[str], flags: Sequence[str] = ("--experiments-dir",)
+                   ) -> tuple[list[str], list[str]]:
+    """Split a command's own flags (each taking a value) from Hydra's arguments."""
     own: list[str] = []
     rest: list[str] = []
     items = iter(argv)
     for item in items:
-        if item == "--experiments-dir":
+        if item in flags:
             own += [item, next(items, "")]
-        elif item.startswith("--experiments-dir="):
+        elif item.partition("=")[0] in flags:
             own.append(item)
         else:
             rest.append(item)
