@@ -11,7 +11,7 @@ from typing import Any
 
 import duckdb
 
-from latlab.analysis.alerts import BurnAlert, burn_rows, open_history
+from latlab.analysis.alerts import BurnAlert, burn_rows, open_history, recent_run_ids
 from latlab.analysis.query import known_run_ids, open_results, run_sql
 
 
@@ -35,6 +35,22 @@ def last_round(results_dir: Path, monitor_id: str) -> int:
     _, rows = run_sql(con, "SELECT last_round FROM monitor_rounds "
                            "WHERE monitor_id = getvariable('latlab_monitor')")
     return int(rows[0][0] or 0) if rows else 0
+
+
+def round_run(results_dir: Path, monitor_id: str, number: int,
+              within_s: float = 86400.0) -> tuple[str, int, int] | None:
+    """(run_id, requests, errors) of round ``number`` of ``monitor_id``, among the runs
+    started within ``within_s``; None when that round left no run record."""
+    ids = recent_run_ids(results_dir, within_s) if results_dir.is_dir() else []
+    if not ids:
+        return None
+    con = open_results(results_dir, ids, needs=["runs"])
+    con.execute("SET VARIABLE latlab_monitor = ?", [monitor_id])
+    con.execute("SET VARIABLE latlab_round = ?", [number])
+    _, rows = run_sql(con, "SELECT run_id, requests, errors FROM runs WHERE monitor_id = "
+                           "getvariable('latlab_monitor') AND monitor_round = "
+                           "getvariable('latlab_round') ORDER BY started_at DESC LIMIT 1")
+    return (str(rows[0][0]), int(rows[0][1]), int(rows[0][2])) if rows else None
 
 
 def _dicts(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:

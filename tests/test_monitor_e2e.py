@@ -160,9 +160,9 @@ def every_cell(bodies: list[dict[str, Any]], objective: str, state: str) -> Call
 @pytest.mark.slow
 def test_outage_and_slow_window_fire_then_resolve_the_fast_burn_alert(tmp_path: Path) -> None:
     port = free_port()
-    # windows × 0.01: 1 h -> 36 s, 5 m -> 3 s (errors stop burning 3 s after they stop)
+    # windows × 0.03: 1 h -> 108 s, 5 m -> 9 s (a round, a child process, takes ~2-3 s)
     monitor = [sys.executable, "-m", "latlab", "monitor", *PROBE, "provider.emulate=false",
-               f"provider.base_url=http://127.0.0.1:{port}", "slo.objectives.window_scale=0.01",
+               f"provider.base_url=http://127.0.0.1:{port}", "slo.objectives.window_scale=0.03",
                "monitor.every=0.3", "monitor.max_rps=100", "workload.timeout_s=5"]
     emu = Emulator(port, tmp_path)
     with receiver() as (hook, bodies):

@@ -1,10 +1,16 @@
 """``latlab monitor``: the same experiment, round after round, each round a normal run linked by
 its monitor id; after each round the round's rows feed /metrics and the burn-rate views
-(analysis/80_burn_rates.sql) decide which alerts fire (posted to monitor.webhook)."""
+(analysis/80_burn_rates.sql) decide which alerts fire (posted to monitor.webhook).
+
+Each round is a ``latlab run`` child process in its own session: /metrics (a thread here)
+never waits for a round's event loop, a crashing round cannot take the monitor down, and a
+terminal's Ctrl-C reaches the monitor only (it decides when the round stops)."""
 
 from __future__ import annotations
 
-import copy
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -15,11 +21,11 @@ from typing import Any
 import duckdb
 
 from latlab.analysis.alerts import BurnAlert
-from latlab.analysis.probes import RoundReadout, last_round, read_round
+from latlab.analysis.probes import RoundReadout, last_round, read_round, round_run
 from latlab.runner.app.hydra_app import cell_composer, quiet_http_loggers
-from latlab.runner.app.run import RunContext, RunInterrupted, plan_cells, run_experiment, validate
+from latlab.runner.app.run import RunContext, plan_cells, validate
 from latlab.runner.config.compose import hydra_initialised, plain
-from latlab.runner.core.errors import ResultsError
+from latlab.runner.core.errors import ConfigError, ResultsError
 from latlab.runner.engine.progress import console
 from latlab.runner.monitor.loop import StopSignal, run_rounds
 from latlab.runner.monitor.metrics import (
@@ -75,8 +81,6 @@ def prepare(overrides: Sequence[str]) -> Monitor:
     cfg, context = compose_monitor(overrides)
     settings = load_settings(cfg, context.choices.get("experiment"))
     if cfg.get("resume"):
-        from latlab.runner.core.errors import ConfigError
-
         raise ConfigError("resume: not for the monitor; it continues its monitor id by itself")
     validate(cfg)
     cells = plan_cells(cfg, context)
@@ -86,19 +90,48 @@ def prepare(overrides: Sequence[str]) -> Monitor:
     return Monitor(cfg, context, settings, regions, tracker=tracker)
 
 
-def run_round(monitor: Monitor, number: int) -> int:
-    """One round: a run tagged with the monitor id and round; its requests sent."""
-    cfg = copy.deepcopy(monitor.cfg)
-    cfg["monitor"] = {**cfg["monitor"], "id": monitor.settings.monitor_id, "round": number}
-    summary = run_experiment(cfg, monitor.context)
-    say(f"round {number}: run {summary.run_id}, {summary.requests} requests, "
-        f"{summary.errors} errors")
+# every round's run: no Hydra job folder or log per round (a year of 5-minute rounds is 100k)
+ROUND_OVERRIDES = ("hydra.output_subdir=null", "hydra.run.dir=${results_dir}",
+                   "hydra/job_logging=disabled", "hydra/hydra_logging=disabled")
+
+
+def round_command(monitor: Monitor, number: int) -> list[str]:
+    """``latlab run`` with the monitor's overrides, tagged with its id and this round."""
+    kept = [o for o in monitor.context.overrides
+            if o.partition("=")[0] not in ("monitor.id", "monitor.round")]
+    return [sys.executable, "-m", "latlab", "run", *kept, *ROUND_OVERRIDES,
+            f"monitor.id={monitor.settings.monitor_id}", f"monitor.round={number}"]
+
+
+def run_child(command: list[str]) -> int:
+    """Run one round to its end; a second stop request (KeyboardInterrupt here) passes
+    Ctrl-C on to it, which keeps its rows and marks the run interrupted."""
+    child = subprocess.Popen(command, start_new_session=True)
     try:
-        export(monitor, read_round(monitor.results_dir, summary.run_id,
-                                   monitor.settings.monitor_id, cfg["slo"]))
+        return child.wait()
+    except KeyboardInterrupt:
+        child.send_signal(signal.SIGINT)
+        child.wait()
+        raise
+
+
+def run_round(monitor: Monitor, number: int) -> int:
+    """One round: a run tagged with the monitor id and round; the requests it sent."""
+    status = run_child(round_command(monitor, number))
+    if status == 2:
+        raise ConfigError(f"round {number}: `latlab run` refused the config (above)")
+    found = round_run(monitor.results_dir, monitor.settings.monitor_id, number)
+    if found is None:
+        say(f"round {number}: no run recorded (latlab run exited with {status})")
+        return 0
+    run_id, requests, errors = found
+    say(f"round {number}: run {run_id}, {requests} requests, {errors} errors")
+    try:
+        export(monitor, read_round(monitor.results_dir, run_id, monitor.settings.monitor_id,
+                                   monitor.cfg["slo"]))
     except (ResultsError, duckdb.Error, OSError) as exc:
         say(f"round {number}: metrics and alerts not updated ({exc})")
-    return summary.requests
+    return requests
 
 
 def export(monitor: Monitor, readout: RoundReadout) -> None:
@@ -172,8 +205,8 @@ def monitor_command(overrides: Sequence[str]) -> int:
         with metrics_served(monitor), StopSignal().installed() as stop:
             try:
                 done = run_rounds(monitor.settings, lambda n: run_round(monitor, n), stop, first)
-            except RunInterrupted as interrupted:
-                say(f"monitor stopped during a round: run {interrupted.run_id} kept its rows")
+            except KeyboardInterrupt:
+                say("monitor stopped during a round: its rows so far are kept")
                 return 0
     say(f"monitor {monitor.settings.monitor_id}: stopped after {done} rounds")
     return done
