@@ -244,6 +244,13 @@ def _add_advise(commands: Subcommands) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from latlab.analysis.report import report_command
 
+    if args.since is not None:  # the history of a monitor (analysis/history.py)
+        from latlab.analysis.history import history_command
+
+        emit(history_command(args.results, args.since, load_slo(args.slo), args.format,
+                             args.html))
+        return
+
     emit(report_command(args.results, args.run_ids or None, args.latest, args.html,
                           args.markdown, load_slo(args.slo), args.format))
 
@@ -259,6 +266,9 @@ def _add_report(commands: Subcommands) -> None:
     p.add_argument("--latest", type=int, metavar="N", help="the N most recent runs")
     p.add_argument("--html", type=Path, metavar="FILE", help="write the HTML report to FILE")
     p.add_argument("--markdown", type=Path, metavar="FILE", help="write the Markdown to FILE")
+    p.add_argument("--since", metavar="DURATION", help="history instead of runs: each cell's "
+                   "TTFT over the last DURATION (24h, 7d) by time and by hour of day, and that "
+                   "window against the one before (bootstrap CI)")
     p.add_argument("--slo", default="default", help="SLO name in conf/slo or a YAML path")
     p.add_argument("--format", choices=("markdown", "html", "json"), default="markdown",
                    help="what to print: markdown (default), the html page, or json (the "

@@ -3,6 +3,7 @@ restarts, bad input, the burn-rate views and the Alertmanager payloads."""
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import subprocess
@@ -216,3 +217,30 @@ def test_tracker_posts_firing_once_and_resolved_when_gone() -> None:
     assert resolved["status"] == alert["status"] == "resolved"
     assert alert["startsAt"] == first["alerts"][0]["startsAt"] < alert["endsAt"]
     assert alert["fingerprint"] == first["alerts"][0]["fingerprint"]
+
+
+# ---------------------------------------------------------------- report --since
+
+
+def test_report_since_compares_the_last_window_with_the_one_before(tmp_path: Path) -> None:
+    before = [(5400.0 - i, False, 200.0 + i) for i in range(20)]  # 1.5 h ago: ~200 ms
+    last = [(600.0 - i, False, 400.0 + i) for i in range(20)]  # 10 min ago: ~400 ms
+    write_history(tmp_path, "m1", before + last)
+    done = latlab("report", "--since", "1h", "--results", str(tmp_path), "--format", "json",
+                  cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    tables = json.loads(done.stdout)["tables"]
+    (row,) = next(v for k, v in tables.items() if k.startswith("Last 1h vs"))
+    assert (row["n_before"], row["n_last"], row["verdict"]) == (20, 20, "slower")
+    assert row["delta_ms"] == 200.0 and 150 < row["ci_low_ms"] <= 200 <= row["ci_high_ms"] < 250
+    over_time = next(v for k, v in tables.items() if k.startswith("TTFT over time"))
+    assert sum(r["n"] for r in over_time) == 20  # only the last hour
+    hours = next(v for k, v in tables.items() if k.startswith("By hour of day"))
+    assert sum(r["n"] for r in hours) == 20
+
+
+def test_report_since_bad_duration_is_one_line(tmp_path: Path) -> None:
+    done = latlab("report", "--since", "yesterday", "--results", str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "latlab: error: --since: expected a duration like 30s, 5m or 1h, got 'yesterday'"]
