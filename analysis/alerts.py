@@ -17,6 +17,7 @@ import yaml
 from latlab.analysis.objectives import load_objectives
 from latlab.analysis.query import default_slo, known_run_ids, open_results, render, run_sql
 
+LATEST_RUNS = 200  # where `latlab alerts` looks for the SLO a monitor last ran with
 HISTORY_SLACK_S = 3600.0  # runs that started this long before the longest window still count
 
 
@@ -83,10 +84,13 @@ def recent_run_ids(results_dir: Path, seconds: float) -> list[str]:
 
 def open_history(results_dir: Path, slo: Mapping[str, Any],
                  needs: Sequence[str]) -> duckdb.DuckDBPyConnection | None:
-    """The views over the runs recent enough for the SLO's windows (None: no such run)."""
+    """The views over the runs recent enough for the SLO's alert windows, or for its budget
+    period when ``slo_attainment`` is needed (None: no such run)."""
     objectives = load_objectives(slo)
     longest = max((w.long_s for w in objectives.windows), default=objectives.budget_s)
-    ids = recent_run_ids(results_dir, max(longest, objectives.budget_s))
+    if "slo_attainment" in needs:
+        longest = max(longest, objectives.budget_s)
+    ids = recent_run_ids(results_dir, longest)
     return open_results(results_dir, ids, slo, needs=needs) if ids else None
 
 
@@ -106,8 +110,10 @@ def burn_rows(con: duckdb.DuckDBPyConnection, monitor_id: str | None) -> list[Bu
 
 
 def monitor_slo(results_dir: Path, monitor_id: str | None) -> dict[str, Any] | None:
-    """The SLO in the latest run of ``monitor_id`` (of any monitor when None), if any."""
-    con = open_results(results_dir, needs=["monitor_rounds"])
+    """The SLO in the latest run of ``monitor_id`` (of any monitor when None) among the
+    most recent LATEST_RUNS runs, if any."""
+    con = open_results(results_dir, known_run_ids(results_dir)[-LATEST_RUNS:],
+                       needs=["monitor_rounds"])
     con.execute("SET VARIABLE latlab_monitor = ?", [monitor_id])
     _, rows = run_sql(con, "SELECT config_yaml FROM monitor_rounds WHERE getvariable("
                            "'latlab_monitor') IS NULL OR monitor_id = getvariable("
