@@ -56,15 +56,15 @@ SELECT monitor_id, alert, severity, cell, provider, model, prompt, guardrail, ob
        short_burn, coalesce(long_burn > factor AND short_burn > factor, false) AS firing
 FROM rated;
 
--- slo_attainment: per (monitor, cell, objective) over the budget period: the good share,
--- and the error budget left (1 = untouched, 0 = spent, < 0 = overspent).
-CREATE VIEW slo_attainment AS
-SELECT monitor_id, cell, objective, any_value(target) AS target, count(*) AS n,
-       1 - avg(bad::INT) AS attainment,
-       1 - avg(bad::INT) / (1 - any_value(target)) AS budget_remaining
+-- slo_counts: per (monitor, run, cell, objective): requests and bad ones, and when the run's
+-- last one started. `slo_attainment` (analysis/82_attainment.sql) sums them over the budget
+-- period; `latlab monitor` keeps them from round to round instead of reading 30 days again.
+CREATE VIEW slo_counts AS
+SELECT monitor_id, run_id, cell, objective, any_value(target) AS target,
+       any_value(budget_s) AS budget_s, max(started_at) AS last_at, count(*) AS n,
+       count(*) FILTER (WHERE bad) AS bad
 FROM slo_events
-WHERE started_at >= now() - to_seconds(budget_s)
-GROUP BY monitor_id, cell, objective;
+GROUP BY monitor_id, run_id, cell, objective;
 
 -- probe_observations: what `latlab monitor` exports per request of a round (histograms,
 -- error counter, exemplars).

@@ -82,13 +82,13 @@ def recent_run_ids(results_dir: Path, seconds: float) -> list[str]:
             if (started := run_started(r)) is None or started >= since]
 
 
-def open_history(results_dir: Path, slo: Mapping[str, Any],
-                 needs: Sequence[str]) -> duckdb.DuckDBPyConnection | None:
-    """The views over the runs recent enough for the SLO's alert windows, or for its budget
-    period when ``slo_attainment`` is needed (None: no such run)."""
+def open_history(results_dir: Path, slo: Mapping[str, Any], needs: Sequence[str],
+                 whole_budget: bool = False) -> duckdb.DuckDBPyConnection | None:
+    """The views over the runs recent enough for the SLO's alert windows, or for its whole
+    budget period (None: no such run)."""
     objectives = load_objectives(slo)
     longest = max((w.long_s for w in objectives.windows), default=objectives.budget_s)
-    if "slo_attainment" in needs:
+    if whole_budget or "slo_attainment" in needs:
         longest = max(longest, objectives.budget_s)
     ids = recent_run_ids(results_dir, longest)
     return open_results(results_dir, ids, slo, needs=needs) if ids else None

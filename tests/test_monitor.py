@@ -18,6 +18,8 @@ import pytest
 import yaml
 
 from latlab.analysis.alerts import burn_alerts
+from latlab.analysis.probes import AttainmentCache
+from latlab.analysis.query import open_results
 from latlab.runner.core.records import RequestRow, RunRecord
 from latlab.runner.monitor.loop import Schedule, StopSignal, run_rounds
 from latlab.runner.monitor.settings import MonitorSettings
@@ -179,6 +181,20 @@ def test_slow_ttft_burns_the_ttft_objective_only(tmp_path: Path) -> None:
                                    for i in range(20)])
     assert firing(burn_alerts(tmp_path, SLO, "m1")) == {
         ("fast_burn", "ttft"), ("medium_burn", "ttft"), ("slow_burn", "ttft")}
+
+
+def test_the_monitors_attainment_cache_matches_the_view(tmp_path: Path) -> None:
+    write_history(tmp_path, "m1", [(30.0, i < 2, 1500.0 if i % 3 else 300.0)
+                                   for i in range(12)])
+    con = open_results(tmp_path, slo=SLO, needs=["slo_attainment"])
+    from_files = {(r[0], r[1]): (r[2], r[3]) for r in con.sql(
+        "SELECT cell, objective, attainment, budget_remaining FROM slo_attainment").fetchall()}
+    cache = AttainmentCache()
+    cache.load(tmp_path, SLO, "m1")
+    assert cache.attainment("m1") == from_files
+    # errors: 2 of 12 failed; ttft: of the 10 that succeeded, 7 above 1 s (i = 3, 6, 9 fast)
+    assert from_files[("c1", "errors")][0] == pytest.approx(10 / 12)
+    assert from_files[("c1", "ttft")] == (pytest.approx(0.3), pytest.approx(1 - 0.7 / 0.01))
 
 
 def test_alerts_command_prints_the_numbers(tmp_path: Path) -> None:

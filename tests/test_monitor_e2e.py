@@ -6,6 +6,7 @@ shipped rules. Windows are scaled down (slo.objectives.window_scale) so this tak
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -233,6 +234,8 @@ def test_prometheus_scrapes_the_ttft_histogram_with_its_labels(tmp_path: Path) -
         assert '# {request_id="' in exposition  # exemplars: OpenMetrics only
         assert "# {" not in get(url)  # the classic text format has none
         assert 'latlab_ratelimit_headroom_ratio{guardrail="none",limit="requests"' in exposition
+        assert re.search(r'^latlab_slo_attainment_ratio\{cell="emulator/haiku-4-5/short/none/'
+                         r'stream",[^}]*objective="errors"[^}]*\} 1\.0$', exposition, re.M)
         query = urllib.parse.quote('latlab_ttft_seconds_bucket{le="0.05"}')
         result = wait_until(lambda: json.loads(get(f"{base}/query?query={query}"))["data"][
             "result"], 60, "the TTFT histogram in Prometheus")

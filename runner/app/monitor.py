@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +21,13 @@ from typing import Any
 import duckdb
 
 from latlab.analysis.alerts import BurnAlert
-from latlab.analysis.probes import RoundReadout, last_round, read_round, round_run
+from latlab.analysis.probes import (
+    AttainmentCache,
+    RoundReadout,
+    last_round,
+    read_round,
+    round_run,
+)
 from latlab.runner.app.hydra_app import cell_composer, quiet_http_loggers
 from latlab.runner.app.run import RunContext, plan_cells, validate
 from latlab.runner.config.compose import hydra_initialised, plain
@@ -54,6 +60,7 @@ class Monitor:
     regions: dict[str, str]
     metrics: MonitorMetrics = field(default_factory=MonitorMetrics)
     tracker: AlertTracker | None = None
+    counts: AttainmentCache = field(default_factory=AttainmentCache)
 
     @property
     def results_dir(self) -> Path:
@@ -127,14 +134,17 @@ def run_round(monitor: Monitor, number: int) -> int:
     run_id, requests, errors = found
     say(f"round {number}: run {run_id}, {requests} requests, {errors} errors")
     try:
-        export(monitor, read_round(monitor.results_dir, run_id, monitor.settings.monitor_id,
-                                   monitor.cfg["slo"]))
+        readout = read_round(monitor.results_dir, run_id, monitor.settings.monitor_id,
+                             monitor.cfg["slo"])
+        monitor.counts.add(readout.counts)
+        export(monitor, readout, monitor.counts.attainment(monitor.settings.monitor_id))
     except (ResultsError, duckdb.Error, OSError) as exc:
         say(f"round {number}: metrics and alerts not updated ({exc})")
     return requests
 
 
-def export(monitor: Monitor, readout: RoundReadout) -> None:
+def export(monitor: Monitor, readout: RoundReadout,
+           attainment: Mapping[tuple[str, str], tuple[float, float]]) -> None:
     """The round's rows into the histograms, the SLO state into gauges, alerts out."""
     metrics = monitor.metrics
     by_cell: dict[str, ProbeLabels] = {}
@@ -143,7 +153,7 @@ def export(monitor: Monitor, readout: RoundReadout) -> None:
         metrics.observe(Observation(labels, row["ttfb_ms"], row["ttft_ms"], row["total_ms"],
                                     row["output_tps"], row["error_type"], row["request_id"]))
     for cell, labels in by_cell.items():
-        metrics.set_cell(_status(readout, cell, labels))
+        metrics.set_cell(_status(readout, attainment, cell, labels))
     for row in readout.headroom:
         if row["headroom"] is not None and row["cell"] in by_cell:
             metrics.set_headroom(Headroom(by_cell[row["cell"]], row["limit_name"],
@@ -152,8 +162,9 @@ def export(monitor: Monitor, readout: RoundReadout) -> None:
     publish_alerts(monitor, readout.alerts)
 
 
-def _status(readout: RoundReadout, cell: str, labels: ProbeLabels) -> CellStatus:
-    mine = {objective: v for (c, objective), v in readout.attainment.items() if c == cell}
+def _status(readout: RoundReadout, attainment: Mapping[tuple[str, str], tuple[float, float]],
+            cell: str, labels: ProbeLabels) -> CellStatus:
+    mine = {objective: v for (c, objective), v in attainment.items() if c == cell}
     return CellStatus(labels, cell, readout.grades.get(cell),
                       {o: float(v[0]) for o, v in mine.items()},
                       {o: float(v[1]) for o, v in mine.items()})
@@ -200,6 +211,9 @@ def monitor_command(overrides: Sequence[str]) -> int:
     with hydra_initialised():
         monitor = prepare(overrides)
         first = last_round(monitor.results_dir, monitor.settings.monitor_id) + 1
+        if first > 1:  # a restart: the budget period's counts, read once
+            monitor.counts.load(monitor.results_dir, monitor.cfg["slo"],
+                                monitor.settings.monitor_id)
         say(f"monitor {monitor.settings.monitor_id}: round {first} onwards, every "
             f"{monitor.settings.every_s:g}s; stop with Ctrl-C")
         with metrics_served(monitor), StopSignal().installed() as stop:
