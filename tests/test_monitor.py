@@ -127,6 +127,24 @@ def test_sigterm_stops_after_the_round_and_exits_0(tmp_path: Path) -> None:
     assert [r["status"] for r in run_rows(tmp_path / "results")] == ["finished"]
 
 
+def test_a_second_ctrl_c_interrupts_the_round_and_keeps_its_rows(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "latlab", "monitor", *PROBE,
+                             "workload.iterations=500"], cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "results").glob("requests/*/part-*.parquet")):
+        assert time.monotonic() < deadline and proc.poll() is None, "the round never started"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    (run,) = run_rows(tmp_path / "results")
+    assert run["status"] == "interrupted" and run["monitor_round"] == 1
+    assert 0 < len(request_rows(tmp_path / "results")) < 1000
+
+
 # ---------------------------------------------------------------- burn-rate views
 
 
