@@ -277,6 +277,13 @@ def _add_advise(commands: Subcommands) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from latlab.analysis.report import report_command
 
+    if args.since is not None:  # the history of a monitor (analysis/history.py)
+        from latlab.analysis.history import history_command
+
+        emit(history_command(args.results, args.since, load_slo(args.slo), args.format,
+                             args.html))
+        return
+
     emit(report_command(args.results, args.run_ids or None, args.latest, args.html,
                           args.markdown, load_slo(args.slo), args.format))
 
@@ -294,6 +301,9 @@ def _add_report(commands: Subcommands) -> None:
     p.add_argument("--latest", type=int, metavar="N", help="the N most recent runs")
     p.add_argument("--html", type=Path, metavar="FILE", help="write the HTML report to FILE")
     p.add_argument("--markdown", type=Path, metavar="FILE", help="write the Markdown to FILE")
+    p.add_argument("--since", metavar="DURATION", help="history instead of runs: each cell's "
+                   "TTFT over the last DURATION (24h, 7d) by time and by hour of day, and that "
+                   "window against the one before (bootstrap CI)")
     p.add_argument("--slo", default="default", help="SLO name in conf/slo or a YAML path")
     p.add_argument("--format", choices=("markdown", "html", "json"), default="markdown",
                    help="what to print: markdown (default), the html page, or json (the "
@@ -340,3 +350,25 @@ def register_analysis_commands(commands: Subcommands) -> None:
     _add_statusline(commands)
     _add_otlp_export(commands)
     _add_trace(commands)
+    _add_alerts(commands)
+
+
+def cmd_alerts(args: argparse.Namespace) -> None:
+    from latlab.analysis.alerts import alerts_command
+
+    emit(alerts_command(args.results, load_slo(args.slo) if args.slo else None, args.monitor,
+                        args.format, args.all))
+
+
+def _add_alerts(commands: Subcommands) -> None:
+    p = commands.add_parser(
+        "alerts", help="SLO burn-rate alerts over a monitor's history: what fires and why",
+        description="Evaluate the multi-window multi-burn-rate alerts (conf/slo: objectives, "
+        "burn_alerts) over the recent rounds of `latlab monitor` and print each firing alert "
+        "with its numbers, then the burn rates.")
+    p.add_argument("--monitor", metavar="ID", help="only this monitor id (default: all)")
+    p.add_argument("--slo", default=None, help="SLO name in conf/slo or a YAML path (default: "
+                   "the SLO the monitor ran with)")
+    p.add_argument("--all", action="store_true", help="list every alert, not only firing ones")
+    add_output_options(p)
+    p.set_defaults(handler=cmd_alerts)

@@ -24,6 +24,7 @@ import yaml
 
 from latlab.analysis import OUTPUT_FORMATS
 from latlab.analysis.integrity import checked_sources
+from latlab.analysis.objectives import create_objective_tables
 from latlab.runner.core.errors import ConfigError, ResultsError
 from latlab.runner.core.paths import conf_file
 from latlab.runner.core.records import REQUESTS_SCHEMA, RUNS_SCHEMA
@@ -292,6 +293,7 @@ def open_results(
     con.execute("SET parquet_metadata_cache = true")
     con.execute("SET enable_progress_bar = false")  # it would print into csv/json output
     _create_slo_table(con, slo)
+    create_objective_tables(con, slo)  # analysis/objectives.py: burn-rate windows
     con.execute("SET VARIABLE latlab_results_dir = ?", [str(results_dir)])
     empty_sources = _create_sources(con, results_dir, selected)
     for sql_file in sql_files(empty_sources, needs):

@@ -33,6 +33,7 @@ from latlab.providers.http import (
     read_stream,
     timed_exchange,
 )
+from latlab.providers.ratelimits import read_ratelimit_headers
 from latlab.providers.sse import SseDecoder
 from latlab.runner.core.protocol import Endpoint, Provider, RequestSpec
 from latlab.runner.core.records import Measurement
@@ -177,6 +178,7 @@ class OpenAICompatProvider:
             clock.headers()
             m.status = response.status_code
             m.request_id = response.headers.get("x-request-id")
+            read_ratelimit_headers(m, response.headers)
             if response.status_code != 200:
                 record_openai_error(m, response.status_code, await response.aread())
                 return

@@ -190,7 +190,14 @@ def check_session_replay(con: duckdb.DuckDBPyConnection, rows: list[dict[str, An
     assert 600 < direct["between_calls_ms"] < 800
 
 
+def check_probe(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
+    assert {(r["model"], r["prompt"]) for r in rows} == {
+        (m, p) for m in ("haiku-4-5", "sonnet-4-5") for p in ("short", "long")}
+    assert all(r["error_type"] is None and r["ttft_ms"] is not None for r in rows)
+
+
 EXPERIMENTS: dict[str, tuple[list[str], Check]] = {
+    "probe": ([FAST], check_probe),
     "quickstart": ([FAST, "workload.iterations=2"], check_quickstart),
     "streaming": ([FAST, "workload.iterations=3", "workload.concurrency=1"], check_streaming),
     # the experiment raises the default profile's output length; fixed timings here; three

@@ -64,7 +64,8 @@ def test_captured_bodies_mask_secrets_and_are_off_by_default(tmp_path: Path) -> 
     key = "sk-ant-api03-" + "x" * 24  # a secret reaches a prompt through a file, not an override
     (tmp_path / "leaky.jsonl").write_text(json.dumps({"text": f"my key is {key}"}) + "\n")
     done = latlab("run", "profile=fast", "workload.warmup=0", "workload.iterations=1",
-                  "prompt=paraphrase_set", f"prompt.path={tmp_path / 'leaky.jsonl'}", "workload.capture_bodies=true",
+                  "prompt=paraphrase_set", f"prompt.path={tmp_path / 'leaky.jsonl'}",
+                  "workload.capture_bodies=true",
                   cwd=tmp_path, env={"LATLAB_TEST_TOKEN": key})
     assert done.returncode == 0, done.stderr
     (row,) = request_rows(tmp_path / "results")

@@ -11,10 +11,13 @@ session gets the task's scripted turn (scripts.py), sent here at the plan's time
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aiohttp import web
 
 from latlab.providers.emulator import anthropic_wire as wire
 from latlab.providers.emulator.capacity import Admission
+from latlab.providers.emulator.ratelimit import api_key_of, retry_after_header
 from latlab.providers.emulator.scripts import (
     Event,
     ScriptedReply,
@@ -42,20 +45,29 @@ async def handle_messages(request: web.Request, t0: int) -> web.StreamResponse:
     body = await read_request(request, request_id)
     if isinstance(body, web.Response):
         return body
+    key = api_key_of(request)
+    verdict = state.rate_limits.admit(key, wire.estimate_input_tokens(body))
+    if verdict.retry_after_s is not None:  # a bucket is empty: 429 with retry-after
+        state.stats.fault("rate_limited")
+        return error_response(429, request_id, None,
+                              {**verdict.headers, **retry_after_header(verdict.retry_after_s)})
     async with capacity_slot(state, str(body["model"])) as admission:
-        return await _admitted(request, body, request_id, t0, admission)
+        return await _admitted(request, body, request_id, t0, admission, key)
 
 
 async def _admitted(request: web.Request, body: JSONDict, request_id: str, t0: int,
-                    admission: Admission) -> web.StreamResponse:
+                    admission: Admission, key: str) -> web.StreamResponse:
     """Plan and send a request that has a capacity slot (or was rejected beyond the queue)."""
-    stats = request.app[STATE_KEY].stats
+    state = request.app[STATE_KEY]
+    stats = state.stats
     try:
         plan = plan_admitted(request, body, t0, request_id, admission)
     except ValueError as exc:
         return error_response(400, request_id, str(exc))
     except KeyError:
         return error_response(404, request_id, f"model: {body['model']}")
+    state.rate_limits.charge_output(key, plan.n_tokens)
+    plan = replace(plan, extra_headers=tuple(state.rate_limits.headers(key).items()))
     result = await send_fault(request, plan, stats)
     if result is None and body.get("tools") and (scripted := scripted_reply(body)) is not None:
         result = await send_scripted(request, plan, scripted)  # agent sessions

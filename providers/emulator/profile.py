@@ -35,6 +35,7 @@ import yaml
 
 from latlab.providers.emulator.capacity import CapacityProfile
 from latlab.providers.emulator.prompt_cache import CacheProfile
+from latlab.providers.emulator.ratelimit import RateLimitProfile
 from latlab.providers.emulator.replies import ReplyRule, parse_replies
 
 FAULT_KINDS: tuple[str, ...] = (
@@ -252,6 +253,7 @@ class EmulatorProfile:
     capacity: CapacityProfile = field(default_factory=CapacityProfile)
     prompt_cache: CacheProfile = field(default_factory=CacheProfile)
     replies: tuple[ReplyRule, ...] = ()
+    rate_limits: RateLimitProfile = field(default_factory=RateLimitProfile)
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -276,6 +278,7 @@ class EmulatorProfile:
             capacity=CapacityProfile.parse(data.get("capacity")),
             prompt_cache=CacheProfile.parse(data.get("prompt_cache")),
             replies=parse_replies(data.get("replies")),
+            rate_limits=RateLimitProfile.parse(data.get("rate_limits")),
         )
 
     @classmethod

@@ -24,6 +24,7 @@ from latlab.providers.emulator import anthropic_wire as wire
 from latlab.providers.emulator.capacity import Capacity
 from latlab.providers.emulator.profile import EmulatorProfile
 from latlab.providers.emulator.prompt_cache import PromptCache
+from latlab.providers.emulator.ratelimit import RateLimiter
 from latlab.providers.emulator.replies import reply_tokens
 from latlab.runner.core import timing
 
@@ -184,6 +185,7 @@ class RequestPlan:
     cache: tuple[int, int, int] = (0, 0, 0)  # cache_write, cache_read, cache_write_1h tokens
     queue_ms: float = 0.0  # time waiting for a capacity slot, before ttfb_at's clock started
     texts: tuple[str, ...] | None = None  # a scripted reply's tokens (profile ``replies``)
+    extra_headers: tuple[tuple[str, str], ...] = ()  # rate-limit headers (ratelimit.py)
 
     def token(self, index: int) -> str:
         return self.texts[index] if self.texts is not None else wire.token_text(index)
@@ -214,6 +216,7 @@ class RequestPlan:
             hdrs["x-latlab-fault"] = self.fault
         if self.queue_ms:
             hdrs["x-latlab-queue-ms"] = f"{self.queue_ms:.3f}"
+        hdrs.update(self.extra_headers)
         return hdrs
 
 
@@ -226,6 +229,7 @@ class EmulatorState:
         self.stats = ServerStats()
         self.capacity = Capacity(profile.capacity)
         self.cache = PromptCache(profile.prompt_cache)
+        self.rate_limits = RateLimiter(profile.rate_limits)  # per API key (ratelimit.py)
 
     def snapshot(self) -> JSONDict:
         """The statistics plus the capacity pools and the prompt cache."""

@@ -124,7 +124,46 @@ def build_parser(emulator_arguments: bool = True) -> argparse.ArgumentParser:
     register_analysis_commands(commands)
     _add_check(commands)
     _add_proxy(commands)
+    _add_monitor(commands)
     return parser
+
+
+MONITOR_HELP = """Run an experiment again and again (a probe): every round is a normal run in
+the results, linked by its monitor id (runs.monitor_id, monitor_round). Takes the same Hydra
+overrides as `latlab run`, plus the monitor group: monitor.every=5m monitor.jitter=0.1
+monitor.duration=24h monitor.rounds=N monitor.max_rps=1 monitor.id=NAME monitor.webhook=URL.
+The first Ctrl-C or SIGTERM stops after the current round; a second one stops at once."""
+
+
+def cmd_monitor(args: argparse.Namespace) -> None:
+    from latlab.runner.app.guard import check_run_or_refuse
+    from latlab.runner.app.monitor import monitor_command
+
+    overrides: list[str] = list(args.overrides)
+    for flag, key in (("metrics_port", "metrics_port"), ("monitor_id", "id"),
+                      ("webhook", "webhook")):
+        if getattr(args, flag) is not None:
+            overrides.append(f"monitor.{key}={getattr(args, flag)}")
+    if args.experiments_dir is not None:
+        overrides.append(experiments_searchpath(args.experiments_dir))
+    check_run_or_refuse(overrides)
+    monitor_command(overrides)
+
+
+def _add_monitor(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser("monitor", help="continuous synthetic probes: rounds, /metrics, "
+                            "burn-rate alerts", description=MONITOR_HELP)
+    p.add_argument("overrides", nargs="*", metavar="OVERRIDE",
+                   help="Hydra overrides, e.g. experiment=probe monitor.every=1m")
+    p.add_argument("--metrics-port", type=int, metavar="N",
+                   help="serve Prometheus /metrics on 127.0.0.1:N (monitor.metrics_port)")
+    p.add_argument("--monitor-id", metavar="ID", help="monitor id to continue or start "
+                   "(monitor.id; default: run_name, else the experiment name)")
+    p.add_argument("--webhook", metavar="URL", help="POST firing/resolved alerts here, "
+                   "Alertmanager webhook JSON (monitor.webhook)")
+    p.add_argument("--experiments-dir", type=Path, metavar="DIR",
+                   help="also find experiment=NAME in DIR/NAME.yaml")
+    p.set_defaults(handler=cmd_monitor)
 
 
 def _add_emulator(commands: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -189,6 +228,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args_list[:1] == ["run"]:
         args = parser.parse_args(["run", *_run_own_flags(args_list[1:])[0]])
         args.hydra_args = _run_own_flags(args_list[1:])[1]
+    elif args_list[:1] == ["monitor"] and not {"-h", "--help"} & set(args_list):
+        own, rest = _run_own_flags(args_list[1:], MONITOR_FLAGS)
+        args = parser.parse_args(["monitor", *own])
+        args.overrides = rest  # Hydra overrides, before or after the flags
     else:
         args = parser.parse_args(args_list)
     handler: Handler = args.handler
@@ -204,15 +247,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(130)
 
 
-def _run_own_flags(argv: list[str]) -> tuple[list[str], list[str]]:
-    """Split ``latlab run``'s own flags (--experiments-dir) from Hydra's arguments."""
+MONITOR_FLAGS = ("--experiments-dir", "--metrics-port", "--monitor-id", "--webhook")
+
+
+def _run_own_flags(argv: list[str], flags: Sequence[str] = ("--experiments-dir",)
+                   ) -> tuple[list[str], list[str]]:
+    """Split a command's own flags (each taking a value) from Hydra's arguments."""
     own: list[str] = []
     rest: list[str] = []
     items = iter(argv)
     for item in items:
-        if item == "--experiments-dir":
+        if item in flags:
             own += [item, next(items, "")]
-        elif item.startswith("--experiments-dir="):
+        elif item.partition("=")[0] in flags:
             own.append(item)
         else:
             rest.append(item)

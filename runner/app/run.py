@@ -192,7 +192,8 @@ def run_record(cfg: Mapping[str, Any], run_id: str, context: RunContext) -> RunR
         python_version=platform.python_version(),
         config_yaml=yaml.safe_dump(dict(cfg), sort_keys=False), overrides=context.overrides,
         choices_json=json.dumps(context.choices), experiment=context.choices.get("experiment"),
-        sweep_job=context.sweep_job)
+        sweep_job=context.sweep_job, monitor_id=(cfg.get("monitor") or {}).get("id"),
+        monitor_round=(cfg.get("monitor") or {}).get("round"))
 
 
 async def _drive(cells: list[Cell], endpoints: dict[str, Endpoint], record: RunRecord,

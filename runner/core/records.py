@@ -48,6 +48,21 @@ class Measurement:
     text: str | None = None  # the answer's text (non-streamed Messages); not a row column
     ttft_reasoning_ms: float | None = None
     usage_source: str | None = None
+    # rate-limit headers of the response (providers/ratelimits.py): limit, remaining and
+    # seconds to the reset, per limit; anthropic-ratelimit-* and x-ratelimit-*
+    ratelimit_requests_limit: int | None = None
+    ratelimit_requests_remaining: int | None = None
+    ratelimit_requests_reset_s: float | None = None
+    ratelimit_input_tokens_limit: int | None = None
+    ratelimit_input_tokens_remaining: int | None = None
+    ratelimit_input_tokens_reset_s: float | None = None
+    ratelimit_output_tokens_limit: int | None = None
+    ratelimit_output_tokens_remaining: int | None = None
+    ratelimit_output_tokens_reset_s: float | None = None
+    ratelimit_tokens_limit: int | None = None
+    ratelimit_tokens_remaining: int | None = None
+    ratelimit_tokens_reset_s: float | None = None
+    retry_after_s: float | None = None  # retry-after (a 429 or 529 says when to come back)
 
     @property
     def ok(self) -> bool:
@@ -182,6 +197,8 @@ class RunRecord:
     bottleneck_actors: list[str] = field(default_factory=list)  # "INDEX@HOST": client-bound
     actors_lost: list[str] = field(default_factory=list)  # "INDEX@HOST": died mid-run
     requests_lost: int = 0  # requests dealt to lost actors with no row (in flight or unflushed)
+    monitor_id: str | None = None  # `latlab monitor`: the monitor this run is a round of
+    monitor_round: int | None = None  # 1-based round number within that monitor
 
 
 RUNS_SCHEMA = arrow_schema(RunRecord)
