@@ -101,13 +101,14 @@ def test_ray_actors_make_the_same_rows_as_processes(tmp_path: Path, cluster: str
                   cwd=tmp_path / "r")
     assert done.returncode == 0, done.stderr
     by_ray, by_processes = keys(tmp_path / "r/results"), keys(tmp_path / "p/results")
-    assert len(by_ray) == len(set(by_ray)) == 82 and set(by_ray) == set(by_processes)
+    # 2 cells x (40 + 4 warm-ups: one a stream)
+    assert len(by_ray) == len(set(by_ray)) == 88 and set(by_ray) == set(by_processes)
     pids = {f.name.split("-")[2] for f in (tmp_path / "r/results").glob("requests/*/*")}
     run = the_run(tmp_path / "r/results")
     actors = json.loads(str(run["actors_json"]))
     assert {str(a["pid"]) for a in actors} == pids and len(pids) == 2  # each actor wrote its own
-    assert run["backend"] == "ray" and run["requests"] == 82 and run["status"] == "finished"
-    assert [a["rows"] for a in actors] == [41, 41] and run["hosts"] == [actors[0]["host"]]
+    assert run["backend"] == "ray" and run["requests"] == 88 and run["status"] == "finished"
+    assert [a["rows"] for a in actors] == [44, 44] and run["hosts"] == [actors[0]["host"]]
     assert all(abs(a["clock_offset_ms"]) < 50 and a["cpu_pct"] is not None for a in actors)
 
 
@@ -155,7 +156,7 @@ def test_a_killed_actor_leaves_readable_data_and_a_resumable_run(tmp_path: Path,
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 1 and "lost" in stderr and "resume=" in stderr, stderr
     rows, run = request_rows(tmp_path / "results"), the_run(tmp_path / "results")
-    assert 0 < len(rows) < 401 and run["requests"] == len(rows) and run["status"] == "failed"
+    assert 0 < len(rows) < 408 and run["requests"] == len(rows) and run["status"] == "failed"
     assert run["actors_lost"] == [f"{a['index']}@{a['host']}"
                                   for a in json.loads(str(run["actors_json"]))
                                   if a["pid"] == victim]
@@ -163,7 +164,8 @@ def test_a_killed_actor_leaves_readable_data_and_a_resumable_run(tmp_path: Path,
     run_id = stderr.split("resume=")[1].split()[0]
     done = latlab(*args, f"resume={run_id}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert len(keys(tmp_path / "results")) == len(set(keys(tmp_path / "results"))) == 401
+    resumed = keys(tmp_path / "results")
+    assert len(resumed) == len(set(resumed)) == 408  # 400 + 8 warm-ups, one a stream
 
 
 @pytest.mark.optional
@@ -186,7 +188,7 @@ def test_actors_write_one_dataset_straight_to_s3(tmp_path: Path, cluster: str,
          "--format", "csv"], cwd=tmp_path, env=s3_env, capture_output=True, text=True,
         timeout=120)
     assert query.returncode == 0, query.stderr
-    assert query.stdout.split() == ["n,k,runs,b,h", "21,21,1,ray,1"]
+    assert query.stdout.split() == ["n,k,runs,b,h", "24,24,1,ray,1"]
     assert not (tmp_path / "s3:").exists()
 
 
