@@ -20,10 +20,12 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextmanager
-def emulator_process(args: Sequence[str]) -> Iterator[str]:
-    """``python -m latlab.providers.emulator --port 0 ARGS``; yields its URL, stops it after."""
+def emulator_process(args: Sequence[str], python: str = sys.executable,
+                     prefix: Sequence[str] = ()) -> Iterator[str]:
+    """``[PREFIX] python -m latlab.providers.emulator --port 0 ARGS`` (a prefix such as
+    ``taskset -c 1`` pins it); yields its URL, stops it after."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "latlab.providers.emulator", "--port", "0", *args]
+    cmd = [*prefix, python, "-m", "latlab.providers.emulator", "--port", "0", *args]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     try:

@@ -43,14 +43,14 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-from emulator_process import ROOT, cpu_seconds
+from emulator_process import ROOT, cpu_seconds, emulator_process
 
 TTFB_MS, TTFT_MS, ITL_MS, TOKENS = 5.0, 150.0, 10.0, 50
 PROFILE_ARGS = ["--ttfb-ms", f"{TTFB_MS:g}", "--ttft-ms", f"{TTFT_MS:g}",
@@ -134,23 +134,9 @@ def http(base: str, path: str, post: bool = False) -> Any:
         return json.loads(resp.read() or b"null")
 
 
-@contextmanager
-def emulator(python: str) -> Iterator[str]:
+def emulator(python: str) -> AbstractContextManager[str]:
     """The standalone emulator on its own core; yields its base URL."""
-    cmd = ["taskset", "-c", EMULATOR_CORE, python, "-m", "latlab.providers.emulator", "--port", "0",
-           *PROFILE_ARGS]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    try:
-        base = proc.stdout.readline().strip()
-        if not base.startswith("http://"):
-            raise RuntimeError(f"emulator did not start (first line: {base!r})")
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        proc.stdout.close()
+    return emulator_process(PROFILE_ARGS, python, prefix=("taskset", "-c", EMULATOR_CORE))
 
 
 def cli_command(python: str, base: str, level: int, waves: int, results: Path,

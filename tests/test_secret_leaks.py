@@ -7,17 +7,17 @@ output are searched for the secret and for every 8-character piece of it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
+
+from tests.thread_server import serving
 
 SECRET = "sk-ant-FAKE-SECRET-0123456789abcdef"
 PLAIN = "GwQuietValue7f3aZ9c2e5b1dXq"  # no key shape, no secret-looking variable name
@@ -46,21 +46,10 @@ async def echo(request: web.Request) -> web.Response:
 
 @pytest.fixture(scope="module")
 def echo_url() -> Iterator[str]:
-    loop = asyncio.new_event_loop()
     app = web.Application()
     app.router.add_route("POST", "/{tail:.*}", echo)
-    runner = web.AppRunner(app)
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}"
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
-    loop.run_until_complete(runner.cleanup())
-    loop.close()
+    with serving(app) as url:
+        yield url
 
 
 def exp(text: str) -> dict[str, str]:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from latlab.runner.core.secrets import MASK, redact
+from tests.thread_server import serving
 
 FAKE = {
     "ANTHROPIC_API_KEY": "sk-ant-api03-LATLABFAKEKEY-0123456789abcdef",
@@ -32,21 +31,10 @@ async def echo_headers(request: web.Request) -> web.Response:
 
 @pytest.fixture()
 def echo_server() -> Iterator[str]:
-    loop = asyncio.new_event_loop()
     app = web.Application()
     app.router.add_post("/v1/messages", echo_headers)
-    runner = web.AppRunner(app)
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}"
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
-    loop.run_until_complete(runner.cleanup())
-    loop.close()
+    with serving(app) as url:
+        yield url
 
 
 def test_redact_masks_env_values_and_key_shapes() -> None:
