@@ -35,7 +35,12 @@ CELL_COLUMNS = ["run_id", "cell", "concurrency", "n", "ok", "errors", "ttft_p50_
 BUDGET_COLUMNS = ["run_id", "cell", "n", *[f"{p}_mean_ms" for p in PHASES], "total_mean_ms",
                   "server_mean_ms"]
 NEEDS = ("runs", "run_order", "cell_summary", "grades", "budget", "budget_delta", "advice",
-         "report_boxes", "report_sample", *COMPARE_NEEDS)  # the views a report reads
+         "report_boxes", "report_sample", "replay_calls", "replay_sessions",
+         *COMPARE_NEEDS)  # the views a report reads
+REPLAY_SESSION_COLUMNS = ["run_id", "cell", "provider", "session_id", "calls", "errors",
+                          "model_ms", "between_calls_ms", "wall_ms"]
+REPLAY_CALL_COLUMNS = ["session_id", "turn", "provider", "ttft_ms", "total_ms", "send_delay_ms",
+                       "elapsed_ms", "error_type"]
 # per-cell views several parts of the report read, computed once per report; of
 # cell_summary, the columns its readers here use (grades, advice, the Cells table): the
 # quantiles of TTFB, generation and tokens/s are not computed (three sorts of every row)
@@ -85,6 +90,7 @@ def gather(con: duckdb.DuckDBPyConnection, runs: list[str]) -> Report:
                          {"runs": runs}).fetchall()
     report.notes.append(("What each axis adds (budget_delta)", [str(d[0]) for d in deltas]))
     _comparisons(con, runs, report)
+    _replayed_sessions(con, runs, report)
     advice = con.execute(f"SELECT concat(rule, ': ', advice, ' — ', cell, ': ', evidence) "
                          f"FROM advice {where} ORDER BY rule, cell", {"runs": runs}).fetchall()
     report.notes.append(("Advice", [str(a[0]) for a in advice]))
@@ -92,6 +98,23 @@ def gather(con: duckdb.DuckDBPyConnection, runs: list[str]) -> Report:
     budget = [dict(zip(columns, r, strict=True)) for r in rows]
     report.figures = figures(con, runs, budget) + report.figures
     return report
+
+
+def _replayed_sessions(con: duckdb.DuckDBPyConnection, runs: list[str], report: Report) -> None:
+    """Recorded sessions replayed (workload=replay of a `latlab trace export`): where each
+    session's time went on each provider, then call by call (views replay_sessions and
+    replay_calls, analysis/45_traffic.sql)."""
+    where = "WHERE list_contains($runs, run_id)"
+    sessions = _rows(con, f"SELECT {', '.join(REPLAY_SESSION_COLUMNS)} FROM replay_sessions "
+                     f"{where} ORDER BY session_id, provider, run_id", runs)
+    if not sessions[1]:
+        return
+    report.tables.append(("Replayed sessions: model time vs the recorded gaps between calls",
+                          sessions))
+    report.tables.append(("Replayed sessions, call by call (elapsed: from the session's first "
+                          "send to this call's end)", _rows(
+        con, f"SELECT {', '.join(REPLAY_CALL_COLUMNS)} FROM replay_calls {where} "
+        "ORDER BY session_id, turn, provider, run_id", runs)))
 
 
 def _comparisons(con: duckdb.DuckDBPyConnection, runs: list[str], report: Report) -> None:

@@ -58,6 +58,16 @@ def test_a_recorded_session_replays_call_for_call_on_bedrock(tmp_path: Path) -> 
     # the tool time between calls is kept: each replayed gap at least the recorded one
     for old, new in zip(gaps_s(before), gaps_s(after), strict=True):
         assert new >= old - 0.002, (gaps_s(before), gaps_s(after))
+    # the report shows where the replayed session's time went, call by call
+    report = latlab("report", "--results", "replayed", "--format", "json", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    tables = json.loads(report.stdout)["tables"]
+    (by_call,) = [rows for title, rows in tables.items() if "call by call" in title]
+    assert [r["turn"] for r in by_call] == list(range(len(after)))
+    assert {r["provider"] for r in by_call} == {"bedrock"}
+    assert all(r["elapsed_ms"] >= r["total_ms"] > 0 for r in by_call)
+    (session,) = next(rows for title, rows in tables.items() if "model time" in title)
+    assert session["calls"] == len(after) and session["between_calls_ms"] > 0
 
 
 def test_captured_bodies_mask_secrets_and_are_off_by_default(tmp_path: Path) -> None:
