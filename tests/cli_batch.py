@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import tempfile
 from importlib.metadata import entry_points
@@ -46,6 +47,18 @@ def run_case(main: Any, case: dict[str, Any], folder: Path) -> dict[str, Any]:
             os.close(copy)
     written = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p not in before)
     return {"code": code, "stdout": read_back(out), "stderr": read_back(err), "written": written}
+
+
+def run_cases(cases: list[dict[str, Any]], folder: Path,
+              timeout_s: float) -> dict[str, dict[str, Any]]:
+    """Every case through this script in one fresh process; each case's result by its id."""
+    table = folder / "cases.json"
+    table.write_text(json.dumps(cases))
+    done = subprocess.run([sys.executable, __file__, str(table)], capture_output=True,
+                          text=True, timeout=timeout_s)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return {r["id"]: r for r in results}
 
 
 def read_back(file: Any) -> str:

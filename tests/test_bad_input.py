@@ -7,13 +7,14 @@ A table of specs, run through the real ``latlab`` entry point, all in one Python
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.cli_batch import run_cases
 
 EXP = "exps"  # a user's --experiments-dir
 BEDROCK = ["provider=bedrock", "emulate=true"]
@@ -147,20 +148,13 @@ SPECS: list[tuple[str, list[str], dict[str, str], str]] = [
     ("boto3-bearer", [*BEDROCK, "provider.client=boto3"], {}, "provider.client"),
 ]
 ENV = {"boto3-bearer": {"AWS_BEARER_TOKEN_BEDROCK": "ABSKlatlabFakeBearer0123456789"}}
-ROOT = Path(__file__).resolve().parent
 
 
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     cases = [{"id": i, "argv": ["run", *argv], "files": files, "env": ENV.get(i, {})}
              for i, argv, files, _ in SPECS]
-    table = tmp_path_factory.mktemp("specs") / "cases.json"
-    table.write_text(json.dumps(cases))
-    done = subprocess.run([sys.executable, str(ROOT / "cli_batch.py"), str(table)],
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    return {r["id"]: r for r in results}
+    return run_cases(cases, tmp_path_factory.mktemp("specs"), timeout_s=600)
 
 
 def test_the_table_is_large() -> None:

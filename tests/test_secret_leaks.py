@@ -7,9 +7,6 @@ output are searched for the secret and for every 8-character piece of it.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,11 +14,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from tests.cli_batch import run_cases
 from tests.thread_server import serving
 
 SECRET = "sk-ant-FAKE-SECRET-0123456789abcdef"
 PLAIN = "GwQuietValue7f3aZ9c2e5b1dXq"  # no key shape, no secret-looking variable name
-ROOT = Path(__file__).resolve().parent
 EXP = "exps"
 RUN = ["workload.iterations=2", "workload.warmup=0", "profile=fast"]
 
@@ -119,13 +116,7 @@ PLACEMENTS: list[tuple[str, list[str], dict[str, str], dict[str, str], bool]] = 
 def outcomes(tmp_path_factory: pytest.TempPathFactory, echo_url: str) -> dict[str, Any]:
     cases = [{"id": i, "argv": ["run", *[a.replace("{echo}", echo_url) for a in argv]],
               "env": env, "files": files} for i, argv, env, files, _ in PLACEMENTS]
-    table = tmp_path_factory.mktemp("leaks") / "cases.json"
-    table.write_text(json.dumps(cases))
-    done = subprocess.run([sys.executable, str(ROOT / "cli_batch.py"), str(table)],
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    return {r["id"]: r for r in results}
+    return run_cases(cases, tmp_path_factory.mktemp("leaks"), timeout_s=900)
 
 
 def test_the_table_is_large() -> None:
