@@ -19,7 +19,7 @@ from latlab.analysis.query import check_format, open_results, render
 from latlab.runner.app.guard import check_run_or_refuse
 from latlab.runner.app.hydra_app import cell_composer
 from latlab.runner.app.run import RunContext, endpoint_for, run_experiment
-from latlab.runner.config.compose import compose_plain, hydra_initialised
+from latlab.runner.config.compose import compose_plain, composed, hydra_initialised
 from latlab.runner.core.errors import ConfigError, CredentialsError
 
 MODES = ("auto", "emulator", "real")
@@ -60,7 +60,7 @@ def probe(provider: str, model: str, requests: int, results: Path, mode: str,
     overrides = base_overrides(provider, model, requests, results, extra)
     check_run_or_refuse(overrides)  # bad names or keys: one line, exit 2
     with hydra_initialised():
-        cfg = compose_plain(overrides)
+        cfg = composed(overrides)  # the guard composed it already
         overrides.append(f"emulate={str(wants_emulator(cfg, mode)).lower()}")
         cfg = compose_plain(overrides)
         context = RunContext(cell_composer(overrides), overrides, {"provider": provider})

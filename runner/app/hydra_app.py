@@ -21,8 +21,7 @@ from latlab.runner.app.run import Composer, RunContext, RunInterrupted, RunSumma
 from latlab.runner.config.compose import (
     HYDRA_VERSION_BASE,
     cell_overrides,
-    compose_plain,
-    composed_before,
+    composed,
     keeps_search_path,
     plain,
 )
@@ -40,7 +39,7 @@ def cell_composer(base_overrides: Sequence[str]) -> Composer:
 
     def compose(cell: list[str]) -> dict[str, Any]:
         overrides = cell_overrides(base_overrides, cell)
-        return composed_before(overrides) or compose_plain(overrides)
+        return composed(overrides)
 
     return compose
 

@@ -50,10 +50,11 @@ def compose_plain(overrides: Sequence[str]) -> dict[str, Any]:
     return copy.deepcopy(cfg)
 
 
-def composed_before(overrides: Sequence[str]) -> dict[str, Any] | None:
-    """The config :func:`compose_plain` composed for exactly these overrides, if any."""
+def composed(overrides: Sequence[str]) -> dict[str, Any]:
+    """The config the preflight already composed for exactly these overrides, else a new
+    composition (inside :func:`hydra_initialised`)."""
     found = _COMPOSED.get(tuple(overrides))
-    return None if found is None else copy.deepcopy(found)
+    return compose_plain(overrides) if found is None else copy.deepcopy(found)
 
 
 def override_key(override: str) -> str:
