@@ -7,6 +7,8 @@
 --   reuse_clients   at least half the requests opened a connection costing >= 20 ms
 --   stream          a non-streamed cell whose total p50 is above grade A's TTFT P50
 --   raise_timeout   requests that timed out
+--   rate_limits     requests refused for the rate limit, or a limit the responses reported
+--                   with < 10 % left at its lowest (ratelimit_cells, 58_ratelimits.sql)
 CREATE VIEW advice AS
 WITH a AS (SELECT * FROM slo_thresholds WHERE grade = 'A'),
 tokens AS (
@@ -87,6 +89,29 @@ timeouts AS (
     FROM measured
     GROUP BY run_id, cell
     HAVING count(*) FILTER (WHERE error_type = 'timeout') > 0
+),
+limited AS (
+    SELECT *, replace(peak_limit, '_', ' ') || ' per minute' AS peak_label
+    FROM ratelimit_cells
+    WHERE rate_limited > 0 OR peak_headroom < 0.1
+),
+rate AS (
+    SELECT 'rate_limits' AS rule, run_id, cell,
+           CASE WHEN rate_limited = 0
+                THEN format('close to the {} limit at peak: spread the traffic over time or '
+                            'raise the limit before the load grows', peak_label)
+                WHEN peak_limit IS NULL
+                THEN 'lower the concurrency or spread the traffic over time, or ask the '
+                     'provider for a higher quota (it reports no remaining quota to watch)'
+                ELSE format('lower the concurrency or spread the traffic over time (or over '
+                            'more keys), or raise the {} limit', peak_label) END AS advice,
+           CASE WHEN rate_limited = 0 THEN 'no request rate-limited'
+                ELSE format('rate-limited {:.0f} % of requests ({} of {})',
+                            100 * rate_limited_share, rate_limited, n) END
+           || coalesce(format('; headroom {:.0f} % at peak ({})', 100 * peak_headroom,
+                              peak_label), '') AS evidence
+    FROM limited
 )
 SELECT * FROM caching UNION ALL SELECT * FROM smaller UNION ALL SELECT * FROM route
-UNION ALL SELECT * FROM reuse UNION ALL SELECT * FROM stream UNION ALL SELECT * FROM timeouts;
+UNION ALL SELECT * FROM reuse UNION ALL SELECT * FROM stream UNION ALL SELECT * FROM timeouts
+UNION ALL SELECT * FROM rate;

@@ -11,7 +11,7 @@ from latlab.analysis.query import check_format, open_results, render
 
 COLUMNS = ["rule", "cell", "advice", "evidence", "run_id"]
 RULES = ("prompt_caching", "smaller_model", "route_direct", "reuse_clients", "stream",
-         "raise_timeout")
+         "raise_timeout", "rate_limits")
 
 
 def advise_command(results_dir: Path, run_ids: Sequence[str] | None, fmt: str,

@@ -110,12 +110,16 @@ def messages_body(spec: RequestSpec) -> dict[str, Any]:
 
 
 def record_http_error(m: Measurement, status: int, body: bytes) -> None:
-    """Fill the error fields from a non-2xx response and its JSON envelope."""
+    """Fill the error fields from a non-2xx response and its JSON envelope (Anthropic's, or
+    Google's ``[{"error": {"code", "message", "status"}}]`` on Vertex)."""
     m.error_type = error_type_for_status(status)
     try:
         envelope = json.loads(body)
+        if isinstance(envelope, list) and envelope:  # Google's front end (Vertex quota)
+            envelope = envelope[0]
         error = envelope.get("error") or {}
-        m.error_message = clip(f"{status} {error.get('type')}: {error.get('message')}")
+        kind = error.get("type") or error.get("status")  # Google: status RESOURCE_EXHAUSTED
+        m.error_message = clip(f"{status} {kind}: {error.get('message')}")
         m.request_id = m.request_id or envelope.get("request_id")
     except (ValueError, AttributeError):
         m.error_message = f"HTTP {status}: {body[:200]!r}"

@@ -65,6 +65,7 @@ from latlab.providers.http import (
     read_stream,
     timed_exchange,
 )
+from latlab.providers.ratelimits import read_ratelimit_headers
 from latlab.runner.core.errors import ConfigError, CredentialsError
 from latlab.runner.core.protocol import Endpoint, Provider, RequestSpec, is_loopback
 from latlab.runner.core.records import Measurement
@@ -521,6 +522,7 @@ class BedrockProvider:
             clock.headers()
             m.status = response.status_code
             m.request_id = response.headers.get("x-amzn-requestid")
+            read_ratelimit_headers(m, response.headers)  # retry-after, where one is sent
             if response.status_code != 200:
                 record_aws_error(m, response.status_code, response.headers, await response.aread())
                 return
@@ -647,6 +649,9 @@ def timed_boto3_call(client: Any, spec: RequestSpec, api: str) -> Measurement:
     except Exception as exc:  # noqa: BLE001 - inside a sweep every failure is a row
         m.error_type, m.error_message = classify_boto3(exc, clock.t_headers is not None)
         m.status = m.status or _client_error_status(exc)
+        if isinstance(exc, ClientError):
+            read_ratelimit_headers(m, exc.response.get("ResponseMetadata", {})
+                                   .get("HTTPHeaders", {}))
     if clock.t_done is None:
         clock.done()
     finish_measurement(m, clock, ConnectionTiming())

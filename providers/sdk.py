@@ -25,6 +25,7 @@ from latlab.providers.clients import quiet_sdk_logs, sdk_missing
 from latlab.providers.failures import classify_failure, describe, error_type_for_status
 from latlab.providers.http import ConnectionTiming, finish_measurement
 from latlab.providers.openai_compat import REASONING_KEYS, chat_messages, chat_url, finish_chat
+from latlab.providers.ratelimits import read_ratelimit_headers
 from latlab.providers.vertex import VertexAuth
 from latlab.providers.vertex import region_of as vertex_region
 from latlab.runner.core.errors import ConfigError
@@ -49,6 +50,9 @@ def record_sdk_error(m: Measurement, exc: BaseException, headers_seen: bool) -> 
         m.error_type = classify_failure(exc, m.status, headers_seen)
     m.error_message = describe(exc)
     m.request_id = m.request_id or getattr(exc, "request_id", None)
+    response = getattr(exc, "response", None)  # the SDKs' status errors keep the response
+    if response is not None and hasattr(response, "headers"):
+        read_ratelimit_headers(m, response.headers)
 
 
 class SdkProvider:
@@ -105,6 +109,7 @@ class AnthropicSdkProvider(SdkProvider):
         m.status = stream.response.status_code
         headers = stream.response.headers  # Bedrock names its id x-amzn-RequestId
         m.request_id = headers.get("request-id") or headers.get("x-amzn-requestid")
+        read_ratelimit_headers(m, headers)
         await self._events(stream, clock, m)
 
     async def _events(self, stream: Any, clock: StreamClock, m: Measurement) -> None:
@@ -154,6 +159,7 @@ class OpenAISdkProvider(SdkProvider):
         clock.headers()
         m.status = stream.response.status_code
         m.request_id = stream.response.headers.get("x-request-id")
+        read_ratelimit_headers(m, stream.response.headers)
         await self._chunks(stream, clock, m)
 
     async def _chunks(self, stream: Any, clock: StreamClock, m: Measurement) -> None:

@@ -82,6 +82,7 @@ def test_advise_command(results: Path) -> None:
     out = json.loads(advise_command(results, None, "json"))
     assert [r["rule"] for r in out] == ["prompt_caching", "smaller_model", "route_direct",
                                         "reuse_clients", "stream", "raise_timeout"]
+    assert not any("rate-limited" in r["evidence"] or "headroom" in r["evidence"] for r in out)
     assert out[0]["advice"].startswith("cache the prompt prefix")
     assert "prompt_caching" in advise_command(results, [RUN], "table")
 
@@ -92,4 +93,45 @@ def test_no_advice_is_said_plainly(tmp_path: Path) -> None:
     write_run(r, "calm01", T0)
     assert advise_command(r, None, "table") == (
         "no advice for run calm01: no rule triggered (rules: prompt_caching, smaller_model, "
-        "route_direct, reuse_clients, stream, raise_timeout)")
+        "route_direct, reuse_clients, stream, raise_timeout, rate_limits)")
+
+
+def limited_rows(run: str, cell: str, remaining: list[int], refused: int,
+                 limit: str = "output_tokens", cap: int = 100) -> list[dict[str, Any]]:
+    """Answers reporting ``remaining`` of ``cap`` for ``limit`` (its columns), then ``refused``
+    429s (rate_limited)."""
+    provider, model, prompt, _, mode = cell.split("/")
+    common = dict(provider=provider, model=model, prompt=prompt, stream=mode == "stream")
+    answered = [req(run, cell, iteration=i, ttfb_ms=50.0, ttft_ms=300.0, total_ms=600.0,
+                    input_tokens=100, output_tokens=20, status=200, **common,
+                    **{f"ratelimit_{limit}_limit": cap, f"ratelimit_{limit}_remaining": left,
+                       "ratelimit_requests_limit": 50, "ratelimit_requests_remaining": 40})
+                for i, left in enumerate(remaining)]
+    return answered + [err(run, cell, "rate_limited", iteration=len(remaining) + i, **common)
+                       for i in range(refused)]
+
+
+def test_rate_limits_rule_names_the_share_and_the_tightest_limit(tmp_path: Path) -> None:
+    r = tmp_path / "results"
+    near = "anthropic/haiku-4-5/short/none/block"
+    write_requests(r, "rl0001", "0000", [
+        *limited_rows("rl0001", HAIKU, [60, 3, 30, 10, 20, 40, 50], refused=1),  # 1 of 8
+        *limited_rows("rl0001", near, [50, 8], refused=0),  # 8 % left, nothing refused
+        *limited_rows("rl0001", SONNET, [90, 80], refused=0),  # plenty left: silent
+        *[err("rl0001", BEDROCK, "rate_limited", provider="bedrock", iteration=i)
+          for i in range(2)],  # Bedrock reports no quota: the share alone
+        *rows(BEDROCK, 300, 600, 100, run="rl0001"),
+    ])
+    write_run(r, "rl0001", T0)
+    out = {a["cell"]: a for a in json.loads(advise_command(r, None, "json"))
+           if a["rule"] == "rate_limits"}
+    assert set(out) == {HAIKU, near, BEDROCK}
+    assert out[HAIKU]["evidence"] == ("rate-limited 12 % of requests (1 of 8); headroom 3 % at "
+                                      "peak (output tokens per minute)")
+    assert out[HAIKU]["advice"].startswith("lower the concurrency")
+    assert "raise the output tokens per minute limit" in out[HAIKU]["advice"]
+    assert out[near]["evidence"] == ("no request rate-limited; headroom 8 % at peak "
+                                     "(output tokens per minute)")
+    assert out[near]["advice"].startswith("close to the output tokens per minute limit")
+    assert out[BEDROCK]["evidence"] == "rate-limited 50 % of requests (2 of 4)"
+    assert "higher quota" in out[BEDROCK]["advice"]

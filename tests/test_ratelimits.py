@@ -11,7 +11,11 @@ from pathlib import Path
 import pytest
 
 from latlab.analysis.query import open_results
-from latlab.providers.emulator.ratelimit import RateLimiter, RateLimitProfile
+from latlab.providers.emulator.ratelimit import (
+    RateLimiter,
+    RateLimitProfile,
+    anthropic_headers,
+)
 from latlab.providers.ratelimits import duration_seconds, read_ratelimit_headers
 from latlab.runner.core.records import Measurement
 from tests.result_files import request_rows
@@ -31,7 +35,8 @@ def test_requests_bucket_refuses_with_the_wait_and_refills() -> None:
     assert [limiter.admit("k", 10).retry_after_s for _ in range(3)] == [None] * 3
     refused = limiter.admit("k", 10)
     assert refused.retry_after_s == pytest.approx(20.0)  # 3/min: one request every 20 s
-    assert refused.headers["anthropic-ratelimit-requests-remaining"] == "0"
+    assert refused.refused_by == "requests"
+    assert anthropic_headers(refused.levels)["anthropic-ratelimit-requests-remaining"] == "0"
     assert limiter.admit("other-key", 10).retry_after_s is None  # per key
     clock.now = 20.0
     assert limiter.admit("k", 10).retry_after_s is None

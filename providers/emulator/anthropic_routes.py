@@ -11,13 +11,15 @@ session gets the task's scripted turn (scripts.py), sent here at the plan's time
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from aiohttp import web
 
 from latlab.providers.emulator import anthropic_wire as wire
 from latlab.providers.emulator.capacity import Admission
-from latlab.providers.emulator.ratelimit import api_key_of, retry_after_header
+from latlab.providers.emulator.ratelimit import (
+    anthropic_headers,
+    api_key_of,
+    retry_after_header,
+)
 from latlab.providers.emulator.scripts import (
     Event,
     ScriptedReply,
@@ -26,8 +28,10 @@ from latlab.providers.emulator.scripts import (
     token_times,
 )
 from latlab.providers.emulator.send import (
+    admit_rate,
     authorized,
     capacity_slot,
+    charge_output,
     counted,
     error_response,
     plan_admitted,
@@ -46,11 +50,10 @@ async def handle_messages(request: web.Request, t0: int) -> web.StreamResponse:
     if isinstance(body, web.Response):
         return body
     key = api_key_of(request)
-    verdict = state.rate_limits.admit(key, wire.estimate_input_tokens(body))
+    verdict = admit_rate(request, key, wire.estimate_input_tokens(body))
     if verdict.retry_after_s is not None:  # a bucket is empty: 429 with retry-after
-        state.stats.fault("rate_limited")
-        return error_response(429, request_id, None,
-                              {**verdict.headers, **retry_after_header(verdict.retry_after_s)})
+        return error_response(429, request_id, None, {**anthropic_headers(verdict.levels),
+                                                      **retry_after_header(verdict.retry_after_s)})
     async with capacity_slot(state, str(body["model"])) as admission:
         return await _admitted(request, body, request_id, t0, admission, key)
 
@@ -66,8 +69,7 @@ async def _admitted(request: web.Request, body: JSONDict, request_id: str, t0: i
         return error_response(400, request_id, str(exc))
     except KeyError:
         return error_response(404, request_id, f"model: {body['model']}")
-    state.rate_limits.charge_output(key, plan.n_tokens)
-    plan = replace(plan, extra_headers=tuple(state.rate_limits.headers(key).items()))
+    plan = charge_output(request, key, plan, anthropic_headers)
     result = await send_fault(request, plan, stats)
     if result is None and body.get("tools") and (scripted := scripted_reply(body)) is not None:
         result = await send_scripted(request, plan, scripted)  # agent sessions

@@ -20,6 +20,11 @@ Faults: every ``x-latlab-fault`` kind, in Bedrock's shape (``rate_limited``/``th
 ``stall``), plus ``bad_crc`` (a frame whose message CRC is wrong, then the connection closes).
 Profile fault rates apply too (their kinds, in Bedrock's shape).
 
+Rate limits (profile ``rate_limits``, ratelimit.py; per access key and region): an empty bucket
+is HTTP 429 ``ThrottlingException`` (``x-amzn-ErrorType``, ``{"message": …}``) before any
+planning. Bedrock sends no remaining-quota headers and no ``retry-after`` (none in the service
+model; captured 429s carry none), so neither does the emulator.
+
 An InvokeModel request offering ``tools`` in a latlab task session gets the task's scripted
 turn (scripts.py) in InvokeModel's shape, with the same layers.
 """
@@ -38,6 +43,7 @@ from latlab.providers.emulator import anthropic_wire
 from latlab.providers.emulator import bedrock_wire as wire
 from latlab.providers.emulator.capacity import Admission
 from latlab.providers.emulator.eventstream import corrupt_crc
+from latlab.providers.emulator.ratelimit import aws_key_of
 from latlab.providers.emulator.scripts import (
     Event,
     ScriptedReply,
@@ -47,7 +53,9 @@ from latlab.providers.emulator.scripts import (
 )
 from latlab.providers.emulator.send import (
     STALL_S,
+    admit_rate,
     capacity_slot,
+    charge_output,
     close_connection,
     counted,
     disconnect,
@@ -470,6 +478,11 @@ async def handle(request: web.Request, t0_ns: int, op: Operation) -> web.StreamR
     message = body_problem(body, op)
     if message is not None:
         return error_response("ValidationException", request_id, message)
+    key = aws_key_of(request)
+    verdict = admit_rate(request, key, anthropic_wire.estimate_input_tokens(body))
+    if verdict.refused_by is not None:  # no quota headers, no retry-after: only the 429
+        return error_response("ThrottlingException", request_id,
+                              wire.throttling_message(verdict.refused_by))
     async with capacity_slot(state, request.match_info["modelId"]) as admission:
         try:
             bp = plan_request(state, request, op, body, t0_ns, request_id, admission)
@@ -478,6 +491,7 @@ async def handle(request: web.Request, t0_ns: int, op: Operation) -> web.StreamR
         except KeyError:
             return error_response("ValidationException", request_id,
                                   "The provided model identifier is invalid.")
+        charge_output(request, key, bp.plan)
         return await send_bedrock(request, op, body, bp, state.stats)
 
 

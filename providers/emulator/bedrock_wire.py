@@ -65,6 +65,14 @@ def dumps_bytes(data: Mapping[str, Any]) -> bytes:
 # ---------------------------------------------------------------------------- errors
 
 
+def throttling_message(bucket: str) -> str:
+    """ThrottlingException's message for an empty bucket: requests, or tokens ("Too many
+    tokens, …" as boto3 reports a token throttle: not in the shared notes, seen in captures)."""
+    if bucket == "requests":
+        return ERRORS["ThrottlingException"][1]
+    return "Too many tokens, please wait before trying again."
+
+
 def error_status(error_type: str) -> int:
     return ERRORS[error_type][0]
 

@@ -11,6 +11,10 @@ asked for it (``stream_options.include_usage``), ``data: [DONE]``. A request car
 ``reasoning_effort`` gets its first third of tokens as ``delta.reasoning_content`` (as
 llama.cpp and vLLM send reasoning), so the first-reasoning and first-content instants differ.
 
+Rate limits (profile ``rate_limits``, ratelimit.py; per bearer key): ``x-ratelimit-{limit,
+remaining,reset}-{requests,tokens}`` on every answer, and an empty bucket's 429 with OpenAI's
+``rate_limit_exceeded`` error and ``retry-after``.
+
 Faults (``x-latlab-fault`` or the profile's rate), in OpenAI's shape: ``rate_limited`` → 429,
 ``overloaded`` → 503, ``server_error`` → 500 (``{"error": {…}}``); ``stream_error`` → a few
 tokens then a ``data: {"error": …}`` chunk; ``truncate`` (no ``[DONE]``, connection closed),
@@ -27,8 +31,17 @@ from aiohttp import web
 
 from latlab.providers.emulator import anthropic_wire
 from latlab.providers.emulator import openai_wire as wire
+from latlab.providers.emulator.ratelimit import (
+    Verdict,
+    api_key_of,
+    go_duration,
+    openai_headers,
+    retry_after_header,
+)
 from latlab.providers.emulator.send import (
+    admit_rate,
     capacity_slot,
+    charge_output,
     close_connection,
     counted,
     disconnect,
@@ -74,6 +87,19 @@ def error_response(status: int, request_id: str, message: str | None = None,
     body = wire.dumps(wire.error_body(status, message)).encode()
     return web.Response(status=status, body=body, content_type=wire.JSON_CONTENT_TYPE,
                         headers={"x-request-id": request_id, **(headers or {})})
+
+
+def rate_limit_response(request_id: str, model: str, verdict: Verdict) -> web.Response:
+    """429 for an empty bucket: OpenAI's error JSON, ``x-ratelimit-*`` and ``retry-after``."""
+    assert verdict.refused_by is not None and verdict.retry_after_s is not None
+    bucket = verdict.level(verdict.refused_by)
+    limit = bucket.limit if bucket is not None else 0
+    body = wire.rate_limit_body(verdict.refused_by, model, limit,
+                                go_duration(verdict.retry_after_s))
+    headers = {**openai_headers(verdict.levels), **retry_after_header(verdict.retry_after_s)}
+    return web.Response(status=429, body=wire.dumps(body).encode(),
+                        content_type=wire.JSON_CONTENT_TYPE,
+                        headers={"x-request-id": request_id, **headers})
 
 
 def authorized(request: web.Request) -> bool:
@@ -213,6 +239,10 @@ async def handle(request: web.Request, t0_ns: int) -> web.StreamResponse:
     problem = body_problem(body)
     if problem is not None:
         return error_response(400, request_id, problem)
+    key = "openai:" + api_key_of(request)  # another provider's account than /v1/messages
+    verdict = admit_rate(request, key, wire.estimate_prompt_tokens(body))
+    if verdict.refused_by is not None:
+        return rate_limit_response(request_id, str(body["model"]), verdict)
     async with capacity_slot(state, str(body["model"])) as admission:
         try:
             plan = plan_admitted(request, wire.messages_as_anthropic(body), t0_ns, request_id,
@@ -222,6 +252,7 @@ async def handle(request: web.Request, t0_ns: int) -> web.StreamResponse:
         except KeyError:
             return error_response(404, request_id,
                                   f"The model `{body['model']}` does not exist.")
+        plan = charge_output(request, key, plan, openai_headers)
         result = await send_planned(request, chat_plan(plan, body), state.stats)
     assert isinstance(result, web.StreamResponse)
     return result

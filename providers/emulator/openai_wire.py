@@ -116,6 +116,23 @@ def finish_reason_for(stop_reason: str) -> str:
     return "length" if stop_reason == "max_tokens" else "stop"
 
 
+# a rate-limit bucket → how OpenAI's 429 names it (error.type, and the limit in the message)
+RATE_LIMIT_NAMES = {"requests": ("requests", "requests per min (RPM)"),
+                    "tokens": ("tokens", "tokens per min (TPM)"),
+                    "input_tokens": ("tokens", "input tokens per min (ITPM)"),
+                    "output_tokens": ("tokens", "output tokens per min (OTPM)")}
+
+
+def rate_limit_body(bucket: str, model: str, limit: int, wait: str) -> JSONDict:
+    """OpenAI's 429 for an empty bucket: ``type`` ``requests`` or ``tokens``, ``code``
+    ``rate_limit_exceeded`` and the limit and the wait in the message, as OpenAI words it."""
+    kind, what = RATE_LIMIT_NAMES[bucket]
+    message = (f"Rate limit reached for {model} on {what}: Limit {limit}. "
+               f"Please try again in {wait}.")
+    return {"error": {"message": message, "type": kind, "param": None,
+                      "code": "rate_limit_exceeded"}}
+
+
 def error_body(status: int, message: str | None = None) -> JSONDict:
     """``{"error": {"message", "type", "param", "code"}}``."""
     kind, code, default = ERRORS.get(status, ERRORS[500])

@@ -7,6 +7,9 @@ goes out at its planned instant, and its lag is recorded: ``send_at`` (a whole r
 ``send_headers_at`` (a stream's headers), ``write_at`` (one event or frame). ``disconnect``,
 ``stall`` and ``close_connection`` are the faults that need no body.
 
+Every route draws from the profile's rate limits the same way: ``admit_rate`` on arrival,
+``charge_output`` once planned.
+
 The Anthropic Messages request checks and responses (``read_request``, ``error_response``,
 ``send_fault``, ``send_messages``) are here too: ``/v1/messages`` (anthropic_routes.py) and
 Vertex (vertex_routes.py) both speak them.
@@ -16,8 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -25,6 +29,7 @@ from aiohttp import web
 from latlab.providers.emulator import anthropic_wire as wire
 from latlab.providers.emulator.capacity import Admission
 from latlab.providers.emulator.profile import FAULT_KINDS
+from latlab.providers.emulator.ratelimit import Level, Verdict
 from latlab.providers.emulator.state import (
     HTTP_FAULTS,
     STATE_KEY,
@@ -85,6 +90,26 @@ def plan_admitted(request: web.Request, body: Mapping[str, Any], t0_ns: int, req
     """
     forced = admission.reject or forced_fault(request, extra_kinds, aliases)
     return request.app[STATE_KEY].plan(body, t0_ns, request_id, forced, admission.queue_ns)
+
+
+def admit_rate(request: web.Request, key: str, input_tokens: int) -> Verdict:
+    """The profile's rate limits (ratelimit.py) for an arriving request, before it queues
+    for capacity; a refusal counts as a ``rate_limited`` fault. The route sends the 429 in
+    its provider's shape."""
+    state = request.app[STATE_KEY]
+    verdict = state.rate_limits.admit(key, input_tokens)
+    if verdict.refused_by is not None:
+        state.stats.fault("rate_limited")
+    return verdict
+
+
+def charge_output(request: web.Request, key: str, plan: RequestPlan,
+                  render: Callable[[Iterable[Level]], dict[str, str]] | None = None
+                  ) -> RequestPlan:
+    """Charge the plan's output tokens to ``key``'s buckets; with ``render`` (the route's
+    header format), the plan sends the levels after the charge."""
+    levels = request.app[STATE_KEY].rate_limits.charge_output(key, plan.n_tokens)
+    return plan if render is None else replace(plan, extra_headers=tuple(render(levels).items()))
 
 
 # ---------------------------------------------------------------------------- request checks

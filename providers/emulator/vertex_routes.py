@@ -9,7 +9,9 @@ The body is a Messages body without ``model`` (the path has it) and with any
 ``/v1/messages``, with the same latency profile (model matched by substring, so
 ``claude-haiku-4-5@20251001`` is a Haiku). Auth: ``Authorization: Bearer <token>`` (any
 non-empty token). Request ids look like Vertex's (``req_vrtx_…``); faults by ``x-latlab-fault``
-or the profile's rate, as on the Anthropic routes.
+or the profile's rate, as on the Anthropic routes. Rate limits (profile ``rate_limits``,
+ratelimit.py; per project and region): an empty bucket is Google's 429 ``RESOURCE_EXHAUSTED``
+(vertex_wire.py), with no quota headers.
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ from typing import Any
 from aiohttp import web
 
 from latlab.providers.emulator import anthropic_wire as wire
+from latlab.providers.emulator import vertex_wire
 from latlab.providers.emulator.send import (
+    admit_rate,
     capacity_slot,
+    charge_output,
     counted,
     error_response,
     plan_admitted,
@@ -58,6 +63,19 @@ async def read_body(request: web.Request, request_id: str) -> dict[str, Any] | w
     return error_response(400, request_id, problem) if problem else body
 
 
+def quota_key(request: web.Request) -> str:
+    """Vertex quotas are per project and region (and base model: one key per model would
+    spread a run's traffic; the emulator's buckets are per project and region)."""
+    return f"{request.match_info['project']}/{request.match_info['region']}"
+
+
+def quota_exceeded(request_id: str, bucket: str, model: str) -> web.Response:
+    """Google's 429 (no remaining-quota headers, no retry-after: Vertex documents neither)."""
+    body = vertex_wire.quota_error_body(bucket, model)
+    return web.Response(status=429, body=body, content_type=vertex_wire.JSON_CONTENT_TYPE,
+                        headers={"request-id": request_id})
+
+
 async def send_plan(request: web.Request, plan: RequestPlan, stats: ServerStats) -> Any:
     faulted = await send_fault(request, plan, stats)
     return faulted if faulted is not None else await send_messages(request, plan, stats)
@@ -70,6 +88,10 @@ async def handle(request: web.Request, t0_ns: int) -> web.StreamResponse:
     body = await read_body(request, request_id)
     if isinstance(body, web.Response):
         return body
+    key = quota_key(request)
+    verdict = admit_rate(request, key, wire.estimate_input_tokens(body))
+    if verdict.refused_by is not None:
+        return quota_exceeded(request_id, verdict.refused_by, str(body["model"]))
     async with capacity_slot(state, str(body["model"])) as admission:
         try:
             plan = plan_admitted(request, body, t0_ns, request_id, admission)
@@ -77,6 +99,7 @@ async def handle(request: web.Request, t0_ns: int) -> web.StreamResponse:
             return error_response(400, request_id, str(exc))
         except KeyError:
             return error_response(404, request_id, f"model: {body['model']}")
+        plan = charge_output(request, key, plan)
         result = await send_plan(request, plan, state.stats)
     assert isinstance(result, web.StreamResponse)
     return result
