@@ -49,6 +49,8 @@ SPECS: list[tuple[str, list[str], dict[str, str], str]] = [
     ("unknown-faults-key", ["+profile.faults.eror_rate=0.1"], {}, "eror_rate"),
     ("unknown-fault-kind", ["+profile.faults.kinds.melt=1"], {}, "melt"),
     ("unknown-model-profile-key", ["+profile.models.haiku.ttft=1"], {}, "profile.models"),
+    ("unknown-rate-limit", ["+profile.rate_limits={rpm:5}"], {},
+     "profile.rate_limits.rpm: unknown key"),
     ("plus-experiment", ["+experiment=quickstart"], {}, "experiment"),
     # wrong types and ranges
     ("iterations-text", ["workload.iterations=abc"], {}, "workload.iterations"),
@@ -67,6 +69,11 @@ SPECS: list[tuple[str, list[str], dict[str, str], str]] = [
     ("rate-nan", ["+workload.rate=nan"], {}, "workload.rate"),
     ("lag-nan", ["+workload.max_client_lag_ms=nan"], {}, "workload.max_client_lag_ms"),
     ("error-rate-nan", ["profile.faults.error_rate=nan"], {}, "profile.faults.error_rate"),
+    ("rate-limit-zero", ["+profile.rate_limits={requests_per_minute:0}"], {},
+     "profile.rate_limits.requests_per_minute"),
+    ("rate-limit-text", ["+profile.rate_limits={tokens_per_minute:lots}"], {},
+     "profile.rate_limits.tokens_per_minute"),
+    ("rate-limits-scalar", ["+profile.rate_limits=5"], {}, "profile.rate_limits"),
     ("slo-nan", ["slo.thresholds.A.ttft_p50_ms=nan"], {}, "slo.thresholds.A.ttft_p50_ms"),
     # values that were silently ignored or sent as garbage
     ("api-anthropic", ["provider.api=chat"], {}, "provider.api"),

@@ -3,6 +3,7 @@ columns the providers record from the headers, and the headroom view."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -90,3 +91,44 @@ def test_emulated_run_records_the_limits_and_the_429s(tmp_path: Path) -> None:
     (headroom,) = con.sql("SELECT limit_name, headroom, rate_limited_share "
                           "FROM ratelimit_headroom").fetchall()
     assert headroom == ("requests", 0.0, pytest.approx(2 / 6))
+
+
+def latlab(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([sys.executable, "-m", "latlab", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_every_provider_records_its_429s_and_advise_says_so(tmp_path: Path) -> None:
+    latlab(["run", "-m", "provider=openai_compat,bedrock,vertex", "emulate=true", "profile=fast",
+            "workload.warmup=0", "workload.iterations=6",
+            "+profile.rate_limits={requests_per_minute:4}"], tmp_path)
+    rows = request_rows(tmp_path / "results")
+    by_provider = {p: [r for r in rows if r["provider"] == p]
+                   for p in ("openai_compat", "bedrock", "vertex")}
+    for provider_rows in by_provider.values():
+        assert [r["error_type"] for r in provider_rows] == [None] * 4 + ["rate_limited"] * 2
+        assert [r["status"] for r in provider_rows][4:] == [429, 429]
+    openai_rows = by_provider["openai_compat"]
+    assert [r["ratelimit_requests_remaining"] for r in openai_rows] == [3, 2, 1, 0, 0, 0]
+    assert [r["retry_after_s"] for r in openai_rows][4:] == [15.0, 15.0]
+    assert "ThrottlingException" in by_provider["bedrock"][4]["error_message"]
+    assert "RESOURCE_EXHAUSTED" in by_provider["vertex"][4]["error_message"]
+    runs = sorted({r["run_id"] for r in rows})
+    advice = json.loads(latlab(["advise", *runs, "--format", "json"], tmp_path).stdout)
+    evidence = {a["cell"].partition("/")[0]: a["evidence"] for a in advice
+                if a["rule"] == "rate_limits"}
+    assert evidence == {
+        "openai_compat": "rate-limited 33 % of requests (2 of 6); headroom 0 % at peak "
+                         "(requests per minute)",
+        "bedrock": "rate-limited 33 % of requests (2 of 6)",
+        "vertex": "rate-limited 33 % of requests (2 of 6)"}
+
+
+def test_advise_says_nothing_of_rate_limits_with_room_to_spare(tmp_path: Path) -> None:
+    latlab(["run", "profile=fast", "workload.warmup=0", "workload.iterations=3",
+            "+profile.rate_limits={requests_per_minute:1000}"], tmp_path)
+    assert {r["ratelimit_requests_limit"] for r in request_rows(tmp_path / "results")} == {1000}
+    out = latlab(["advise"], tmp_path).stdout
+    assert "rate-limited" not in out and "headroom" not in out and "rate_limits  " not in out
