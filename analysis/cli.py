@@ -267,7 +267,9 @@ def _add_advise(commands: Subcommands) -> None:
         "with high TTFT -> prompt caching; Opus on short tasks -> a smaller model; an "
         "indirect provider's overhead dominating -> route to the direct API; many new "
         "connections -> reuse clients; slow non-streamed calls -> stream; timeouts -> raise "
-        "the timeout. Each row names the cell and the figures. Default: the latest run.")
+        "the timeout; requests refused for the rate limit, or a limit nearly used up -> lower "
+        "the concurrency, spread the traffic or raise the limit. Each row names the cell and "
+        "the figures. Default: the latest run.")
     p.add_argument("run_ids", nargs="*", metavar="RUN_ID")
     p.add_argument("--slo", default="default", help="SLO name in conf/slo or a YAML path")
     add_output_options(p)
