@@ -226,10 +226,8 @@ async def send_planned(request: web.Request, cp: ChatPlan, stats: ServerStats) -
 # ---------------------------------------------------------------------------- handlers
 
 
-async def handle(request: web.Request, t0_ns: int) -> web.StreamResponse:
-    """``POST /v1/chat/completions``."""
-    state = request.app[STATE_KEY]
-    request_id = wire.new_request_id()
+async def read_body(request: web.Request, request_id: str) -> dict[str, Any] | web.Response:
+    """Auth and a valid chat completions body, or the error to send."""
     if not authorized(request):
         return error_response(401, request_id)
     try:
@@ -237,8 +235,16 @@ async def handle(request: web.Request, t0_ns: int) -> web.StreamResponse:
     except ValueError:
         return error_response(400, request_id, "request body is not valid JSON")
     problem = body_problem(body)
-    if problem is not None:
-        return error_response(400, request_id, problem)
+    return error_response(400, request_id, problem) if problem is not None else body
+
+
+async def handle(request: web.Request, t0_ns: int) -> web.StreamResponse:
+    """``POST /v1/chat/completions``."""
+    state = request.app[STATE_KEY]
+    request_id = wire.new_request_id()
+    body = await read_body(request, request_id)
+    if isinstance(body, web.Response):
+        return body
     key = "openai:" + api_key_of(request)  # another provider's account than /v1/messages
     verdict = admit_rate(request, key, wire.estimate_prompt_tokens(body))
     if verdict.refused_by is not None:
