@@ -16,6 +16,8 @@ from latlab.providers.emulator.ratelimit import (
     RateLimiter,
     RateLimitProfile,
     anthropic_headers,
+    go_duration,
+    openai_headers,
 )
 from latlab.providers.ratelimits import duration_seconds, read_ratelimit_headers
 from latlab.runner.core.records import Measurement
@@ -49,6 +51,26 @@ def test_output_tokens_go_into_debt_and_block_until_repaid() -> None:
     assert limiter.admit("k", 0).retry_after_s is None
     limiter.charge_output("k", 120)  # 60 over the bucket
     assert limiter.admit("k", 0).retry_after_s == pytest.approx(61.0)
+
+
+def test_tokens_bucket_takes_input_then_output() -> None:
+    clock = Clock()
+    limiter = RateLimiter(RateLimitProfile({"tokens": 100.0}), clock)
+    assert limiter.admit("k", 30).retry_after_s is None
+    (level,) = limiter.charge_output("k", 50)
+    assert (level.name, level.limit, level.remaining) == ("tokens", 100, 20)
+    refused = limiter.admit("k", 30)  # 20 left, 30 wanted: 10 tokens at 100/min = 6 s
+    assert (refused.refused_by, refused.retry_after_s) == ("tokens", pytest.approx(6.0))
+    assert openai_headers(refused.levels)["x-ratelimit-remaining-tokens"] == "20"
+    assert "x-ratelimit-limit-requests" not in openai_headers(refused.levels)
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(0.012, "12ms"), (1.5, "1.5s"), (15.0, "15s"),
+                                               (360.0, "6m0s"), (59.9999, "1m0s"),
+                                               (3723.25, "1h2m3.25s")])
+def test_openai_reset_durations_read_back(seconds: float, text: str) -> None:
+    assert go_duration(seconds) == text
+    assert duration_seconds(text) == pytest.approx(seconds, abs=0.001)
 
 
 def test_unknown_limit_is_named() -> None:
