@@ -64,16 +64,16 @@ async def read_body(request: web.Request, request_id: str) -> dict[str, Any] | w
 
 
 def quota_key(request: web.Request) -> str:
-    """Vertex quotas are per project and region (and base model: one key per model would
-    spread a run's traffic; the emulator's buckets are per project and region)."""
+    """The buckets' key: Vertex quotas are per project and region (and base model; the
+    emulator keeps one set of buckets for all models of a project and region)."""
     return f"{request.match_info['project']}/{request.match_info['region']}"
 
 
-def quota_exceeded(request_id: str, bucket: str, model: str) -> web.Response:
-    """Google's 429 (no remaining-quota headers, no retry-after: Vertex documents neither)."""
+def quota_exceeded(bucket: str, model: str) -> web.Response:
+    """Google's 429 from its front end: no Anthropic ``request-id`` (the model never saw the
+    request), no remaining-quota headers, no retry-after (Vertex documents neither)."""
     body = vertex_wire.quota_error_body(bucket, model)
-    return web.Response(status=429, body=body, content_type=vertex_wire.JSON_CONTENT_TYPE,
-                        headers={"request-id": request_id})
+    return web.Response(status=429, body=body, content_type=vertex_wire.JSON_CONTENT_TYPE)
 
 
 async def send_plan(request: web.Request, plan: RequestPlan, stats: ServerStats) -> Any:
@@ -91,7 +91,7 @@ async def handle(request: web.Request, t0_ns: int) -> web.StreamResponse:
     key = quota_key(request)
     verdict = admit_rate(request, key, wire.estimate_input_tokens(body))
     if verdict.refused_by is not None:
-        return quota_exceeded(request_id, verdict.refused_by, str(body["model"]))
+        return quota_exceeded(verdict.refused_by, str(body["model"]))
     async with capacity_slot(state, str(body["model"])) as admission:
         try:
             plan = plan_admitted(request, body, t0_ns, request_id, admission)
