@@ -106,8 +106,10 @@ class RateLimiter:
         self.keys: dict[str, dict[str, TokenBucket]] = {}
 
     def _buckets(self, key: str) -> dict[str, TokenBucket]:
-        now = self.clock()
         limits = self.profile.per_minute
+        if not limits:  # unlimited: no key is remembered
+            return {}
+        now = self.clock()
         buckets = self.keys.setdefault(
             key, {name: TokenBucket(limit, limit, now) for name, limit in limits.items()})
         for bucket in buckets.values():
