@@ -22,8 +22,10 @@ Profile fault rates apply too (their kinds, in Bedrock's shape).
 
 Rate limits (profile ``rate_limits``, ratelimit.py; per access key and region): an empty bucket
 is HTTP 429 ``ThrottlingException`` (``x-amzn-ErrorType``, ``{"message": …}``) before any
-planning. Bedrock sends no remaining-quota headers and no ``retry-after`` (none in the service
-model; captured 429s carry none), so neither does the emulator.
+planning. Bedrock sends no remaining-quota headers and no ``retry-after``, so neither does the
+emulator (the shared wire-formats notes list none; a real throttle captured through boto3, in
+epam/ai-dial-adapter-bedrock pull request 371, carries none and says "Too many tokens, …" for a
+token quota).
 
 An InvokeModel request offering ``tools`` in a latlab task session gets the task's scripted
 turn (scripts.py) in InvokeModel's shape, with the same layers.

@@ -71,7 +71,8 @@ def quota_key(request: web.Request) -> str:
 
 def quota_exceeded(bucket: str, model: str) -> web.Response:
     """Google's 429 from its front end: no Anthropic ``request-id`` (the model never saw the
-    request), no remaining-quota headers, no retry-after (Vertex documents neither)."""
+    request), no remaining-quota headers, no retry-after (the shared notes list none for
+    Vertex, and Google's "error code 429" guide for Vertex mentions neither)."""
     body = vertex_wire.quota_error_body(bucket, model)
     return web.Response(status=429, body=body, content_type=vertex_wire.JSON_CONTENT_TYPE)
 
