@@ -3,8 +3,8 @@ sockets with the real clients (the official SDKs, boto3 signing with SigV4, http
 rows latlab's providers make of them.
 
 One emulator for the module: 2 requests, 60 input tokens and 1000 tokens per minute per key.
-Every test draws from keys of its own (API key, AWS access key and region, Google project), so
-the tests do not share buckets.
+Every test draws from keys of its own (API key, AWS access key and region, Google project and
+region), so the tests do not share buckets.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from latlab.providers.openai_compat import OpenAICompatProvider
 from latlab.providers.vertex import BearerToken, VertexProvider
 from latlab.runner.core.protocol import RequestSpec
 from latlab.runner.core.records import Measurement
+from tests.test_clients import IDS, sdk_provider
 
 LIMITS = {"requests": 2.0, "input_tokens": 60.0, "tokens": 1000.0}
 MODEL = "claude-haiku-4-5"
@@ -238,3 +239,25 @@ def test_vertex_rows_are_rate_limited(limited: RunningEmulator) -> None:
     assert rows[2].status == 429
     assert rows[2].error_message is not None
     assert rows[2].error_message.startswith("429 RESOURCE_EXHAUSTED: Quota exceeded")
+
+
+# ---------------------------------------------------------------------------- SDK clients
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "openai_compat", "bedrock", "vertex"])
+def test_sdk_client_rows_are_rate_limited(limited: RunningEmulator, kind: str) -> None:
+    """latlab's ``client: sdk`` providers (the official SDKs, retries off) on every route."""
+
+    async def go() -> list[Measurement]:
+        provider = sdk_provider(kind, limited.base_url)
+        try:
+            return [await provider.send(spec(IDS[kind])) for _ in range(3)]
+        finally:
+            await provider.aclose()
+
+    rows = asyncio.run(go())
+    assert [m.error_type for m in rows] == [None, None, "rate_limited"]
+    assert rows[2].status == 429
+    reports = kind in ("anthropic", "openai_compat")  # Bedrock and Vertex send no quota headers
+    assert [m.ratelimit_requests_remaining for m in rows] == ([1, 0, 0] if reports else [None] * 3)
+    assert rows[2].retry_after_s == (30.0 if reports else None)
