@@ -89,6 +89,24 @@ def record_openai_error(m: Measurement, status: int, body: bytes) -> None:
         m.error_message = f"HTTP {status}: {body[:200]!r}"
 
 
+CONTENT_DELTA = b'"delta":{"content":"'
+
+
+def plain_content_delta(data: bytes) -> bool:
+    """Whether a chunk's only effect is one content token: one choice, its delta non-empty
+    ``content`` alone; no usage, finish reason, reasoning, tool call or error. Read from the
+    bytes (a key in quotes cannot occur unescaped inside a JSON string), so most chunks skip
+    ``json.loads``; anything else, spaced JSON included, is parsed."""
+    at = data.find(CONTENT_DELTA) + len(CONTENT_DELTA)
+    usage = data.find(b'"usage":') + len(b'"usage":')
+    return (at >= len(CONTENT_DELTA) and data[at:at + 1] not in (b'"', b"")
+            and data.startswith(b"{") and data.endswith(b"}")
+            and (usage < len(b'"usage":') or data[usage:usage + 4] == b"null")
+            and data.count(b'"delta":') == 1 and b'"finish_reason":"' not in data
+            and b'"reasoning' not in data and b'"tool_calls"' not in data
+            and b'"error"' not in data)
+
+
 @dataclass
 class ChatStream:
     """Interprets chat completion chunks into a clock and a measurement."""
@@ -102,7 +120,10 @@ class ChatStream:
 
     def feed(self, chunk: bytes, arrival_ns: int) -> None:
         for event in self.decoder.feed(chunk):
-            if event.data.startswith(b"[DONE]"):
+            if plain_content_delta(event.data):  # what json.loads + handle would conclude
+                self.deltas += 1
+                self.clock.token(arrival_ns)
+            elif event.data.startswith(b"[DONE]"):
                 self.finished = True
             elif event.data:
                 self.handle(json.loads(event.data), arrival_ns)

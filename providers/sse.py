@@ -10,12 +10,14 @@ buffer whole, without splitting it into lines.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 DATA = b"data: "
 
 
-@dataclass(frozen=True)
-class SseEvent:
+class SseEvent(NamedTuple):
+    """One event: its type (``message`` unless named) and its data, still bytes."""
+
     event: str
     data: bytes
 
@@ -30,6 +32,8 @@ class SseDecoder:
     def feed(self, chunk: bytes) -> list[SseEvent]:
         if b"\r" in chunk or self._after_cr:
             chunk = self._normalize(chunk)
+        elif not self._buffer and _one_data_event(chunk):  # the common chunk: one event
+            return [SseEvent("message", chunk[len(DATA):-2])]
         blocks = (self._buffer + chunk if self._buffer else chunk).split(b"\n\n")
         self._buffer = blocks.pop()  # the last piece has no blank line yet
         events = [_block(block) for block in blocks]
@@ -46,6 +50,12 @@ class SseDecoder:
     def pending(self) -> bool:
         """True if bytes of an unfinished event are buffered (a truncated stream)."""
         return bool(self._buffer.strip(b"\n"))
+
+
+def _one_data_event(chunk: bytes) -> bool:
+    """Whether ``chunk`` is exactly one ``data:`` line and its blank line."""
+    return (chunk.startswith(DATA) and chunk.endswith(b"\n\n")
+            and chunk.find(b"\n") == len(chunk) - 2)
 
 
 def _block(block: bytes) -> SseEvent | None:
