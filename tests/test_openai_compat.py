@@ -177,7 +177,7 @@ CHUNKS = [
 @pytest.mark.parametrize("data", CHUNKS)
 def test_chunks_read_from_bytes_agree_with_json(data: bytes) -> None:
     """The byte-level shortcut concludes what parsing the chunk would, or leaves it to JSON."""
-    fast, parsed = ChatStream(StreamClock(), Measurement()), ChatStream(StreamClock(), Measurement())
+    fast, parsed = (ChatStream(StreamClock(), Measurement()) for _ in range(2))
     fast.feed(b"data: " + data + b"\n\n", 7)
     parsed.handle(json.loads(data), 7)
     assert (fast.deltas, fast.clock.token_arrivals, fast.measurement, fast.finished) == (
