@@ -242,18 +242,90 @@ def raw_reader(response: httpx.Response) -> Callable[[], Awaitable[bytes]]:
 async def read_stream(response: httpx.Response, events: StreamEvents, clock: StreamClock) -> None:
     """Feed each chunk, stamped the moment its read returns (before parsing); stamp the end
     at the terminal event, then read the body's end too (as the SDKs do), so the pool can
-    reuse the connection."""
-    read = raw_reader(response)
-    while chunk := await read():
-        arrival_ns = now_ns()
-        if events.finished:
-            continue
-        events.feed(chunk, arrival_ns)
-        if events.finished:
-            clock.done()
+    reuse the connection. On the aiohttp transport the chunks are fed from the socket's own
+    read callback (``_BodyTap``); elsewhere through ``raw_reader``."""
+    feed = partial(_feed, events, clock)
+    aiohttp_response = _aiohttp_response(response)
+    if aiohttp_response is not None and aiohttp_response.connection is not None:
+        await _BodyTap(aiohttp_response, feed).read()
+    else:
+        read = raw_reader(response)
+        while chunk := await read():
+            feed(chunk, now_ns())
     if clock.t_done is None:
         clock.done()
     events.close()
+
+
+def _feed(events: StreamEvents, clock: StreamClock, chunk: bytes, arrival_ns: int) -> None:
+    """One chunk to the interpreter (none after the terminal event, which stamps the end)."""
+    if events.finished:
+        return
+    events.feed(chunk, arrival_ns)
+    if events.finished:
+        clock.done()
+
+
+def _aiohttp_response(response: httpx.Response) -> aiohttp.ClientResponse | None:
+    inner = getattr(response.stream, "_stream", None)
+    return inner._aiohttp_response if isinstance(inner, AiohttpResponseStream) else None
+
+
+class _BodyTap(asyncio.Protocol):
+    """Stands in for an aiohttp connection's protocol while one body streams: each read is
+    stamped, handed to aiohttp's parser (chunked framing, decompression) as before, and
+    what the parser added to the body goes to ``feed`` at once, in the read's own callback.
+    Per chunk this saves the reading task's wake-up, a future and ``readany``'s frames
+    (bench/provider_cpu.py; docs/benchmarks.md). The task waits for the body's end only;
+    a connection error or a failure in ``feed`` ends that wait with the exception."""
+
+    def __init__(self, response: aiohttp.ClientResponse, feed: Callable[[bytes, int], None]):
+        connection = response.connection
+        assert connection is not None and connection.protocol is not None
+        self.protocol, self.transport = connection.protocol, connection.transport
+        self.content, self.feed = response.content, feed
+
+    async def read(self) -> None:
+        """Feed what is buffered already, then every later read, until the body ends."""
+        self._drain(now_ns())
+        transport = self.transport
+        if transport is None or self.content.is_eof():
+            await self.content.wait_eof()
+            return
+        transport.set_protocol(self)
+        try:
+            await self.content.wait_eof()
+        finally:
+            if transport.get_protocol() is self:
+                transport.set_protocol(self.protocol)
+
+    def _drain(self, arrival_ns: int) -> None:
+        try:
+            chunk = self.content.read_nowait()
+            if chunk:
+                self.feed(chunk, arrival_ns)
+        except Exception as exc:  # noqa: BLE001 - handed to the waiting task, which raises it
+            self.content.set_exception(exc)
+
+    def data_received(self, data: bytes) -> None:
+        arrival_ns = now_ns()
+        before = self.content.total_bytes
+        self.protocol.data_received(data)
+        if self.content.total_bytes != before:
+            self._drain(arrival_ns)
+
+    def eof_received(self) -> bool | None:
+        self.protocol.eof_received()
+        return None  # close the transport, as aiohttp's protocol does
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.protocol.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.protocol.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.protocol.resume_writing()
 
 
 def finish_measurement(m: Measurement, clock: StreamClock, conn: ConnectionTiming) -> None:

@@ -6,7 +6,8 @@ import asyncio
 
 from aiohttp import web
 
-from latlab.providers.http import make_http_client, open_stream, raw_reader
+from latlab.providers.http import make_http_client, open_stream, raw_reader, read_stream
+from latlab.runner.core.timing import StreamClock
 
 
 async def cookie_app() -> tuple[web.AppRunner, str]:
@@ -53,3 +54,61 @@ def test_a_response_that_sets_a_cookie_is_kept_one_without_is_skipped() -> None:
         before, after, body = asyncio.run(exchange(transport))
         assert before == {} and after == {"route": "b-7"}, transport
         assert body == b"data: 1\n\ndata: 2\n\n", transport
+
+
+class Recorder:
+    """A stream interpreter that keeps what it is fed; finished at ``data: end``."""
+
+    def __init__(self, got_first: asyncio.Event) -> None:
+        self.chunks: list[bytes] = []
+        self.got_first, self.closed = got_first, False
+
+    @property
+    def finished(self) -> bool:
+        return b"".join(self.chunks).endswith(b"data: end\n\n")
+
+    def feed(self, chunk: bytes, arrival_ns: int) -> None:
+        self.chunks.append(chunk)
+        self.got_first.set()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def stream_in_two(transport: str) -> list[bytes]:
+    """The server sends its second piece only once the client was fed the first."""
+    got_first = asyncio.Event()
+
+    async def pieces(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        await response.write(b"data: 1\n\n")
+        await asyncio.wait_for(got_first.wait(), 5)
+        await response.write(b"data: end\n\n")
+        return response
+
+    app = web.Application()
+    app.router.add_get("/pieces", pieces)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    client = make_http_client(transport)
+    try:
+        bodies = []
+        for _ in range(2):  # the second on the pooled connection
+            got_first.clear()
+            events, clock = Recorder(got_first), StreamClock()
+            url = f"http://127.0.0.1:{runner.addresses[0][1]}/pieces"
+            async with open_stream(client, "GET", url) as response:
+                await read_stream(response, events, clock)
+            assert events.closed and clock.t_done is not None
+            bodies.append(b"".join(events.chunks))
+        return bodies
+    finally:
+        await client.aclose()
+        await runner.cleanup()
+
+
+def test_chunks_are_fed_as_they_arrive_not_at_the_end() -> None:
+    for transport in ("aiohttp", "httpcore"):
+        assert asyncio.run(stream_in_two(transport)) == [b"data: 1\n\ndata: end\n\n"] * 2
