@@ -18,9 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import json as jsonlib
 import sys
 import types
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from types import SimpleNamespace
@@ -145,7 +146,13 @@ class _CookiesIfSet(httpx.Cookies):
 
 class HttpClient(httpx.AsyncClient):
     """``httpx.AsyncClient`` itself (same API, cookies kept the same), minus the cookie
-    search in responses that set none."""
+    search in responses that set none.
+
+    ``direct``: set by ``make_http_client`` on its aiohttp transport, the aiohttp session
+    under it, which ``open_stream`` calls itself for the providers' exchanges (the same
+    pool, headers and trace; httpx's request and response objects skipped)."""
+
+    direct: aiohttp.ClientSession | None = None
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -162,11 +169,13 @@ class HttpClient(httpx.AsyncClient):
 
 def make_http_client(
     transport: str = "aiohttp", max_connections: int = 0, reuse_connections: bool = True
-) -> httpx.AsyncClient:
+) -> HttpClient:
     """An ``httpx.AsyncClient`` on the chosen transport. ``max_connections=0``: unbounded."""
     if transport == "aiohttp":
         session = _aiohttp_session(max_connections, reuse_connections)
-        return HttpClient(transport=AiohttpTransport(client=session), timeout=None)
+        client = HttpClient(transport=AiohttpTransport(client=session), timeout=None)
+        client.direct = session
+        return client
     limit = max_connections or None
     keepalive = limit if reuse_connections else 0
     limits = httpx.Limits(max_connections=limit, max_keepalive_connections=keepalive)
@@ -206,9 +215,76 @@ class StreamEvents(Protocol):
     def close(self) -> None: ...
 
 
+class StreamResponse(Protocol):
+    """What a provider reads of a response: httpx's ``Response`` or a ``DirectResponse``."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    async def aread(self) -> bytes: ...
+
+
+@dataclass
+class DirectResponse:
+    """An aiohttp response read the way providers read httpx's (``open_stream``)."""
+
+    response: aiohttp.ClientResponse
+
+    @property
+    def status_code(self) -> int:
+        return self.response.status
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self.response.headers
+
+    async def aread(self) -> bytes:
+        return await self.response.read()
+
+
+def open_stream(client: httpx.AsyncClient, method: str, url: str | httpx.URL,
+                **kwargs: Any) -> contextlib.AbstractAsyncContextManager[StreamResponse]:
+    """``client.stream(method, url, json=|content=, headers=)``: on a client of
+    ``make_http_client``'s aiohttp transport sent by its aiohttp session directly (httpx's
+    request, response and transport wrappers cost ~a third of a request's CPU:
+    docs/benchmarks.md), else through httpx."""
+    session = client.direct if isinstance(client, HttpClient) else None
+    if session is not None and not kwargs.get("extensions") and DIRECT_ARGS.issuperset(kwargs):
+        return _direct_stream(session, dict(client.headers), method, str(url), **kwargs)
+    return _httpx_stream(client, method, url, **kwargs)
+
+
+DIRECT_ARGS = frozenset({"json", "content", "headers", "extensions"})
+NO_TIMEOUT = aiohttp.ClientTimeout()  # the exchange's own deadline applies (timed_exchange)
+
+
 @contextlib.asynccontextmanager
-async def open_stream(client: httpx.AsyncClient, method: str, url: str | httpx.URL,
-                      **kwargs: Any) -> AsyncIterator[httpx.Response]:
+async def _direct_stream(session: aiohttp.ClientSession, defaults: dict[str, str],
+                         method: str, url: str, json: Any = None, content: bytes | None = None,
+                         headers: Mapping[str, str] | None = None,
+                         extensions: Any = None) -> AsyncIterator[StreamResponse]:
+    """The request httpx would send (its default headers, JSON encoded as httpx does)."""
+    sent = {**defaults, **{k.lower(): v for k, v in (headers or {}).items()}}
+    if json is not None:
+        content = json_bytes(json)
+        sent.setdefault("content-type", "application/json")
+    async with session.request(method, url, data=content, headers=sent, allow_redirects=False,
+                               timeout=NO_TIMEOUT) as response:
+        yield DirectResponse(response)
+
+
+def json_bytes(body: Any) -> bytes:
+    """A JSON body as httpx encodes ``json=`` (compact, UTF-8, no NaN)."""
+    return jsonlib.dumps(body, ensure_ascii=False, separators=(",", ":"),
+                         allow_nan=False).encode()
+
+
+@contextlib.asynccontextmanager
+async def _httpx_stream(client: httpx.AsyncClient, method: str, url: str | httpx.URL,
+                        **kwargs: Any) -> AsyncIterator[StreamResponse]:
     """``client.stream(...)``, then the response let go of its body stream: httpx links the
     two both ways (a reference cycle), so every request left ~50 objects (aiohttp's response,
     headers, trace) that only the cyclic collector could free; their full collections
@@ -226,20 +302,20 @@ async def open_stream(client: httpx.AsyncClient, method: str, url: str | httpx.U
 _EMPTY = httpx.ByteStream(b"")
 
 
-def raw_reader(response: httpx.Response) -> Callable[[], Awaitable[bytes]]:
+def raw_reader(response: StreamResponse) -> Callable[[], Awaitable[bytes]]:
     """The next raw chunk of the body (b"" at its end) through the fewest async layers: on the
     aiohttp transport aiohttp's own stream, which httpx reaches through three nested async
     generators per chunk (``aiter_raw`` → its bound stream → httpx-aiohttp's), else httpx's
     ``aiter_raw``. aiohttp's errors are classified as httpx's are (providers/failures.py)."""
-    inner = getattr(response.stream, "_stream", None)
-    if isinstance(inner, AiohttpResponseStream):
-        content: aiohttp.StreamReader = inner._aiohttp_response.content
-        return content.readany
+    aiohttp_response = _aiohttp_response(response)
+    if aiohttp_response is not None:
+        return aiohttp_response.content.readany
+    assert isinstance(response, httpx.Response)
     chunks = response.aiter_raw()
     return partial(anext, chunks, b"")
 
 
-async def read_stream(response: httpx.Response, events: StreamEvents, clock: StreamClock) -> None:
+async def read_stream(response: StreamResponse, events: StreamEvents, clock: StreamClock) -> None:
     """Feed each chunk, stamped the moment its read returns (before parsing); stamp the end
     at the terminal event, then read the body's end too (as the SDKs do), so the pool can
     reuse the connection. On the aiohttp transport the chunks are fed from the socket's own
@@ -266,8 +342,12 @@ def _feed(events: StreamEvents, clock: StreamClock, chunk: bytes, arrival_ns: in
         clock.done()
 
 
-def _aiohttp_response(response: httpx.Response) -> aiohttp.ClientResponse | None:
-    inner = getattr(response.stream, "_stream", None)
+def _aiohttp_response(response: StreamResponse) -> aiohttp.ClientResponse | None:
+    """The aiohttp response under ``response``, if aiohttp sent it."""
+    if isinstance(response, DirectResponse):
+        return response.response
+    inner = getattr(response, "stream", None)
+    inner = getattr(inner, "_stream", None)
     return inner._aiohttp_response if isinstance(inner, AiohttpResponseStream) else None
 
 

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from aiohttp import web
 
-from latlab.providers.http import make_http_client, open_stream, raw_reader, read_stream
+from latlab.providers.http import (
+    make_http_client,
+    open_stream,
+    raw_reader,
+    read_stream,
+)
 from latlab.runner.core.timing import StreamClock
 
 
@@ -112,3 +118,38 @@ async def stream_in_two(transport: str) -> list[bytes]:
 def test_chunks_are_fed_as_they_arrive_not_at_the_end() -> None:
     for transport in ("aiohttp", "httpcore"):
         assert asyncio.run(stream_in_two(transport)) == [b"data: 1\n\ndata: end\n\n"] * 2
+
+
+async def echo_both() -> list[tuple[dict[str, str], bytes]]:
+    """One JSON request through httpx (httpcore transport) and one sent by aiohttp directly."""
+
+    async def echo(request: web.Request) -> web.Response:
+        kept = {k.lower(): v for k, v in request.headers.items()
+                if k.lower() not in ("host", "content-length")}
+        return web.json_response({"headers": kept, "body": (await request.read()).decode()})
+
+    app = web.Application()
+    app.router.add_post("/echo", echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/echo"
+    seen = []
+    try:
+        for transport in ("httpcore", "aiohttp"):
+            client = make_http_client(transport)
+            assert (client.direct is not None) == (transport == "aiohttp")
+            async with open_stream(client, "POST", url, json={"q": "é", "n": [1, 2.5]},
+                                   headers={"X-Key": "k"}) as response:
+                echoed = json.loads(await response.aread())
+            await client.aclose()
+            seen.append((echoed["headers"], echoed["body"].encode()))
+        return seen
+    finally:
+        await runner.cleanup()
+
+
+def test_a_request_sent_directly_is_the_one_httpx_sends() -> None:
+    via_httpx, direct = asyncio.run(echo_both())
+    assert direct == via_httpx and direct[1] == '{"q":"é","n":[1,2.5]}'.encode()
+    assert direct[0]["x-key"] == "k" and direct[0]["user-agent"].startswith("python-httpx")
