@@ -4,7 +4,7 @@ latlab keeps httpx's API but picks the transport that keeps timings true under
 load (see bench/fidelity.py and docs/benchmarks.md):
 
 - ``aiohttp`` (default): httpx over ``httpx-aiohttp``; connection opening is timed
-  with aiohttp's TraceConfig (TCP connect and TLS together, in ``connect_ms``).
+  by the connector (TCP connect and TLS together, in ``connect_ms``).
 - ``httpcore``: plain httpx; connect and TLS are timed separately from httpx's
   ``trace`` extension.
 
@@ -24,7 +24,6 @@ import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass
 from functools import partial
-from types import SimpleNamespace
 from typing import Any, Protocol
 
 import aiohttp
@@ -43,7 +42,6 @@ class ConnectionTiming:
 
     connect_ms: float | None = None
     tls_ms: float | None = None
-    _t0: int | None = None
 
     @property
     def new_connection(self) -> bool:
@@ -55,16 +53,17 @@ current_connection: contextvars.ContextVar[ConnectionTiming | None] = contextvar
 )
 
 
-async def _on_create_start(session: Any, ctx: SimpleNamespace, params: Any) -> None:
-    timing = current_connection.get()
-    if timing is not None:
-        timing._t0 = now_ns()
+class _TimedConnector(aiohttp.TCPConnector):
+    """Times each new connection (TCP connect and TLS) into the requesting task's record.
+    aiohttp's TraceConfig would do it too, but a session with any trace config awaits a
+    signal for every event of every request (~6% of a run's CPU; docs/benchmarks.md)."""
 
-
-async def _on_create_end(session: Any, ctx: SimpleNamespace, params: Any) -> None:
-    timing = current_connection.get()
-    if timing is not None and timing._t0 is not None:
-        timing.connect_ms = (now_ns() - timing._t0) / 1e6
+    async def _create_connection(self, *args: Any, **kwargs: Any) -> Any:
+        timing, start_ns = current_connection.get(), now_ns()
+        protocol = await super()._create_connection(*args, **kwargs)
+        if timing is not None:
+            timing.connect_ms = (now_ns() - start_ns) / 1e6
+        return protocol
 
 
 @types.coroutine
@@ -126,12 +125,8 @@ _REQUEST_CLASS = _EagerBodyRequest if sys.version_info < (3, 12) else aiohttp.Cl
 
 
 def _aiohttp_session(max_connections: int, reuse: bool) -> aiohttp.ClientSession:
-    trace = aiohttp.TraceConfig()
-    trace.on_connection_create_start.append(_on_create_start)
-    trace.on_connection_create_end.append(_on_create_end)
-    connector = aiohttp.TCPConnector(limit=max_connections, force_close=not reuse)
-    return aiohttp.ClientSession(connector=connector, trace_configs=[trace],
-                                 request_class=_REQUEST_CLASS)
+    connector = _TimedConnector(limit=max_connections, force_close=not reuse)
+    return aiohttp.ClientSession(connector=connector, request_class=_REQUEST_CLASS)
 
 
 class _CookiesIfSet(httpx.Cookies):
