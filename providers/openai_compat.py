@@ -117,16 +117,33 @@ class ChatStream:
     t_first_reasoning: int | None = None
     deltas: int = 0
     finished: bool = False
+    template: tuple[bytes, bytes] = (b"", b"")  # a plain chunk's bytes around its content
 
     def feed(self, chunk: bytes, arrival_ns: int) -> None:
         for event in self.decoder.feed(chunk):
-            if plain_content_delta(event.data):  # what json.loads + handle would conclude
+            if self.plain(event.data):  # what json.loads + handle would conclude
                 self.deltas += 1
                 self.clock.token(arrival_ns)
             elif event.data.startswith(b"[DONE]"):
                 self.finished = True
             elif event.data:
                 self.handle(json.loads(event.data), arrival_ns)
+
+    def plain(self, data: bytes) -> bool:
+        """``plain_content_delta``, most chunks decided by the stream's first plain one: the
+        same bytes around a content string without quotes or escapes are the same chunk."""
+        head, tail = self.template
+        text = data[len(head):len(data) - len(tail)]
+        if (head and data.startswith(head) and data.endswith(tail) and len(text) > 1
+                and text.find(b'"') == len(text) - 1 and b"\\" not in text):
+            return True
+        if not plain_content_delta(data):
+            return False
+        start = data.find(CONTENT_DELTA) + len(CONTENT_DELTA)
+        end = data.find(b'"', start)
+        if b"\\" not in data[start:end]:
+            self.template = data[:start], data[end + 1:]
+        return True
 
     def handle(self, data: Mapping[str, Any], arrival_ns: int) -> None:
         if data.get("error"):

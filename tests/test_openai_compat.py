@@ -185,6 +185,19 @@ def test_chunks_read_from_bytes_agree_with_json(data: bytes) -> None:
     assert plain_content_delta(TOKEN_CHUNK) and not plain_content_delta(CHUNKS[2])
 
 
+@pytest.mark.parametrize("content", [b'" 3"', b'""', b'"a\\"b"', b'"\\\\"',
+                                     b'"x","reasoning_content":"y"', b'"x","tool_calls":[]'])
+def test_a_chunk_like_the_streams_first_agrees_with_json(content: bytes) -> None:
+    """After a plain chunk, one with the same bytes around its content string."""
+    chunks = [TOKEN_CHUNK, TOKEN_CHUNK.replace(b'" 2"', content)]
+    fast, parsed = (ChatStream(StreamClock(), Measurement()) for _ in range(2))
+    for arrival, data in enumerate(chunks):
+        fast.feed(b"data: " + data + b"\n\n", arrival)
+        parsed.handle(json.loads(data), arrival)
+    assert fast.template[0] and (fast.deltas, fast.clock.token_arrivals, fast.measurement) == (
+        parsed.deltas, parsed.clock.token_arrivals, parsed.measurement)
+
+
 def test_body_and_url() -> None:
     body = chat_body(RequestSpec(model_id="m", messages=[{"role": "user", "content": "q"}],
                                  max_tokens=7, stream=True, timeout_s=1, system="be brief"))
