@@ -24,7 +24,7 @@ import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import aiohttp
 import httpx
@@ -47,6 +47,8 @@ class ConnectionTiming:
     def new_connection(self) -> bool:
         return self.connect_ms is not None
 
+
+K = TypeVar("K")
 
 current_connection: contextvars.ContextVar[ConnectionTiming | None] = contextvars.ContextVar(
     "latlab_connection_timing", default=None
@@ -277,6 +279,26 @@ def json_bytes(body: Any) -> bytes:
                          allow_nan=False).encode()
 
 
+class EncodedBodies(Generic[K]):
+    """Request bodies as JSON bytes (``json_bytes``), encoded once per key object: a run
+    sends the same few specs thousands of times. Keyed by identity (the key is held, so its
+    id is not reused); at most ``limit`` kept (conversations make a spec per turn)."""
+
+    def __init__(self, body: Callable[[K], Any], limit: int = 256) -> None:
+        self.body, self.limit = body, limit
+        self.encoded: dict[int, tuple[K, bytes]] = {}
+
+    def __call__(self, key: K) -> bytes:
+        hit = self.encoded.get(id(key))
+        if hit is not None and hit[0] is key:
+            return hit[1]
+        if len(self.encoded) >= self.limit:
+            self.encoded.clear()
+        encoded = json_bytes(self.body(key))
+        self.encoded[id(key)] = (key, encoded)
+        return encoded
+
+
 @contextlib.asynccontextmanager
 async def _httpx_stream(client: httpx.AsyncClient, method: str, url: str | httpx.URL,
                         **kwargs: Any) -> AsyncIterator[StreamResponse]:
@@ -351,14 +373,16 @@ class _BodyTap(asyncio.Protocol):
     stamped, handed to aiohttp's parser (chunked framing, decompression) as before, and
     what the parser added to the body goes to ``feed`` at once, in the read's own callback.
     Per chunk this saves the reading task's wake-up, a future and ``readany``'s frames
-    (bench/provider_cpu.py; docs/benchmarks.md). The task waits for the body's end only;
-    a connection error or a failure in ``feed`` ends that wait with the exception."""
+    (bench/provider_cpu.py; docs/benchmarks.md). ``feed`` runs in the reading task's context
+    (its context variables, e.g. providers/capture.py's). The task waits for the body's end
+    only; a connection error or a failure in ``feed`` ends that wait with the exception."""
 
     def __init__(self, response: aiohttp.ClientResponse, feed: Callable[[bytes, int], None]):
         connection = response.connection
         assert connection is not None and connection.protocol is not None
         self.protocol, self.transport = connection.protocol, connection.transport
         self.content, self.feed = response.content, feed
+        self.context = contextvars.copy_context()
 
     async def read(self) -> None:
         """Feed what is buffered already, then every later read, until the body ends."""
@@ -387,7 +411,7 @@ class _BodyTap(asyncio.Protocol):
         before = self.content.total_bytes
         self.protocol.data_received(data)
         if self.content.total_bytes != before:
-            self._drain(arrival_ns)
+            self.context.run(self._drain, arrival_ns)
 
     def eof_received(self) -> bool | None:
         self.protocol.eof_received()

@@ -27,6 +27,7 @@ from latlab.providers.clients import http_client_for
 from latlab.providers.failures import error_type_for_status
 from latlab.providers.http import (
     ConnectionTiming,
+    EncodedBodies,
     finish_measurement,
     httpcore_trace,
     open_stream,
@@ -203,6 +204,7 @@ class OpenAICompatProvider:
         self.url = httpx.URL(chat_url(base_url))  # parsed once, not per request
         self.headers = {"authorization": f"Bearer {api_key}", "content-type": "application/json"}
         self.transport = transport
+        self.body = EncodedBodies(chat_body)
 
     async def send(self, spec: RequestSpec) -> Measurement:
         return await timed_exchange(partial(self._exchange, spec), spec.timeout_s, finish_chat)
@@ -211,7 +213,7 @@ class OpenAICompatProvider:
                         conn: ConnectionTiming) -> None:
         extensions = {"trace": httpcore_trace(conn)} if self.transport == "httpcore" else {}
         clock.t_start = now_ns()
-        async with open_stream(self.client, "POST", self.url, json=chat_body(spec),
+        async with open_stream(self.client, "POST", self.url, content=self.body(spec),
                                headers=self.headers, extensions=extensions) as response:
             clock.headers()
             m.status = response.status_code

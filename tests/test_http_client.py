@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 
 from aiohttp import web
@@ -62,11 +63,15 @@ def test_a_response_that_sets_a_cookie_is_kept_one_without_is_skipped() -> None:
         assert body == b"data: 1\n\ndata: 2\n\n", transport
 
 
+READER: contextvars.ContextVar[str] = contextvars.ContextVar("reader", default="elsewhere")
+
+
 class Recorder:
     """A stream interpreter that keeps what it is fed; finished at ``data: end``."""
 
-    def __init__(self, got_first: asyncio.Event) -> None:
+    def __init__(self, got_first: asyncio.Event, reader: str) -> None:
         self.chunks: list[bytes] = []
+        self.reader = reader
         self.got_first, self.closed = got_first, False
 
     @property
@@ -74,6 +79,7 @@ class Recorder:
         return b"".join(self.chunks).endswith(b"data: end\n\n")
 
     def feed(self, chunk: bytes, arrival_ns: int) -> None:
+        assert READER.get() == self.reader  # fed in the reading task's context
         self.chunks.append(chunk)
         self.got_first.set()
 
@@ -101,10 +107,11 @@ async def stream_in_two(transport: str) -> list[bytes]:
     client = make_http_client(transport)
     try:
         bodies = []
-        for _ in range(2):  # the second on the pooled connection
+        for stream in range(2):  # the second on the connection the first opened
             got_first.clear()
-            events, clock = Recorder(got_first), StreamClock()
+            events, clock = Recorder(got_first, f"stream {stream}"), StreamClock()
             url = f"http://127.0.0.1:{runner.addresses[0][1]}/pieces"
+            READER.set(events.reader)
             async with open_stream(client, "GET", url) as response:
                 await read_stream(response, events, clock)
             assert events.closed and clock.t_done is not None
