@@ -21,6 +21,7 @@ import contextvars
 import json as jsonlib
 import sys
 import types
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -147,7 +148,8 @@ class HttpClient(httpx.AsyncClient):
 
     ``direct``: set by ``make_http_client`` on its aiohttp transport, the aiohttp session
     under it, which ``open_stream`` calls itself for the providers' exchanges (the same
-    pool, headers and trace; httpx's request and response objects skipped)."""
+    pool, headers and connection timing; httpx's request and response objects skipped).
+    Not set when the environment names a proxy (httpx's own mounts then carry requests)."""
 
     direct: aiohttp.ClientSession | None = None
 
@@ -171,7 +173,8 @@ def make_http_client(
     if transport == "aiohttp":
         session = _aiohttp_session(max_connections, reuse_connections)
         client = HttpClient(transport=AiohttpTransport(client=session), timeout=None)
-        client.direct = session
+        if not urllib.request.getproxies():  # httpx routes through a proxy from the environment
+            client.direct = session
         return client
     limit = max_connections or None
     keepalive = limit if reuse_connections else 0

@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import json
 
+import pytest
 from aiohttp import web
 
 from latlab.providers.http import (
@@ -160,3 +161,15 @@ def test_a_request_sent_directly_is_the_one_httpx_sends() -> None:
     via_httpx, direct = asyncio.run(echo_both())
     assert direct == via_httpx and direct[1] == '{"q":"é","n":[1,2.5]}'.encode()
     assert direct[0]["x-key"] == "k" and direct[0]["user-agent"].startswith("python-httpx")
+
+
+def test_a_proxy_in_the_environment_keeps_requests_on_httpx(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    async def direct_session() -> bool:
+        client = make_http_client("aiohttp")
+        await client.aclose()
+        return client.direct is not None
+
+    assert asyncio.run(direct_session())
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    assert not asyncio.run(direct_session())
