@@ -121,14 +121,21 @@ class ChatStream:
     template: tuple[bytes, bytes] = (b"", b"")  # a plain chunk's bytes around its content
 
     def feed(self, chunk: bytes, arrival_ns: int) -> None:
+        data = self.decoder.only_data(chunk)
+        if data is not None:
+            self.event(data, arrival_ns)
+            return
         for event in self.decoder.feed(chunk):
-            if self.plain(event.data):  # what json.loads + handle would conclude
-                self.deltas += 1
-                self.clock.token(arrival_ns)
-            elif event.data.startswith(b"[DONE]"):
-                self.finished = True
-            elif event.data:
-                self.handle(json.loads(event.data), arrival_ns)
+            self.event(event.data, arrival_ns)
+
+    def event(self, data: bytes, arrival_ns: int) -> None:
+        if self.plain(data):  # what json.loads + handle would conclude
+            self.deltas += 1
+            self.clock.token(arrival_ns)
+        elif data.startswith(b"[DONE]"):
+            self.finished = True
+        elif data:
+            self.handle(json.loads(data), arrival_ns)
 
     def plain(self, data: bytes) -> bool:
         """``plain_content_delta``, most chunks decided by the stream's first plain one: the
