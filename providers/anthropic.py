@@ -21,6 +21,7 @@ from latlab.providers.clients import http_client_for
 from latlab.providers.failures import error_type_for_status
 from latlab.providers.http import (
     ConnectionTiming,
+    StreamResponse,
     httpcore_trace,
     open_stream,
     read_stream,
@@ -166,7 +167,7 @@ class AnthropicProvider:
                 return
             await self._read_body(response, spec.stream, clock, m)
 
-    async def _read_body(self, response: httpx.Response, stream: bool, clock: StreamClock,
+    async def _read_body(self, response: StreamResponse, stream: bool, clock: StreamClock,
                          m: Measurement) -> None:
         if not stream:
             body = await response.aread()

@@ -58,6 +58,7 @@ from latlab.providers.clients import CLIENTS
 from latlab.providers.failures import describe, error_type_for_status
 from latlab.providers.http import (
     ConnectionTiming,
+    StreamResponse,
     finish_measurement,
     httpcore_trace,
     make_http_client,
@@ -528,7 +529,7 @@ class BedrockProvider:
                 return
             await self._read_body(response, op, spec, clock, m)
 
-    async def _read_body(self, response: httpx.Response, op: str, spec: RequestSpec,
+    async def _read_body(self, response: StreamResponse, op: str, spec: RequestSpec,
                          clock: StreamClock, m: Measurement) -> None:
         if op.endswith("stream"):
             await read_stream(response, FrameReader(stream_events(op, spec, clock, m)), clock)

@@ -4,7 +4,7 @@ latlab keeps httpx's API but picks the transport that keeps timings true under
 load (see bench/fidelity.py and docs/benchmarks.md):
 
 - ``aiohttp`` (default): httpx over ``httpx-aiohttp``; connection opening is timed
-  with aiohttp's TraceConfig (TCP connect and TLS together, in ``connect_ms``).
+  by the connector (TCP connect and TLS together, in ``connect_ms``).
 - ``httpcore``: plain httpx; connect and TLS are timed separately from httpx's
   ``trace`` extension.
 
@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import json as jsonlib
 import sys
 import types
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass
 from functools import partial
-from types import SimpleNamespace
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import aiohttp
 import httpx
@@ -42,28 +43,30 @@ class ConnectionTiming:
 
     connect_ms: float | None = None
     tls_ms: float | None = None
-    _t0: int | None = None
 
     @property
     def new_connection(self) -> bool:
         return self.connect_ms is not None
 
 
+K = TypeVar("K")
+
 current_connection: contextvars.ContextVar[ConnectionTiming | None] = contextvars.ContextVar(
     "latlab_connection_timing", default=None
 )
 
 
-async def _on_create_start(session: Any, ctx: SimpleNamespace, params: Any) -> None:
-    timing = current_connection.get()
-    if timing is not None:
-        timing._t0 = now_ns()
+class _TimedConnector(aiohttp.TCPConnector):
+    """Times each new connection (TCP connect and TLS) into the requesting task's record.
+    aiohttp's TraceConfig would do it too, but a session with any trace config awaits a
+    signal for every event of every request (~6% of a run's CPU; docs/benchmarks.md)."""
 
-
-async def _on_create_end(session: Any, ctx: SimpleNamespace, params: Any) -> None:
-    timing = current_connection.get()
-    if timing is not None and timing._t0 is not None:
-        timing.connect_ms = (now_ns() - timing._t0) / 1e6
+    async def _create_connection(self, *args: Any, **kwargs: Any) -> Any:
+        timing, start_ns = current_connection.get(), now_ns()
+        protocol = await super()._create_connection(*args, **kwargs)
+        if timing is not None:
+            timing.connect_ms = (now_ns() - start_ns) / 1e6
+        return protocol
 
 
 @types.coroutine
@@ -125,12 +128,8 @@ _REQUEST_CLASS = _EagerBodyRequest if sys.version_info < (3, 12) else aiohttp.Cl
 
 
 def _aiohttp_session(max_connections: int, reuse: bool) -> aiohttp.ClientSession:
-    trace = aiohttp.TraceConfig()
-    trace.on_connection_create_start.append(_on_create_start)
-    trace.on_connection_create_end.append(_on_create_end)
-    connector = aiohttp.TCPConnector(limit=max_connections, force_close=not reuse)
-    return aiohttp.ClientSession(connector=connector, trace_configs=[trace],
-                                 request_class=_REQUEST_CLASS)
+    connector = _TimedConnector(limit=max_connections, force_close=not reuse)
+    return aiohttp.ClientSession(connector=connector, request_class=_REQUEST_CLASS)
 
 
 class _CookiesIfSet(httpx.Cookies):
@@ -145,7 +144,14 @@ class _CookiesIfSet(httpx.Cookies):
 
 class HttpClient(httpx.AsyncClient):
     """``httpx.AsyncClient`` itself (same API, cookies kept the same), minus the cookie
-    search in responses that set none."""
+    search in responses that set none.
+
+    ``direct``: set by ``make_http_client`` on its aiohttp transport, the aiohttp session
+    under it, which ``open_stream`` calls itself for the providers' exchanges (the same
+    pool, headers and connection timing; httpx's request and response objects skipped).
+    Not set when the environment names a proxy (httpx's own mounts then carry requests)."""
+
+    direct: aiohttp.ClientSession | None = None
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -162,11 +168,14 @@ class HttpClient(httpx.AsyncClient):
 
 def make_http_client(
     transport: str = "aiohttp", max_connections: int = 0, reuse_connections: bool = True
-) -> httpx.AsyncClient:
+) -> HttpClient:
     """An ``httpx.AsyncClient`` on the chosen transport. ``max_connections=0``: unbounded."""
     if transport == "aiohttp":
         session = _aiohttp_session(max_connections, reuse_connections)
-        return HttpClient(transport=AiohttpTransport(client=session), timeout=None)
+        client = HttpClient(transport=AiohttpTransport(client=session), timeout=None)
+        if not urllib.request.getproxies():  # httpx routes through a proxy from the environment
+            client.direct = session
+        return client
     limit = max_connections or None
     keepalive = limit if reuse_connections else 0
     limits = httpx.Limits(max_connections=limit, max_keepalive_connections=keepalive)
@@ -206,9 +215,96 @@ class StreamEvents(Protocol):
     def close(self) -> None: ...
 
 
+class StreamResponse(Protocol):
+    """What a provider reads of a response: httpx's ``Response`` or a ``DirectResponse``."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    async def aread(self) -> bytes: ...
+
+
+@dataclass
+class DirectResponse:
+    """An aiohttp response read the way providers read httpx's (``open_stream``)."""
+
+    response: aiohttp.ClientResponse
+
+    @property
+    def status_code(self) -> int:
+        return self.response.status
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self.response.headers
+
+    async def aread(self) -> bytes:
+        return await self.response.read()
+
+
+def open_stream(client: httpx.AsyncClient, method: str, url: str | httpx.URL,
+                **kwargs: Any) -> contextlib.AbstractAsyncContextManager[StreamResponse]:
+    """``client.stream(method, url, json=|content=, headers=)``: on a client of
+    ``make_http_client``'s aiohttp transport sent by its aiohttp session directly (httpx's
+    request, response and transport wrappers cost ~a third of a request's CPU:
+    docs/benchmarks.md), else through httpx."""
+    session = client.direct if isinstance(client, HttpClient) else None
+    if session is not None and not kwargs.get("extensions") and DIRECT_ARGS.issuperset(kwargs):
+        return _direct_stream(session, dict(client.headers), method, str(url), **kwargs)
+    return _httpx_stream(client, method, url, **kwargs)
+
+
+DIRECT_ARGS = frozenset({"json", "content", "headers", "extensions"})
+NO_TIMEOUT = aiohttp.ClientTimeout()  # the exchange's own deadline applies (timed_exchange)
+
+
 @contextlib.asynccontextmanager
-async def open_stream(client: httpx.AsyncClient, method: str, url: str | httpx.URL,
-                      **kwargs: Any) -> AsyncIterator[httpx.Response]:
+async def _direct_stream(session: aiohttp.ClientSession, defaults: dict[str, str],
+                         method: str, url: str, json: Any = None, content: bytes | None = None,
+                         headers: Mapping[str, str] | None = None,
+                         extensions: Any = None) -> AsyncIterator[StreamResponse]:
+    """The request httpx would send (its default headers, JSON encoded as httpx does)."""
+    sent = {**defaults, **{k.lower(): v for k, v in (headers or {}).items()}}
+    if json is not None:
+        content = json_bytes(json)
+        sent.setdefault("content-type", "application/json")
+    async with session.request(method, url, data=content, headers=sent, allow_redirects=False,
+                               timeout=NO_TIMEOUT) as response:
+        yield DirectResponse(response)
+
+
+def json_bytes(body: Any) -> bytes:
+    """A JSON body as httpx encodes ``json=`` (compact, UTF-8, no NaN)."""
+    return jsonlib.dumps(body, ensure_ascii=False, separators=(",", ":"),
+                         allow_nan=False).encode()
+
+
+class EncodedBodies(Generic[K]):
+    """Request bodies as JSON bytes (``json_bytes``), encoded once per key object: a run
+    sends the same few specs thousands of times. Keyed by identity (the key is held, so its
+    id is not reused); at most ``limit`` kept (conversations make a spec per turn)."""
+
+    def __init__(self, body: Callable[[K], Any], limit: int = 256) -> None:
+        self.body, self.limit = body, limit
+        self.encoded: dict[int, tuple[K, bytes]] = {}
+
+    def __call__(self, key: K) -> bytes:
+        hit = self.encoded.get(id(key))
+        if hit is not None and hit[0] is key:
+            return hit[1]
+        if len(self.encoded) >= self.limit:
+            self.encoded.clear()
+        encoded = json_bytes(self.body(key))
+        self.encoded[id(key)] = (key, encoded)
+        return encoded
+
+
+@contextlib.asynccontextmanager
+async def _httpx_stream(client: httpx.AsyncClient, method: str, url: str | httpx.URL,
+                        **kwargs: Any) -> AsyncIterator[StreamResponse]:
     """``client.stream(...)``, then the response let go of its body stream: httpx links the
     two both ways (a reference cycle), so every request left ~50 objects (aiohttp's response,
     headers, trace) that only the cyclic collector could free; their full collections
@@ -226,34 +322,112 @@ async def open_stream(client: httpx.AsyncClient, method: str, url: str | httpx.U
 _EMPTY = httpx.ByteStream(b"")
 
 
-def raw_reader(response: httpx.Response) -> Callable[[], Awaitable[bytes]]:
+def raw_reader(response: StreamResponse) -> Callable[[], Awaitable[bytes]]:
     """The next raw chunk of the body (b"" at its end) through the fewest async layers: on the
     aiohttp transport aiohttp's own stream, which httpx reaches through three nested async
     generators per chunk (``aiter_raw`` → its bound stream → httpx-aiohttp's), else httpx's
     ``aiter_raw``. aiohttp's errors are classified as httpx's are (providers/failures.py)."""
-    inner = getattr(response.stream, "_stream", None)
-    if isinstance(inner, AiohttpResponseStream):
-        content: aiohttp.StreamReader = inner._aiohttp_response.content
-        return content.readany
+    aiohttp_response = _aiohttp_response(response)
+    if aiohttp_response is not None:
+        return aiohttp_response.content.readany
+    assert isinstance(response, httpx.Response)
     chunks = response.aiter_raw()
     return partial(anext, chunks, b"")
 
 
-async def read_stream(response: httpx.Response, events: StreamEvents, clock: StreamClock) -> None:
+async def read_stream(response: StreamResponse, events: StreamEvents, clock: StreamClock) -> None:
     """Feed each chunk, stamped the moment its read returns (before parsing); stamp the end
     at the terminal event, then read the body's end too (as the SDKs do), so the pool can
-    reuse the connection."""
-    read = raw_reader(response)
-    while chunk := await read():
-        arrival_ns = now_ns()
-        if events.finished:
-            continue
-        events.feed(chunk, arrival_ns)
-        if events.finished:
-            clock.done()
+    reuse the connection. On the aiohttp transport the chunks are fed from the socket's own
+    read callback (``_BodyTap``); elsewhere through ``raw_reader``."""
+    feed = partial(_feed, events, clock)
+    aiohttp_response = _aiohttp_response(response)
+    if aiohttp_response is not None and aiohttp_response.connection is not None:
+        await _BodyTap(aiohttp_response, feed).read()
+    else:
+        read = raw_reader(response)
+        while chunk := await read():
+            feed(chunk, now_ns())
     if clock.t_done is None:
         clock.done()
     events.close()
+
+
+def _feed(events: StreamEvents, clock: StreamClock, chunk: bytes, arrival_ns: int) -> None:
+    """One chunk to the interpreter (none after the terminal event, which stamps the end)."""
+    if events.finished:
+        return
+    events.feed(chunk, arrival_ns)
+    if events.finished:
+        clock.done()
+
+
+def _aiohttp_response(response: StreamResponse) -> aiohttp.ClientResponse | None:
+    """The aiohttp response under ``response``, if aiohttp sent it."""
+    if isinstance(response, DirectResponse):
+        return response.response
+    inner = getattr(response, "stream", None)
+    inner = getattr(inner, "_stream", None)
+    return inner._aiohttp_response if isinstance(inner, AiohttpResponseStream) else None
+
+
+class _BodyTap(asyncio.Protocol):
+    """Stands in for an aiohttp connection's protocol while one body streams: each read is
+    stamped, handed to aiohttp's parser (chunked framing, decompression) as before, and
+    what the parser added to the body goes to ``feed`` at once, in the read's own callback.
+    Per chunk this saves the reading task's wake-up, a future and ``readany``'s frames
+    (bench/provider_cpu.py; docs/benchmarks.md). ``feed`` runs in the reading task's context
+    (its context variables, e.g. providers/capture.py's). The task waits for the body's end
+    only; a connection error or a failure in ``feed`` ends that wait with the exception."""
+
+    def __init__(self, response: aiohttp.ClientResponse, feed: Callable[[bytes, int], None]):
+        connection = response.connection
+        assert connection is not None and connection.protocol is not None
+        self.protocol, self.transport = connection.protocol, connection.transport
+        self.content, self.feed = response.content, feed
+        self.context = contextvars.copy_context()
+
+    async def read(self) -> None:
+        """Feed what is buffered already, then every later read, until the body ends."""
+        self._drain(now_ns())
+        transport = self.transport
+        if transport is None or self.content.is_eof():
+            await self.content.wait_eof()
+            return
+        transport.set_protocol(self)
+        try:
+            await self.content.wait_eof()
+        finally:
+            if transport.get_protocol() is self:
+                transport.set_protocol(self.protocol)
+
+    def _drain(self, arrival_ns: int) -> None:
+        try:
+            chunk = self.content.read_nowait()
+            if chunk:
+                self.feed(chunk, arrival_ns)
+        except Exception as exc:  # noqa: BLE001 - handed to the waiting task, which raises it
+            self.content.set_exception(exc)
+
+    def data_received(self, data: bytes) -> None:
+        arrival_ns = now_ns()
+        before = self.content.total_bytes
+        self.protocol.data_received(data)
+        if self.content.total_bytes != before:
+            self.context.run(self._drain, arrival_ns)
+
+    def eof_received(self) -> bool | None:
+        self.protocol.eof_received()
+        return None  # close the transport, as aiohttp's protocol does
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.protocol.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.protocol.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.protocol.resume_writing()
 
 
 def finish_measurement(m: Measurement, clock: StreamClock, conn: ConnectionTiming) -> None:

@@ -27,6 +27,7 @@ from latlab.providers.clients import http_client_for
 from latlab.providers.failures import error_type_for_status
 from latlab.providers.http import (
     ConnectionTiming,
+    EncodedBodies,
     finish_measurement,
     httpcore_trace,
     open_stream,
@@ -89,6 +90,24 @@ def record_openai_error(m: Measurement, status: int, body: bytes) -> None:
         m.error_message = f"HTTP {status}: {body[:200]!r}"
 
 
+CONTENT_DELTA = b'"delta":{"content":"'
+
+
+def plain_content_delta(data: bytes) -> bool:
+    """Whether a chunk's only effect is one content token: one choice, its delta non-empty
+    ``content`` alone; no usage, finish reason, reasoning, tool call or error. Read from the
+    bytes (a key in quotes cannot occur unescaped inside a JSON string), so most chunks skip
+    ``json.loads``; anything else, spaced JSON included, is parsed."""
+    at = data.find(CONTENT_DELTA) + len(CONTENT_DELTA)
+    usage = data.find(b'"usage":') + len(b'"usage":')
+    return (at >= len(CONTENT_DELTA) and data[at:at + 1] not in (b'"', b"")
+            and data.startswith(b"{") and data.endswith(b"}")
+            and (usage < len(b'"usage":') or data[usage:usage + 4] == b"null")
+            and data.count(b'"delta":') == 1 and b'"finish_reason":"' not in data
+            and b'"reasoning' not in data and b'"tool_calls"' not in data
+            and b'"error"' not in data)
+
+
 @dataclass
 class ChatStream:
     """Interprets chat completion chunks into a clock and a measurement."""
@@ -99,13 +118,40 @@ class ChatStream:
     t_first_reasoning: int | None = None
     deltas: int = 0
     finished: bool = False
+    template: tuple[bytes, bytes] = (b"", b"")  # a plain chunk's bytes around its content
 
     def feed(self, chunk: bytes, arrival_ns: int) -> None:
+        data = self.decoder.only_data(chunk)
+        if data is not None:
+            self.event(data, arrival_ns)
+            return
         for event in self.decoder.feed(chunk):
-            if event.data.startswith(b"[DONE]"):
-                self.finished = True
-            elif event.data:
-                self.handle(json.loads(event.data), arrival_ns)
+            self.event(event.data, arrival_ns)
+
+    def event(self, data: bytes, arrival_ns: int) -> None:
+        if self.plain(data):  # what json.loads + handle would conclude
+            self.deltas += 1
+            self.clock.token(arrival_ns)
+        elif data.startswith(b"[DONE]"):
+            self.finished = True
+        elif data:
+            self.handle(json.loads(data), arrival_ns)
+
+    def plain(self, data: bytes) -> bool:
+        """``plain_content_delta``, most chunks decided by the stream's first plain one: the
+        same bytes around a content string without quotes or escapes are the same chunk."""
+        head, tail = self.template
+        text = data[len(head):len(data) - len(tail)]
+        if (head and data.startswith(head) and data.endswith(tail) and len(text) > 1
+                and text.find(b'"') == len(text) - 1 and b"\\" not in text):
+            return True
+        if not plain_content_delta(data):
+            return False
+        start = data.find(CONTENT_DELTA) + len(CONTENT_DELTA)
+        end = data.find(b'"', start)
+        if b"\\" not in data[start:end]:
+            self.template = data[:start], data[end + 1:]
+        return True
 
     def handle(self, data: Mapping[str, Any], arrival_ns: int) -> None:
         if data.get("error"):
@@ -165,6 +211,7 @@ class OpenAICompatProvider:
         self.url = httpx.URL(chat_url(base_url))  # parsed once, not per request
         self.headers = {"authorization": f"Bearer {api_key}", "content-type": "application/json"}
         self.transport = transport
+        self.body = EncodedBodies(chat_body)
 
     async def send(self, spec: RequestSpec) -> Measurement:
         return await timed_exchange(partial(self._exchange, spec), spec.timeout_s, finish_chat)
@@ -173,7 +220,7 @@ class OpenAICompatProvider:
                         conn: ConnectionTiming) -> None:
         extensions = {"trace": httpcore_trace(conn)} if self.transport == "httpcore" else {}
         clock.t_start = now_ns()
-        async with open_stream(self.client, "POST", self.url, json=chat_body(spec),
+        async with open_stream(self.client, "POST", self.url, content=self.body(spec),
                                headers=self.headers, extensions=extensions) as response:
             clock.headers()
             m.status = response.status_code

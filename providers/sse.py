@@ -10,12 +10,14 @@ buffer whole, without splitting it into lines.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 DATA = b"data: "
 
 
-@dataclass(frozen=True)
-class SseEvent:
+class SseEvent(NamedTuple):
+    """One event: its type (``message`` unless named) and its data, still bytes."""
+
     event: str
     data: bytes
 
@@ -28,12 +30,25 @@ class SseDecoder:
     _after_cr: bool = False  # the last chunk ended in CR: a LF starting the next one is its pair
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
+        data = self.only_data(chunk)
+        if data is not None:  # the common chunk: one event
+            return [SseEvent("message", data)]
         if b"\r" in chunk or self._after_cr:
             chunk = self._normalize(chunk)
         blocks = (self._buffer + chunk if self._buffer else chunk).split(b"\n\n")
         self._buffer = blocks.pop()  # the last piece has no blank line yet
         events = [_block(block) for block in blocks]
         return [e for e in events if e is not None]
+
+    def only_data(self, chunk: bytes) -> bytes | None:
+        """The data of ``chunk`` if it is exactly one ``data:`` line and its blank line, with
+        nothing buffered before it (the common chunk, decoded without building an event);
+        else None, and nothing consumed: ``feed`` it."""
+        if (self._buffer or self._after_cr or not chunk.startswith(DATA)
+                or not chunk.endswith(b"\n\n") or chunk.find(b"\n") != len(chunk) - 2
+                or b"\r" in chunk):
+            return None
+        return chunk[len(DATA):-2]
 
     def _normalize(self, chunk: bytes) -> bytes:
         """CRLF and CR line ends as LF, a CRLF split across two chunks included."""

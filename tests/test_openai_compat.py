@@ -17,11 +17,18 @@ from on_time import assert_on_time
 
 from latlab.providers.emulator import RunningEmulator
 from latlab.providers.http import make_http_client
-from latlab.providers.openai_compat import OpenAICompatProvider, chat_body, chat_url
+from latlab.providers.openai_compat import (
+    ChatStream,
+    OpenAICompatProvider,
+    chat_body,
+    chat_url,
+    plain_content_delta,
+)
 from latlab.providers.registry import env_key_endpoint
 from latlab.runner.core.errors import CredentialsError
 from latlab.runner.core.protocol import DUMMY_KEY, Provider, RequestSpec
 from latlab.runner.core.records import Measurement
+from latlab.runner.core.timing import StreamClock
 
 MODEL = "claude-haiku-4-5-20251001"  # ``emulator``: the shared one of conftest.py
 
@@ -149,6 +156,46 @@ def test_openai_sdk_parses_the_emulator_stream(emulator: RunningEmulator) -> Non
     assert whole.choices[0].message.content == text and whole.usage is not None
     assert whole.usage.completion_tokens == TOKENS
     client.close()
+
+
+TOKEN_CHUNK = (b'{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",'
+               b'"choices":[{"index":0,"delta":{"content":" 2"},"logprobs":null,'
+               b'"finish_reason":null}],"usage":null}')
+CHUNKS = [
+    TOKEN_CHUNK, b'{"choices":[{"delta":{"content":"\\""}}]}',
+    b'{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}',
+    b'{"choices":[{"delta":{"content":"x"},"finish_reason":"stop"}]}',
+    b'{"choices":[{"delta":{"content":"x","reasoning_content":"y"}}]}',
+    b'{"choices":[{"delta":{"content":"x"}}],"usage":{"prompt_tokens":3,"completion_tokens":9}}',
+    b'{"choices":[{"delta":{"content":"x"}}],"usage": {"completion_tokens":9}}',
+    b'{"choices":[{"delta":{"content":"x"}},{"delta":{"content":"y"}}]}',
+    b'{"choices":[{"delta":{"content":"x","tool_calls":[]}}],"error":{"type":"t"}}',
+    b'{"choices":[{"delta":{"content":"say \\"error\\": no"}}]}',
+]
+
+
+@pytest.mark.parametrize("data", CHUNKS)
+def test_chunks_read_from_bytes_agree_with_json(data: bytes) -> None:
+    """The byte-level shortcut concludes what parsing the chunk would, or leaves it to JSON."""
+    fast, parsed = (ChatStream(StreamClock(), Measurement()) for _ in range(2))
+    fast.feed(b"data: " + data + b"\n\n", 7)
+    parsed.handle(json.loads(data), 7)
+    assert (fast.deltas, fast.clock.token_arrivals, fast.measurement, fast.finished) == (
+        parsed.deltas, parsed.clock.token_arrivals, parsed.measurement, parsed.finished)
+    assert plain_content_delta(TOKEN_CHUNK) and not plain_content_delta(CHUNKS[2])
+
+
+@pytest.mark.parametrize("content", [b'" 3"', b'""', b'"a\\"b"', b'"\\\\"',
+                                     b'"x","reasoning_content":"y"', b'"x","tool_calls":[]'])
+def test_a_chunk_like_the_streams_first_agrees_with_json(content: bytes) -> None:
+    """After a plain chunk, one with the same bytes around its content string."""
+    chunks = [TOKEN_CHUNK, TOKEN_CHUNK.replace(b'" 2"', content)]
+    fast, parsed = (ChatStream(StreamClock(), Measurement()) for _ in range(2))
+    for arrival, data in enumerate(chunks):
+        fast.feed(b"data: " + data + b"\n\n", arrival)
+        parsed.handle(json.loads(data), arrival)
+    assert fast.template[0] and (fast.deltas, fast.clock.token_arrivals, fast.measurement) == (
+        parsed.deltas, parsed.clock.token_arrivals, parsed.measurement)
 
 
 def test_body_and_url() -> None:

@@ -31,3 +31,14 @@ def test_cr_only_line_ends_dispatch_without_waiting_for_the_next_chunk() -> None
 def test_an_unfinished_event_is_pending() -> None:
     decoder = SseDecoder()
     assert decoder.feed(b"data: {\"partial\"") == [] and decoder.pending
+
+
+def test_only_data_takes_a_lone_data_event_and_leaves_the_rest_to_feed() -> None:
+    decoder = SseDecoder()
+    assert decoder.only_data(b"data: {\"a\":1}\n\n") == b'{"a":1}'
+    for chunk in (b"data: 1\n\ndata: 2\n\n", b"data: 1\r\n\r\n", b"event: x\ndata: 1\n\n",
+                  b"data: 1\n"):
+        assert decoder.only_data(chunk) is None, chunk
+    decoder.feed(b"data: par")  # buffered: the next chunk ends that event
+    assert decoder.only_data(b"data: 2\n\n") is None
+    assert decoder.feed(b"data: 2\n\n") == [SseEvent("message", b"pardata: 2")]

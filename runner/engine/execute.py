@@ -141,17 +141,19 @@ class RequestTimer:
         self.run_id, self.runtimes, self.writer, self.stats = run_id, runtimes, writer, stats
         self.t0_ns = now_ns()
         self.monitor: LagMonitor | None = None
+        self._fixed: dict[str, dict[str, Any]] = {}  # per cell: its rows' fixed context
 
     async def send_one(self, planned: PlannedRequest, worker: int, scheduled_ns: int) -> None:
         runtime = self.runtimes[planned.cell.name]
         if runtime.batch is not None:
             await runtime.batch.run(self, runtime, planned, worker, scheduled_ns)
             return
-        retries = int(planned.cell.workload["retries"])
+        workload = planned.cell.config["workload"]  # read only (Cell.workload copies it)
+        retries = int(workload["retries"])
         def send(spec: RequestSpec) -> Awaitable[Measurement]:
             return send_with_retries(runtime.provider, spec, retries)
 
-        if is_conversation(planned.cell.workload):  # several turns: engine/conversation.py
+        if is_conversation(workload):  # several turns: engine/conversation.py
             await run_conversation(self, runtime, planned, worker, scheduled_ns, send)
             return
         if planned.calls is not None:  # a recorded session's calls: engine/replay.py
@@ -162,7 +164,7 @@ class RequestTimer:
         index, spec = runtime.pick(planned.iteration)
         measurement = await send(spec)
         fields = {**(runtime.fields[index] if runtime.fields else {}),
-                  "request_body": captured_body(planned.cell.workload, spec)}
+                  "request_body": captured_body(workload, spec)}
         self.write_row(planned, worker, scheduled_ns, sent_ns, started_at, index, measurement,
                        fields=fields)
 
@@ -186,26 +188,33 @@ class RequestTimer:
 
     def _client_late(self, planned: PlannedRequest, row: RequestRow, sent_ns: int) -> bool:
         """Sent late, or this process's loop lagged while the request was in flight."""
-        limit = float(planned.cell.workload.get("max_client_lag_ms", 5.0))
+        limit = float(planned.cell.config["workload"].get("max_client_lag_ms", 5.0))
         lag = self.monitor.max_since(sent_ns) if self.monitor is not None else 0.0
         return is_late(row.send_delay_ms, lag, limit)
 
     def _context(self, planned: PlannedRequest, runtime: CellRuntime, worker: int,
                  started_at: datetime, scheduled_ns: int) -> dict[str, Any]:
-        cfg = planned.cell.config
+        """The row's context: what its cell fixes (built once per cell), then the request's."""
+        fixed = self._fixed.get(planned.cell.name)
+        if fixed is None:
+            fixed = self._fixed[planned.cell.name] = self._cell_context(planned.cell, runtime)
+        return {**fixed, "iteration": planned.iteration, "warmup": planned.warmup,
+                "started_at": started_at, "worker": worker,
+                "scheduled_ms": (scheduled_ns - self.t0_ns) / 1e6}
+
+    def _cell_context(self, cell: Cell, runtime: CellRuntime) -> dict[str, Any]:
+        cfg = cell.config
         return {
-            "run_id": self.run_id, "cell": planned.cell.name,
+            "run_id": self.run_id, "cell": cell.name,
             "provider": cfg["provider"]["name"], "api": runtime.specs[0].api,
             "model": cfg["model"]["name"], "model_id": runtime.specs[0].model_id,
             "prompt": cfg["prompt"]["name"], "guardrail": cfg["guardrail"]["name"],
             "stream": runtime.specs[0].stream, "concurrency": int(cfg["workload"]["concurrency"]),
-            "iteration": planned.iteration, "warmup": planned.warmup, "started_at": started_at,
             "client": str(cfg["provider"].get("client", "httpx")),
             "client_version": client_version(str(cfg["provider"]["kind"]),
                                              str(cfg["provider"].get("client", "httpx"))),
             "transport": str(cfg["provider"].get("transport", "aiohttp")),
-            "emulated": runtime.emulated, "worker": worker,
-            "scheduled_ms": (scheduled_ns - self.t0_ns) / 1e6,
+            "emulated": runtime.emulated,
         }
 
 
