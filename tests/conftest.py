@@ -95,6 +95,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group("timing"))
 
 
+@pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")  # after xdist
+def pytest_collection_modifyitems_groups(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group names into the node ids, as ``--dist loadgroup`` reads them (``path::test@group``).
+    xdist 3.8 writes them to ``item._nodeid``, which pytest 9.2 no longer reads (its node ids
+    are structured, ``item._id``), so every group was silently spread over both workers
+    (pytest-xdist issue 1386): this writes them where pytest reads them."""
+    if not getattr(config.option, "loadgroup", False):  # set on xdist workers only
+        return
+    for item in items:
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                        for m in item.iter_markers("xdist_group")})
+        suffix = f"@{'_'.join(names)}"
+        if names and not item.nodeid.endswith(suffix) and hasattr(item, "_id"):
+            item._id = type(item._id).parse(item.nodeid + suffix)
+
+
 @pytest.fixture(scope="session")
 def emulator() -> Iterator["RunningEmulator"]:
     """The providers' emulator (tests/emulators.py: fixed 15/40/4 ms, 12 tokens), one per

@@ -16,6 +16,9 @@ import pytest
 
 from tests.cli_batch import run_cases
 
+# one worker runs the table (the module fixture), not both: a group (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("bad_input")
+
 EXP = "exps"  # a user's --experiments-dir
 BEDROCK = ["provider=bedrock", "emulate=true"]
 SESSION = ["workload=session"]

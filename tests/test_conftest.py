@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from conftest import machine_turn
 
 
@@ -37,3 +38,12 @@ def test_a_timing_turn_waits_for_shared_turns_and_blocks_new_ones(tmp_path: Path
     for thread in (shared, alone, late):
         thread.join(timeout=5)
     assert events == ["shared+", "shared-", "alone+", "alone-", "late+", "late-"]
+
+
+@pytest.mark.xdist_group("harness")
+def test_a_grouped_test_carries_its_group_to_the_scheduler(request: pytest.FixtureRequest) -> None:
+    """``--dist loadgroup`` keeps a group on one worker only if its name is in the node id
+    (conftest.py writes it there: xdist 3.8 on pytest 9.2 no longer does)."""
+    if not getattr(request.config.option, "loadgroup", False):
+        pytest.skip("not on an xdist worker with --dist loadgroup (-p no:xdist, -n 0)")
+    assert request.node.nodeid.endswith("@harness"), request.node.nodeid

@@ -4,16 +4,17 @@ Driven through the real ``latlab`` entry point, all cases in one process."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 
-ROOT = Path(__file__).resolve().parent
+from tests.cli_batch import run_cases
+
+# one worker runs the table (the module fixture), not both: a group (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("fault_rows")
+
 BASE = ["emulate=true", "profile=fast", "workload.iterations=2", "workload.warmup=0",
         "workload.retries=0", "workload.timeout_s=1", "profile.faults.error_rate=1.0",
         "~profile.faults.kinds.overloaded"]
@@ -39,12 +40,7 @@ FAULTS: list[tuple[str, list[str], str | None]] = [
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     cases = [{"id": i, "argv": ["run", *BASE, *argv], "env": NO_AWS} for i, argv, _ in FAULTS]
-    table = tmp_path_factory.mktemp("faults") / "cases.json"
-    table.write_text(json.dumps(cases))
-    done = subprocess.run([sys.executable, str(ROOT / "cli_batch.py"), str(table)],
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return {r["id"]: r for r in map(json.loads, done.stdout.splitlines())}
+    return run_cases(cases, tmp_path_factory.mktemp("faults"), timeout_s=600)
 
 
 @pytest.mark.parametrize(("case", "argv", "error_type"), FAULTS, ids=[f[0] for f in FAULTS])

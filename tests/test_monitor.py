@@ -25,6 +25,7 @@ from latlab.runner.monitor.loop import Schedule, StopSignal, run_rounds
 from latlab.runner.monitor.settings import MonitorSettings
 from latlab.runner.monitor.webhook import AlertEvent, AlertTracker
 from latlab.runner.results.write import RequestWriter, write_run_record
+from tests.in_process import latlab_here
 from tests.result_files import request_rows, run_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,8 +105,8 @@ def test_rounds_continue_the_monitor_id_after_a_restart(tmp_path: Path) -> None:
     ("monitor.nope=1", "monitor.nope"),
 ])
 def test_bad_input_is_one_line_naming_the_key_exit_2_nothing_written(
-        override: str, key: str, tmp_path: Path) -> None:
-    done = latlab("monitor", *PROBE, override, cwd=tmp_path)
+        override: str, key: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    done = latlab_here(["monitor", *PROBE, override], capsys, tmp_path)  # refused: no child
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and key in lines[0], done.stderr

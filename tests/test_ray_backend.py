@@ -17,6 +17,10 @@ import pytest
 from result_files import request_rows, the_run
 from test_storage import s3_env  # noqa: F401 - a fixture: a local S3 server (moto)
 
+# one Ray cluster (the module fixture) for the module: its tests on one worker, the one of the
+# timing group, which two of them are in (conftest.py); elsewhere they would each start one
+pytestmark = pytest.mark.xdist_group("timing")
+
 FAST = ["profile=fast", "workload.warmup=1"]
 NO_RAY = "needs the ray extra: pip install 'latlab[ray]'"
 has_ray = importlib.util.find_spec("ray") is not None

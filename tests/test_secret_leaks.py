@@ -17,6 +17,9 @@ from aiohttp import web
 from tests.cli_batch import run_cases
 from tests.thread_server import serving
 
+# one worker runs the table (the module fixture), not both: a group (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("secret_leaks")
+
 SECRET = "sk-ant-FAKE-SECRET-0123456789abcdef"
 PLAIN = "GwQuietValue7f3aZ9c2e5b1dXq"  # no key shape, no secret-looking variable name
 EXP = "exps"

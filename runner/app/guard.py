@@ -25,6 +25,7 @@ from typing import Any
 from latlab.runner.config.compose import (
     cell_overrides,
     compose_plain,
+    compose_with_hydra,
     hydra_initialised,
     is_hydra_key,
     keeps_search_path,
@@ -50,7 +51,7 @@ def check_run(overrides: Sequence[str]) -> list[Path]:
     multirun = any(o in HYDRA_FLAGS for o in overrides)
     with hydra_initialised():
         folders = check_hydra_settings(user, hydra, multirun)
-        search = [o for o in hydra if o.startswith("hydra.searchpath")]
+        search = search_path(hydra)
         for job in jobs_of(user):
             check_job(job + search)
     return folders
@@ -117,22 +118,27 @@ def interpolation_line(exc: Any) -> str:
     return f"{key}: {message} (fix the interpolation or set what it refers to)"
 
 
-def hydra_folder(overrides: list[str], key: str) -> tuple[str, str]:
-    """Hydra's run (or sweep) folder and ``results_dir`` for these overrides (composing
-    with Hydra's own config checks its launcher and sweeper options too)."""
-    from hydra import compose
+def hydra_folder(job: list[str], hydra: list[str], key: str) -> tuple[str, str]:
+    """Hydra's run (or sweep) folder and ``results_dir`` for the job's overrides and Hydra's
+    (composing with Hydra's own config checks its launcher and sweeper options too; the
+    composition is kept for the job's own check)."""
     from omegaconf import OmegaConf
 
-    with compose_errors(overrides):
-        cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    with compose_errors(job + hydra):
+        cfg = compose_with_hydra(job + hydra, job + search_path(hydra))
         return str(OmegaConf.select(cfg, key) or ""), str(cfg.get("results_dir"))
+
+
+def search_path(hydra: list[str]) -> list[str]:
+    """Of Hydra's settings, the ones every job composes with (the search path)."""
+    return [o for o in hydra if keeps_search_path(o)]
 
 
 def check_hydra_settings(user: list[str], hydra: list[str], multirun: bool) -> list[Path]:
     """Hydra's launcher/sweeper options exist and its output folder can be created;
     returns that folder and the results folder."""
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    folder, results_dir = hydra_folder(jobs_of(user)[0] + hydra, key)
+    folder, results_dir = hydra_folder(jobs_of(user)[0], hydra, key)
     folder = folder.strip()
     if not folder or Path(folder).resolve() == Path("/"):
         raise ConfigError(f"{key}: {folder!r} would put Hydra's folder at the filesystem root; "

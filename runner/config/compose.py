@@ -23,6 +23,7 @@ def hydra_initialised() -> Iterator[None]:
     from hydra.core.global_hydra import GlobalHydra
 
     GlobalHydra.instance().clear()
+    _WITH_HYDRA.clear()
     with initialize_config_module(CONF_PACKAGE, version_base=HYDRA_VERSION_BASE):
         yield
 
@@ -37,17 +38,46 @@ def plain(cfg: Any) -> dict[str, Any]:
 
 
 _COMPOSED: dict[tuple[str, ...], dict[str, Any]] = {}  # this process's compositions
+_WITH_HYDRA: dict[tuple[str, ...], Any] = {}  # this Hydra block's, with the hydra node
+
+
+def compose_with_hydra(overrides: Sequence[str], job: Sequence[str]) -> Any:
+    """The composed config for ``overrides`` with Hydra's own (``hydra.*``), unresolved; kept
+    for the one :func:`compose_plain` of ``job`` (the same overrides without Hydra's settings,
+    which change only the hydra node) in this :func:`hydra_initialised` block, so the job is
+    not composed twice."""
+    from hydra import compose
+
+    cfg = compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+    _WITH_HYDRA[tuple(job)] = cfg
+    return cfg
 
 
 def compose_plain(overrides: Sequence[str]) -> dict[str, Any]:
     """The composed config for ``overrides`` (inside :func:`hydra_initialised`), plain;
     remembered, so the run's matrix cells that the preflight composed are not composed again
     (Hydra's compose costs ~0.2 s a cell)."""
-    from hydra import compose
-
-    cfg = plain(compose(config_name="config", overrides=list(overrides)))
+    found = _WITH_HYDRA.pop(tuple(overrides), None)
+    cfg = plain(new_composition(overrides) if found is None else without_hydra(found))
     _COMPOSED[tuple(overrides)] = cfg
     return copy.deepcopy(cfg)
+
+
+def new_composition(overrides: Sequence[str]) -> Any:
+    from hydra import compose
+
+    return compose(config_name="config", overrides=list(overrides))
+
+
+def without_hydra(cfg: Any) -> Any:
+    """``cfg`` less its hydra node, as Hydra's ``compose`` returns it without
+    ``return_hydra_config``."""
+    from omegaconf import open_dict
+
+    if "hydra" in cfg:
+        with open_dict(cfg):
+            del cfg["hydra"]
+    return cfg
 
 
 def composed(overrides: Sequence[str]) -> dict[str, Any]:
