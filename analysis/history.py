@@ -11,7 +11,6 @@ from typing import Any
 
 import duckdb
 
-from latlab.analysis.alerts import recent_run_ids
 from latlab.analysis.bootstrap import (
     REPLICATES,
     Fetch,
@@ -19,7 +18,7 @@ from latlab.analysis.bootstrap import (
     median_difference_ci,
 )
 from latlab.analysis.compare import verdict
-from latlab.analysis.query import Rows, open_results, run_sql
+from latlab.analysis.query import Rows, open_results, recent_run_ids, run_sql
 from latlab.analysis.report import Report, as_json, html, markdown
 from latlab.runner.core.durations import parse_duration
 from latlab.runner.core.errors import ResultsError

@@ -11,8 +11,15 @@ from typing import Any
 
 import duckdb
 
-from latlab.analysis.alerts import BurnAlert, burn_rows, open_history, recent_run_ids
-from latlab.analysis.query import SQL_DIR, create_views, known_run_ids, open_results, run_sql
+from latlab.analysis.alerts import BurnAlert, burn_rows, open_history
+from latlab.analysis.query import (
+    SQL_DIR,
+    create_views,
+    known_run_ids,
+    open_results,
+    recent_run_ids,
+    run_sql,
+)
 
 
 @dataclass

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import duckdb
 
-from latlab.runner.results.layout import summaries_folder
+from latlab.runner.results.layout import is_compacted, summaries_folder
 
 SUMMARY_VERSION = 1  # bump when this module changes what a kept file holds
 PRECOMPUTE_ROWS = 10_000  # `latlab run` summarizes runs this large (compare: ~25 ms per 10k rows)
@@ -65,8 +65,9 @@ def run_fingerprints(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     views nor the print). Empty for results in object storage."""
     (files,) = con.execute("SELECT getvariable('latlab_request_files')").fetchone() or (None,)
     by_run: dict[str, list[str]] = defaultdict(list)
-    for name in files or []:
-        by_run[Path(name).parent.name].append(name)
+    for name in files or []:  # a compacted day holds many runs: computed on each compare
+        if not is_compacted(name):
+            by_run[Path(name).parent.name].append(name)
     return {run: fingerprint(names) for run, names in by_run.items()}
 
 
