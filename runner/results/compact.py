@@ -20,12 +20,13 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from latlab.runner.core.durations import parse_duration
 from latlab.runner.core.errors import ConfigError
 from latlab.runner.core.records import REQUESTS_SCHEMA, RUNS_SCHEMA
 from latlab.runner.core.spans import SPANS_SCHEMA
@@ -92,7 +93,7 @@ def compact(results_dir: Path, before: datetime, grace_s: float = GRACE_S) -> Co
 @contextlib.contextmanager
 def _locked(results_dir: Path) -> Iterator[bool]:
     """One compaction at a time per results dir (two would write the same generation)."""
-    with (compacted_folder(results_dir) / ".lock").open("w") as handle:
+    with (compacted_folder(results_dir) / ".lock").open("a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -215,3 +216,17 @@ def remove_own(results_dir: Path, run_id: str) -> int:
         removed += 1
     shutil.rmtree(summaries_folder(results_dir, run_id), ignore_errors=True)
     return removed
+
+
+def compact_command(results_dir: Path, older_than: str, grace: str) -> str:
+    """``latlab compact``: merge the finished runs started more than ``older_than`` ago."""
+    if not storage.is_remote(results_dir) and not results_dir.is_dir():
+        raise ConfigError(f"--results: {results_dir} is not a directory (point it at a "
+                          "results dir)")
+    before = datetime.now(UTC) - timedelta(seconds=_duration(older_than, "--older-than"))
+    return compact(results_dir, before, _duration(grace, "--grace")).summary()
+
+
+def _duration(text: str, key: str) -> float:
+    """A duration, or 0 (``0``: at once)."""
+    return 0.0 if text.strip() in ("0", "0s") else parse_duration(text, key)
