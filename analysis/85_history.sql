@@ -20,6 +20,7 @@ GROUP BY cell, bucket;
 CREATE VIEW history_hour_of_day AS
 SELECT cell, hour(started_at) AS hour_utc, count(*) AS n,
        quantile_cont(ttft_ms, 0.5) FILTER (WHERE error_type IS NULL) AS ttft_p50_ms,
+       quantile_cont(ttft_ms, 0.9) FILTER (WHERE error_type IS NULL) AS ttft_p90_ms,
        quantile_cont(ttft_ms, 0.99) FILTER (WHERE error_type IS NULL) AS ttft_p99_ms,
        avg((error_type IS NOT NULL)::INT) AS error_rate
 FROM measured

@@ -11,6 +11,7 @@ from typing import Any
 
 import duckdb
 
+from latlab.analysis import plots
 from latlab.analysis.bootstrap import (
     REPLICATES,
     Fetch,
@@ -72,18 +73,35 @@ def _median(values: list[float]) -> float:
     return (values[(n - 1) // 2] + values[n // 2]) / 2
 
 
+def history_figures(since: str, buckets: Rows, hours: Rows) -> list[plots.Figure]:
+    """The HTML report's plots: each cell's TTFT percentiles over time and by hour of day."""
+    return [plots.percentiles(
+                f"TTFT over the last {since}", "Each cell's TTFT p50 (solid), p90 (dashed) "
+                "and p99 (dotted) of the successful requests per time bucket (UTC).",
+                _dicts(buckets), "bucket", "time bucket (UTC)"),
+            plots.percentiles(
+                "TTFT by hour of day", f"The same percentiles by UTC hour of day over the "
+                f"last {since}: a daily pattern shows as a shape repeated across cells.",
+                _dicts(hours), "hour_utc", "hour of day (UTC)")]
+
+
+def _dicts(rows: Rows) -> list[dict[str, Any]]:
+    columns, values = rows
+    return [dict(zip(columns, row, strict=True)) for row in values]
+
+
 def history_command(results_dir: Path, since: str, slo: Mapping[str, Any] | None,
                     fmt: str, html_path: Path | None = None) -> str:
     """The history report over the last ``since``, rendered like ``latlab report``."""
     since_s = parse_duration(since, "--since")
     con = _open(results_dir, since_s, slo)
-    report = Report([f"last {since} and the {since} before"], tables=[
-        (f"TTFT over time (last {since}, UTC buckets)", run_sql(
-            con, "SELECT * FROM history_buckets ORDER BY cell, bucket")),
-        ("By hour of day (UTC)", run_sql(
-            con, "SELECT * FROM history_hour_of_day ORDER BY cell, hour_utc")),
+    buckets = run_sql(con, "SELECT * FROM history_buckets ORDER BY cell, bucket")
+    hours = run_sql(con, "SELECT * FROM history_hour_of_day ORDER BY cell, hour_utc")
+    report = Report([f"last {since} and the {since} before"], tables=[  # the verdicts first
         (f"Last {since} vs the {since} before (TTFT median, 95 % bootstrap CI)",
-         window_comparison(con))])
+         window_comparison(con)),
+        (f"TTFT over time (last {since}, UTC buckets)", buckets),
+        ("By hour of day (UTC)", hours)], figures=history_figures(since, buckets, hours))
     if html_path is not None:
         html_path.write_text(html(report), encoding="utf-8")
     if fmt == "json":

@@ -133,17 +133,18 @@ def latest_run_ids(results_dir: Path, count: int) -> list[str]:
     return Catalog(results_dir).latest_ids(count) if results_dir.is_dir() else []
 
 
-def _selection(results_dir: Path, run_ids: Sequence[str] | None) -> list[str]:
+def _selection(results_dir: Path, run_ids: Sequence[str] | None,
+               catalog: Catalog | None) -> list[str]:
     """The run ids to read: ``run_ids`` resolved (exact ids need no listing of every run:
-    a year of compacted days), or every run."""
-    if _is_remote(results_dir):
+    a year of compacted days), or every run. ``catalog``: None for object storage."""
+    if catalog is None:
         from latlab.runner.results import storage
 
         known = storage.run_ids(results_dir)
-    elif run_ids and results_dir.is_dir() and Catalog(results_dir).has_all(run_ids):
+    elif run_ids and catalog.has_all(run_ids):
         return list(dict.fromkeys(run_ids))
     else:
-        known = known_run_ids(results_dir)
+        known = catalog.run_ids() if results_dir.is_dir() else []
     if not known:
         raise _no_results(results_dir)
     return resolve_run_ids(known, run_ids) if run_ids else known
@@ -172,13 +173,26 @@ def _listing(ids: Sequence[str], limit: int = 5) -> str:
     return shown + (f" (and {len(ids) - limit} more)" if len(ids) > limit else "")
 
 
+SOURCES = ("requests", "runs", "spans")
+
+
+def _sources_used(needs: Sequence[str] | None) -> set[str]:
+    """The sources the views in ``needs`` read (all without ``needs``): the others are
+    left empty, their files not even listed."""
+    if needs is None:
+        return set(SOURCES)
+    return {f.stem.partition("_")[2] for f in sql_files(set(), needs)} & set(SOURCES)
+
+
 def _create_sources(
-    con: duckdb.DuckDBPyConnection, results_dir: Path, run_ids: Sequence[str]
+    con: duckdb.DuckDBPyConnection, results_dir: Path, run_ids: Sequence[str],
+    catalog: Catalog | None, used: set[str],
 ) -> set[str]:
-    """Point the source views at the selected files; return the sources that have none."""
+    """Point the source views at the selected files (of the sources in ``used``); return
+    the sources that have none."""
     con.execute("CREATE TABLE latlab_selected_runs (run_id VARCHAR)")
     con.execute("SET VARIABLE latlab_run_filter = false")
-    if _is_remote(results_dir):  # object storage: read with pyarrow, not httpfs
+    if catalog is None:  # object storage: read with pyarrow, not httpfs
         from latlab.runner.results import storage
 
         for name, schema in (("requests", REQUESTS_SCHEMA), ("runs", RUNS_SCHEMA),
@@ -186,7 +200,7 @@ def _create_sources(
             table = storage.read_source(results_dir, name, list(run_ids), schema)
             con.from_arrow(table).create(name)
         return {"requests", "runs", "spans"}
-    sources = Catalog(results_dir).sources(run_ids)
+    sources = catalog.sources(run_ids, used)
     if sources.partial:  # a compacted day holds runs not selected: latlab_rows filters
         con.execute("INSERT INTO latlab_selected_runs SELECT unnest(?::VARCHAR[])",
                     [list(run_ids)])
@@ -199,7 +213,7 @@ def _create_sources(
         ("spans", span_files, SPANS_SCHEMA),
     ):
         _create_empty(con, f"latlab_{name}_columns", schema)
-        if files:
+        if files and name in used:
             con.execute(f"SET VARIABLE latlab_{name[:-1]}_files = ?", [files])
         else:  # read_parquet cannot read zero files: an empty typed table stands in
             _create_empty(con, name, schema)
@@ -296,7 +310,8 @@ def open_results(
     results_dir = Path(results_dir)
     slo = default_slo() if slo is None else slo
     validate_slo(slo)
-    selected = _selection(results_dir, run_ids)
+    catalog = None if _is_remote(results_dir) else Catalog(results_dir)
+    selected = _selection(results_dir, run_ids, catalog)
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
     # every view re-binds read_parquet: cache the footers (files are immutable once renamed)
@@ -305,7 +320,7 @@ def open_results(
     _create_slo_table(con, slo)
     create_objective_tables(con, slo)  # analysis/objectives.py: burn-rate windows
     con.execute("SET VARIABLE latlab_results_dir = ?", [str(results_dir)])
-    empty_sources = _create_sources(con, results_dir, selected)
+    empty_sources = _create_sources(con, results_dir, selected, catalog, _sources_used(needs))
     for sql_file in sql_files(empty_sources, needs):
         create_views(con, sql_file, results_dir)
     return con

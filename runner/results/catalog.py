@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from latlab.runner.results.layout import (
+    DATASETS,
     REQUESTS,
     RUNS,
     SPANS,
@@ -137,16 +138,18 @@ class Catalog:
             ids |= self.packed_ids(day)
         return sorted(ids)[-count:]
 
-    def sources(self, run_ids: Sequence[str]) -> Sources:
-        """The files that hold ``run_ids``: each compacted day once, the others' own files."""
+    def sources(self, run_ids: Sequence[str], datasets: Iterable[str] = DATASETS) -> Sources:
+        """The files that hold ``run_ids``: each compacted day once, the others' own files
+        (of ``datasets`` only; the runs records always: they say which runs are usable)."""
         out, by_day = Sources(), _by_day(r for r in run_ids if self.is_packed(r))
         for day, chosen in sorted(by_day.items()):
             out.compacted.append(self.generations[day])
             out.partial = out.partial or len(chosen) < len(self.packed_ids(day))
         loose = [r for r in run_ids if not self.is_packed(r)]
-        out.requests = [f for r in loose for f in own_files(self.results_dir, REQUESTS, r)]
-        out.runs = [f for r in loose for f in own_files(self.results_dir, RUNS, r)]
-        out.spans = [f for r in loose for f in own_files(self.results_dir, SPANS, r)]
+        wanted = {*datasets, RUNS}
+        out.requests, out.runs, out.spans = (
+            [f for r in loose for f in own_files(self.results_dir, d, r)] if d in wanted else []
+            for d in (REQUESTS, RUNS, SPANS))
         return out
 
 
@@ -159,7 +162,7 @@ def current_generation(folder: Path) -> Generation | None:
 
 def _ids_in(runs_file: Path) -> frozenset[str]:
     try:
-        ids = pq.read_table(runs_file, columns=["run_id"]).column(0).to_pylist()
+        ids = pq.ParquetFile(runs_file).read(columns=["run_id"]).column(0).to_pylist()
     except (pa.ArrowException, OSError):  # named by the integrity check (analysis)
         return frozenset()
     return frozenset(str(i) for i in ids)

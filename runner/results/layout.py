@@ -20,6 +20,7 @@ never loses nor doubles a row.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ REQUESTS, SPANS, RUNS, SUMMARIES = "requests", "spans", "runs", "summaries"
 COMPACTED = "compacted"
 PER_RUN_FOLDERS = (REQUESTS, SPANS)  # datasets kept as a folder of part files per run
 DATASETS = (REQUESTS, SPANS, RUNS)  # a generation's files, in the order they are written
+_STARTED = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z")
 _GENERATION = re.compile(r"^(requests|spans|runs)-(\d{6})\.parquet$")
 
 
@@ -56,11 +58,16 @@ def dataset_folder(results_dir: Path | str, dataset: str, run_id: str) -> Path:
     return Path(results_dir) / dataset / run_id
 
 
+@functools.lru_cache(maxsize=1 << 18)  # a catalog asks about each id several times
 def run_started(run_id: str) -> datetime | None:
     """The start time encoded in a run id (runner/app/run.py new_run_id), if it has one."""
+    found = _STARTED.match(run_id)
+    if found is None:
+        return None
     try:
-        return datetime.strptime(run_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-    except ValueError:
+        year, month, day, hour, minute, second = (int(g) for g in found.groups())
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    except ValueError:  # 20261332T...: not a date
         return None
 
 
