@@ -79,19 +79,32 @@ class Catalog:
     def __init__(self, results_dir: Path) -> None:
         self.results_dir = Path(results_dir)
         self._packed: dict[str, frozenset[str]] = {}
+        self._generations: dict[str, Generation | None] = {}
 
     @functools.cached_property
-    def generations(self) -> dict[str, Generation]:
-        """day -> its current generation, for every day that has one."""
+    def days(self) -> list[str]:
+        """Every compacted day's folder name (YYYY-MM-DD), sorted."""
         root = compacted_folder(self.results_dir)
-        days = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-        found = ((day, current_generation(day)) for day in days)
-        return {day.name: gen for day, gen in found if gen is not None}
+        return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+    def generation(self, day: str) -> Generation | None:
+        """``day``'s current generation (its folder is listed once, when first asked)."""
+        if day not in self._generations:
+            folder = compacted_folder(self.results_dir) / day
+            known = day in self.days
+            self._generations[day] = current_generation(folder) if known else None
+        return self._generations[day]
+
+    @property
+    def generations(self) -> dict[str, Generation]:
+        """day -> its current generation, for every day that has one (lists every day)."""
+        found = ((day, self.generation(day)) for day in self.days)
+        return {day: gen for day, gen in found if gen is not None}
 
     def packed_ids(self, day: str) -> frozenset[str]:
         """The run ids in ``day``'s current generation (none if it has none)."""
         if day not in self._packed:
-            gen = self.generations.get(day)
+            gen = self.generation(day)
             self._packed[day] = frozenset() if gen is None else _ids_in(gen.path(RUNS))
         return self._packed[day]
 
@@ -124,7 +137,7 @@ class Catalog:
         """Every run (started at or after ``since``; runs whose id has no time always), sorted."""
         day = None if since is None else f"{since:%Y-%m-%d}"
         ids = set(self.loose_ids())
-        for d in self.generations:
+        for d in self.days:
             if day is None or d >= day:
                 ids |= self.packed_ids(d)
         return sorted(r for r in ids if since is None or _started_since(r, since))
@@ -132,7 +145,7 @@ class Catalog:
     def latest_ids(self, count: int) -> list[str]:
         """The ``count`` latest runs (sorted), reading the newest compacted days only."""
         ids = set(self.loose_ids())
-        for day in sorted(self.generations, reverse=True):
+        for day in reversed(self.days):
             if sum(1 for r in ids if (run_day(r) or "") >= day) >= count:
                 break
             ids |= self.packed_ids(day)
@@ -143,7 +156,7 @@ class Catalog:
         (of ``datasets`` only; the runs records always: they say which runs are usable)."""
         out, by_day = Sources(), _by_day(r for r in run_ids if self.is_packed(r))
         for day, chosen in sorted(by_day.items()):
-            out.compacted.append(self.generations[day])
+            out.compacted += [g for g in [self.generation(day)] if g is not None]
             out.partial = out.partial or len(chosen) < len(self.packed_ids(day))
         loose = [r for r in run_ids if not self.is_packed(r)]
         wanted = {*datasets, RUNS}

@@ -122,7 +122,7 @@ def finished(results_dir: Path, run_id: str) -> bool:
 
 def merge_day(catalog: Catalog, day: str, run_ids: list[str]) -> int:
     """Write ``day``'s next generation: its current one plus ``run_ids``; runs merged."""
-    current = catalog.generations.get(day)
+    current = catalog.generation(day)
     parts: Tables = {d: [] for d in DATASETS}
     if current is not None:
         _extend(parts, {d: [pq.read_table(p)] for d in DATASETS

@@ -71,6 +71,7 @@ def run_started(run_id: str) -> datetime | None:
         return None
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def run_day(run_id: str) -> str | None:
     """The UTC day (``YYYY-MM-DD``) a run is compacted into: its id's; None for ids
     without a start time (never compacted)."""
