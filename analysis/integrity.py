@@ -60,6 +60,9 @@ def checked_sources(sources: Sources) -> tuple[list[str], list[str], list[str]]:
     """The request, run and span files an analysis may read (analysis/query.py): the runs'
     own files, then each compacted day's."""
     requests, runs, spans = checked_own(sources.requests, sources.runs, sources.spans)
+    for path in sources.unreadable:
+        warn(path, f"{problem(path, RUNS_SCHEMA) or 'unreadable'}: the runs compacted into "
+                   f"{path.parent.name} are skipped")
     for gen in sources.compacted:
         add_generation(gen, requests, runs, spans)
     return requests, runs, spans

@@ -10,15 +10,19 @@ function the compaction uses (``write_generation``), the last two hours' rounds 
 files (the most an hourly compaction leaves loose). Then, each in ``--repeat`` fresh
 processes (pinned to ``--cpu`` with taskset), the median wall time of: ``latlab alerts``,
 ``latlab report --since 7d``, ``latlab report --since 7d --html FILE`` and ``read_round``
-(the round's rows, grades, burn rates, headroom; what the monitor reads after each round).
+(the round's rows, grades, burn rates, headroom; what the monitor reads after each round),
+and the CPU time (user + system) those processes used. ``--uncompacted`` leaves every round
+as its own files instead (the layout before compaction), for comparison.
 
     python bench/monitor_history.py --days 365 --cells 20 --every 5 --cpu 1
+    python bench/monitor_history.py --days 7 --cells 20 --every 5 --cpu 1 --uncompacted
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -90,18 +94,20 @@ def merged(parts: list[Columns]) -> Columns:
     return {k: [v for p in parts for v in p[k]] for k in parts[0]}
 
 
-def write_history(results: Path, days: float, cells: int, every_min: float) -> int:
-    """Every round of ``days``: compacted per day, the last LOOSE_S as the runs' own files."""
+def write_history(results: Path, days: float, cells: int, every_min: float,
+                  loose_s: float = LOOSE_S) -> int:
+    """Every round of ``days``: compacted per day, the last ``loose_s`` as the runs' own
+    files."""
     rng, now = random.Random(0), datetime.now(UTC)
     rounds = int(days * 1440 / every_min)
     day, requests, runs = "", list[Columns](), list[Columns]()  # a day's rounds, gathered
     for i in range(rounds):
         started = now - timedelta(minutes=every_min * (rounds - i))
         run_id, rows = round_rows(started, cells, rng)
-        if f"{started:%Y-%m-%d}" != day or (now - started).total_seconds() < LOOSE_S:
+        if f"{started:%Y-%m-%d}" != day or (now - started).total_seconds() < loose_s:
             write_day(results, day, requests, runs)
             day, requests, runs = f"{started:%Y-%m-%d}", [], []
-        if (now - started).total_seconds() < LOOSE_S:
+        if (now - started).total_seconds() < loose_s:
             write_round(results, run_id, rows, record(run_id, started, i + 1, cells))
         else:
             requests.append(rows)
@@ -127,10 +133,15 @@ def write_round(results: Path, run_id: str, rows: Columns, run: Columns) -> None
     pq.write_table(table(run, RUNS_SCHEMA), results / "runs" / f"{run_id}.parquet")
 
 
-def timed(args: list[str]) -> float:
+def timed(args: list[str]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system) of one fresh process: the CPU time
+    hardly depends on what else the machine runs, the wall time does."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     subprocess.run(args, check=True, capture_output=True)
-    return time.perf_counter() - began
+    wall = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
 def main() -> None:
@@ -141,12 +152,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="fresh processes per command")
     parser.add_argument("--cpu", type=int, help="pin each timed process to this CPU")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/latlab-monitor-bench"))
+    parser.add_argument("--uncompacted", action="store_true", help="every round as its own "
+                        "files (the layout before compaction), for comparison")
     opts = parser.parse_args()
     results = opts.dir / "results"
     shutil.rmtree(results, ignore_errors=True)  # the history ends now: alerts see its end
     results.mkdir(parents=True)
     began = time.perf_counter()
-    rounds = write_history(results, opts.days, opts.cells, opts.every)
+    loose_s = opts.days * 86400 if opts.uncompacted else LOOSE_S
+    rounds = write_history(results, opts.days, opts.cells, opts.every, loose_s)
     print(f"wrote {rounds} rounds, {rounds * opts.cells} rows "  # noqa: T201
           f"in {time.perf_counter() - began:.0f} s")
     pin = ["taskset", "-c", str(opts.cpu)] if opts.cpu is not None else []
@@ -159,8 +173,10 @@ def main() -> None:
                        ("read_round (incl. start-up)", [*pin, sys.executable, "-c", READ_ROUND,
                                                         str(results), str(slo)])):
         runs = [timed(args) for _ in range(opts.repeat)]
-        print(f"{name}: median {statistics.median(runs):.2f} s "  # noqa: T201
-              f"({', '.join(f'{r:.2f}' for r in runs)})")
+        walls = [w for w, _ in runs]
+        print(f"{name}: median {statistics.median(walls):.2f} s "  # noqa: T201
+              f"({', '.join(f'{w:.2f}' for w in walls)}), CPU median "
+              f"{statistics.median(c for _, c in runs):.2f} s")
 
 
 if __name__ == "__main__":

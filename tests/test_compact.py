@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from latlab.analysis.alerts import burn_alerts
+from latlab.analysis.history import history_command
 from latlab.analysis.query import known_run_ids, open_results, recent_run_ids
 from latlab.runner.core.errors import ConfigError
 from latlab.runner.core.records import RequestRow, RunRecord
@@ -82,6 +83,7 @@ def snapshot(results: Path, run_ids: list[str] | None = None) -> dict[str, Any]:
     out["alerts"] = burn_alerts(results, SLO, "m1")
     out["known"] = known_run_ids(results)
     out["recent"] = recent_run_ids(results, 86400)
+    out["history"] = history_command(results, "1d", SLO, "json")
     return out
 
 
@@ -160,6 +162,18 @@ def test_a_compacted_run_is_not_resumed_and_an_interrupted_one_is_not_compacted(
     assert load_run_record(tmp_path, interrupted).status == "interrupted"
     with pytest.raises(ConfigError, match=f"resume: run {ids[0]} finished and was compacted"):
         load_run_record(tmp_path, ids[0])
+
+
+def test_a_damaged_compacted_day_is_named_and_skipped(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ids = history(tmp_path)
+    compact(tmp_path, NOW - timedelta(hours=1), grace_s=0)
+    day = tmp_path / COMPACTED / f"{ids[0][:4]}-{ids[0][4:6]}-{ids[0][6:8]}"
+    (day / "runs-000001.parquet").write_bytes(b"not parquet")
+    rows = open_results(tmp_path, slo=SLO).sql("SELECT DISTINCT run_id FROM requests").fetchall()
+    assert ids[0] not in {r for (r,) in rows} and ids[-1] in {r for (r,) in rows}
+    assert f"skipping {day / 'runs-000001.parquet'}: not a readable Parquet file" in (
+        capsys.readouterr().err)
 
 
 def latlab(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -62,6 +62,7 @@ class Sources:
     spans: list[str] = field(default_factory=list)
     compacted: list[Generation] = field(default_factory=list)
     partial: bool = False
+    unreadable: list[Path] = field(default_factory=list)  # compacted runs files: days skipped
 
 
 def own_files(results_dir: Path, dataset: str, run_id: str) -> list[str]:
@@ -80,6 +81,7 @@ class Catalog:
         self.results_dir = Path(results_dir)
         self._packed: dict[str, frozenset[str]] = {}
         self._generations: dict[str, Generation | None] = {}
+        self.unreadable: list[Path] = []  # compacted runs files that could not be read
 
     @functools.cached_property
     def days(self) -> list[str]:
@@ -105,7 +107,10 @@ class Catalog:
         """The run ids in ``day``'s current generation (none if it has none)."""
         if day not in self._packed:
             gen = self.generation(day)
-            self._packed[day] = frozenset() if gen is None else _ids_in(gen.path(RUNS))
+            ids = None if gen is None else _ids_in(gen.path(RUNS))
+            if gen is not None and ids is None:
+                self.unreadable.append(gen.path(RUNS))
+            self._packed[day] = ids or frozenset()
         return self._packed[day]
 
     def is_packed(self, run_id: str) -> bool:
@@ -158,6 +163,7 @@ class Catalog:
         for day, chosen in sorted(by_day.items()):
             out.compacted += [g for g in [self.generation(day)] if g is not None]
             out.partial = out.partial or len(chosen) < len(self.packed_ids(day))
+        out.unreadable = list(self.unreadable)
         loose = [r for r in run_ids if not self.is_packed(r)]
         wanted = {*datasets, RUNS}
         out.requests, out.runs, out.spans = (
@@ -173,11 +179,12 @@ def current_generation(folder: Path) -> Generation | None:
     return Generation(folder, max(numbers)) if numbers else None
 
 
-def _ids_in(runs_file: Path) -> frozenset[str]:
+def _ids_in(runs_file: Path) -> frozenset[str] | None:
+    """The run ids in a compacted runs file; None if it cannot be read (analysis names it)."""
     try:
         ids = pq.ParquetFile(runs_file).read(columns=["run_id"]).column(0).to_pylist()
-    except (pa.ArrowException, OSError):  # named by the integrity check (analysis)
-        return frozenset()
+    except (pa.ArrowException, OSError):
+        return None
     return frozenset(str(i) for i in ids)
 
 
