@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -213,3 +214,15 @@ def test_a_monitor_goes_on_after_its_rounds_were_compacted(tmp_path: Path) -> No
     sql = latlab("sql", "SELECT monitor_round, count(*) FROM requests JOIN runs USING (run_id) "
                  "GROUP BY 1 ORDER BY 1", "--format", "csv", cwd=tmp_path)
     assert sql.stdout.splitlines() == ["monitor_round,count_star()", "1,2", "2,2", "3,2"]
+
+
+def test_the_monitor_compacts_rounds_older_than_an_hour_by_itself(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    old = [write_run(results, NOW - timedelta(hours=h), n) for n, h in ((1, 3), (2, 2))]
+    done = latlab("monitor", *PROBE, "monitor.rounds=1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"compacted 2 run\(s\) into [12] day\(s\)", done.stdout + done.stderr)
+    catalog = Catalog(results)
+    assert all(catalog.is_packed(r) for r in old)
+    (new,) = catalog.loose_ids()  # this round: not an hour old
+    assert new not in old and len(catalog.run_ids()) == 3
