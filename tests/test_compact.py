@@ -175,6 +175,9 @@ def test_a_damaged_compacted_day_is_named_and_skipped(
     assert ids[0] not in {r for (r,) in rows} and ids[-1] in {r for (r,) in rows}
     assert f"skipping {day / 'runs-000001.parquet'}: not a readable Parquet file" in (
         capsys.readouterr().err)
+    listed = files(tmp_path)
+    assert compact(tmp_path, NOW, grace_s=0).runs == 1  # the 12-minute-old round only
+    assert [f for f in listed if day.name in f] == [f for f in files(tmp_path) if day.name in f]
 
 
 def latlab(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

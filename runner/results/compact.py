@@ -125,8 +125,10 @@ def merge_day(catalog: Catalog, day: str, run_ids: list[str]) -> int:
     current = catalog.generation(day)
     parts: Tables = {d: [] for d in DATASETS}
     if current is not None:
-        _extend(parts, {d: [pq.read_table(p)] for d in DATASETS
-                        if (p := current.path(d)).is_file()})
+        tables = generation_tables(current)
+        if tables is None:  # damaged: the day is left as it is (analysis names the file)
+            return 0
+        _extend(parts, tables)
     merged = 0
     for run_id in run_ids:
         tables = run_tables(catalog.results_dir, run_id)
@@ -137,6 +139,14 @@ def merge_day(catalog: Catalog, day: str, run_ids: list[str]) -> int:
         number = 1 if current is None else current.number + 1
         write_generation(day_folder(catalog.results_dir, day), number, parts)
     return merged
+
+
+def generation_tables(gen: Generation) -> Tables | None:
+    """A generation's files as tables; None if one of them cannot be read."""
+    try:
+        return {d: [pq.read_table(p)] for d in DATASETS if (p := gen.path(d)).is_file()}
+    except (pa.ArrowException, OSError):
+        return None
 
 
 def _extend(parts: Tables, more: Tables) -> None:
@@ -170,8 +180,8 @@ def write_generation(folder: Path, number: int, parts: Tables) -> None:
 
 def collect_garbage(catalog: Catalog, grace_s: float) -> int:
     """Remove what each day's current generation superseded, once it is ``grace_s`` old."""
-    settled = {day: gen for day, gen in catalog.generations.items()
-               if _age(gen.path(RUNS)) >= grace_s}
+    settled = {day: gen for day, gen in catalog.generations.items()  # readable: a damaged
+               if _age(gen.path(RUNS)) >= grace_s and catalog.packed_ids(day)}  # one keeps all
     removed = sum(_remove_superseded(gen) for gen in settled.values())
     for run_id in catalog.leftover_ids():
         if run_day(run_id) in settled:
