@@ -17,8 +17,10 @@ import pytest
 import yaml
 
 from latlab.analysis.alerts import burn_alerts
+from latlab.analysis.compare import compare_command
 from latlab.analysis.history import history_command
 from latlab.analysis.query import known_run_ids, open_results, recent_run_ids
+from latlab.analysis.report import report_command
 from latlab.runner.core.errors import ConfigError
 from latlab.runner.core.records import RequestRow, RunRecord
 from latlab.runner.core.spans import Span
@@ -85,6 +87,8 @@ def snapshot(results: Path, run_ids: list[str] | None = None) -> dict[str, Any]:
     out["known"] = known_run_ids(results)
     out["recent"] = recent_run_ids(results, 86400)
     out["history"] = history_command(results, "1d", SLO, "json")
+    out["compare"] = compare_command(results, [], "json", latest=3)
+    out["report"] = report_command(results, run_ids, None, None, None, SLO, "json")
     return out
 
 
