@@ -24,6 +24,7 @@ from latlab.analysis.report import report_command
 from latlab.runner.core.errors import ConfigError
 from latlab.runner.core.records import RequestRow, RunRecord
 from latlab.runner.core.spans import Span
+from latlab.runner.results import compact as compact_module
 from latlab.runner.results.catalog import Catalog
 from latlab.runner.results.compact import compact
 from latlab.runner.results.layout import COMPACTED
@@ -167,6 +168,17 @@ def test_a_compacted_run_is_not_resumed_and_an_interrupted_one_is_not_compacted(
     assert load_run_record(tmp_path, interrupted).status == "interrupted"
     with pytest.raises(ConfigError, match=f"resume: run {ids[0]} finished and was compacted"):
         load_run_record(tmp_path, ids[0])
+
+
+def test_large_runs_keep_their_own_files(tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    history(tmp_path)
+    biggest = max(sum(f.stat().st_size for f in (tmp_path / d / r).glob("*.parquet"))
+                  for d in ("requests",) for r in os.listdir(tmp_path / d))
+    monkeypatch.setattr(compact_module, "SMALL_RUN_BYTES", biggest)  # a record's bytes over
+    assert compact(tmp_path, NOW - timedelta(hours=1), grace_s=0).runs == 0
+    monkeypatch.setattr(compact_module, "SMALL_RUN_BYTES", 10 * biggest)
+    assert compact(tmp_path, NOW - timedelta(hours=1), grace_s=0).runs == 7
 
 
 def test_a_damaged_compacted_day_is_named_and_skipped(

@@ -9,13 +9,15 @@ completes it; only then are the superseded files (the older generation, the runs
 files) garbage, and readers (catalog.py) ignore them from that moment. They are removed by a
 later pass once the generation is ``grace_s`` old, so a reader that listed them just before
 still finds them. Only runs whose record says ``finished`` are merged (an interrupted run
-may be resumed); a run with an unreadable file stays as it is (analysis names the file).
+may be resumed), and only small ones (SMALL_RUN_BYTES: a large run is few files per row
+already); a run with an unreadable file stays as it is (analysis names the file).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -50,6 +52,7 @@ from latlab.runner.results.layout import (
 )
 from latlab.runner.results.write import atomic_write_table
 
+SMALL_RUN_BYTES = 32 << 20  # larger runs keep their own files (a monitor round is ~20 kB)
 GRACE_S = 600.0  # superseded files stay this long after their replacement is complete
 SCHEMAS = {REQUESTS: REQUESTS_SCHEMA, SPANS: SPANS_SCHEMA, RUNS: RUNS_SCHEMA}
 Tables = dict[str, list[pa.Table]]
@@ -103,13 +106,21 @@ def _locked(results_dir: Path) -> Iterator[bool]:
 
 
 def eligible(catalog: Catalog, before: datetime) -> dict[str, list[str]]:
-    """day -> the finished runs started that day, before ``before``, not yet compacted."""
+    """day -> the small finished runs started that day, before ``before``, not compacted."""
     todo: dict[str, list[str]] = {}
     for run_id in catalog.loose_ids():
         started = run_started(run_id)
-        if started is not None and started < before and finished(catalog.results_dir, run_id):
+        if (started is not None and started < before and finished(catalog.results_dir, run_id)
+                and small(catalog.results_dir, run_id)):
             todo.setdefault(f"{started:%Y-%m-%d}", []).append(run_id)
     return todo
+
+
+def small(results_dir: Path, run_id: str) -> bool:
+    """A run whose own files are small: merging a large run gains nothing (few files per
+    row) and would hold it in memory."""
+    names = [f for d in DATASETS for f in own_files(results_dir, d, run_id)]
+    return sum(os.stat(f).st_size for f in names) <= SMALL_RUN_BYTES
 
 
 def finished(results_dir: Path, run_id: str) -> bool:
