@@ -160,6 +160,32 @@ def test_killed_before_the_runs_file_the_generation_is_ignored(tmp_path: Path) -
     assert snapshot(tmp_path) == before
 
 
+KILL_AFTER_S = (0.6, 1.2, 1.8, 2.4)  # from process start; its imports take ~0.5 s
+
+
+def test_kill_9_at_any_moment_loses_and_doubles_nothing(tmp_path: Path) -> None:
+    """Real kills of `latlab compact` at several moments (wherever they land: before, inside
+    or after the merge of one of 20 days), each followed by the same rows."""
+    for n in range(40):
+        write_run(tmp_path, NOW - timedelta(hours=2 + 12 * n), n + 1, spans=n % 4 == 0)
+    rows = "SELECT count(*), count(DISTINCT run_id), round(sum(ttft_ms), 6) FROM requests"
+    expected = open_results(tmp_path, slo=SLO).sql(rows).fetchall()
+    for delay in KILL_AFTER_S:
+        proc = subprocess.Popen([sys.executable, "-m", "latlab", "compact", "--results",
+                                 str(tmp_path), "--grace", "0"], stdout=subprocess.DEVNULL)
+        try:
+            proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        assert open_results(tmp_path, slo=SLO).sql(rows).fetchall() == expected
+        write_run(tmp_path, NOW - timedelta(hours=3, minutes=delay * 10), 100 + int(delay * 10))
+        expected = open_results(tmp_path, slo=SLO).sql(rows).fetchall()
+    assert compact(tmp_path, NOW, grace_s=0).runs > 0
+    assert open_results(tmp_path, slo=SLO).sql(rows).fetchall() == expected
+    assert Catalog(tmp_path).loose_ids() == []
+
+
 def test_a_compacted_run_is_not_resumed_and_an_interrupted_one_is_not_compacted(
         tmp_path: Path) -> None:
     ids = history(tmp_path)
