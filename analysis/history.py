@@ -42,10 +42,13 @@ def window_comparison(con: duckdb.DuckDBPyConnection, seed: int = 0) -> Rows:
     con.execute("INSERT INTO bootstrap_groups BY NAME SELECT * FROM history_groups")
     con.execute("INSERT INTO bootstrap_pairs BY NAME SELECT * FROM history_pairs")
     columns, rows = run_sql(con, "SELECT * FROM history_comparison ORDER BY cell")
-    at = {c: i for i, c in enumerate(columns)}
-    return [*columns, "verdict"], [(*row, verdict("ttft_ms", Interval(
-        row[at["ci_low_ms"]], row[at["ci_high_ms"]]), row[at["n_before"]], row[at["n_last"]]))
-        for row in rows]
+    return [*columns, "verdict"], [
+        (*row, _verdict(dict(zip(columns, row, strict=True)))) for row in rows]
+
+
+def _verdict(row: dict[str, Any]) -> str:
+    ci = Interval(row["ci_low_ms"], row["ci_high_ms"])
+    return verdict("ttft_ms", ci, row["n_before"], row["n_last"])
 
 
 def history_figures(since: str, buckets: Rows, hours: Rows) -> list[plots.Figure]:
