@@ -10,7 +10,8 @@ function the compaction uses (``write_generation``), the last two hours' rounds 
 files (the most an hourly compaction leaves loose). Then, each in ``--repeat`` fresh
 processes (pinned to ``--cpu`` with taskset), the median wall time of: ``latlab alerts``,
 ``latlab report --since 7d``, ``latlab report --since 7d --html FILE`` and ``read_round``
-(the round's rows, grades, burn rates, headroom; what the monitor reads after each round),
+(the round's rows, grades, burn rates, headroom; what the monitor reads after each round)
+and a monitor's restart (its last round and the 30-day SLO counts it keeps in memory),
 and the CPU time (user + system) those processes used. ``--uncompacted`` leaves every round
 as its own files instead (the layout before compaction), for comparison.
 
@@ -46,7 +47,8 @@ from pathlib import Path
 from latlab.analysis.probes import read_round
 from latlab.analysis.query import latest_run_ids
 results = Path(sys.argv[1])
-slo = yaml.safe_load(open(sys.argv[2]))
+with open(sys.argv[2]) as f:
+    slo = yaml.safe_load(f)
 (run_id,) = latest_run_ids(results, 1)  # the monitor knows its round's run id
 t = time.perf_counter()
 read_round(results, run_id, "bench", slo)
@@ -55,6 +57,16 @@ print(f"{time.perf_counter() - t:.2f}")
 
 
 Columns = dict[str, list[Any]]
+RESTART = """
+import sys, time, yaml
+from pathlib import Path
+from latlab.analysis.probes import AttainmentCache, last_round
+results = Path(sys.argv[1])
+with open(sys.argv[2]) as f:
+    slo = yaml.safe_load(f)
+last_round(results, "bench")
+AttainmentCache().load(results, slo, "bench")
+"""
 
 
 def round_rows(started: datetime, cells: int, rng: random.Random) -> tuple[str, Columns]:
@@ -171,7 +183,9 @@ def main() -> None:
                        ("report --since 7d", since),
                        ("report --since 7d --html", [*since, "--html", str(opts.dir / "h.html")]),
                        ("read_round (incl. start-up)", [*pin, sys.executable, "-c", READ_ROUND,
-                                                        str(results), str(slo)])):
+                                                        str(results), str(slo)]),
+                       ("monitor restart (last_round + 30-day attainment)",
+                        [*pin, sys.executable, "-c", RESTART, str(results), str(slo)])):
         runs = [timed(args) for _ in range(opts.repeat)]
         walls = [w for w, _ in runs]
         print(f"{name}: median {statistics.median(walls):.2f} s "  # noqa: T201
