@@ -5,6 +5,6 @@
 -- latlab_spans_columns makes every current column exist (NULL in older files).
 -- A model_call span's span_id is requests.span_id. Columns: docs/columns.md.
 CREATE VIEW spans AS
-SELECT * FROM read_parquet(getvariable('latlab_span_files'), union_by_name = true)
+SELECT * FROM latlab_rows(getvariable('latlab_span_files'))
 UNION ALL BY NAME
 SELECT * FROM latlab_spans_columns;

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +14,16 @@ import duckdb
 import yaml
 
 from latlab.analysis.objectives import load_objectives
-from latlab.analysis.query import default_slo, known_run_ids, open_results, render, run_sql
+from latlab.analysis.query import (
+    default_slo,
+    latest_run_ids,
+    open_results,
+    recent_run_ids,
+    render,
+    run_sql,
+)
 
 LATEST_RUNS = 200  # where `latlab alerts` looks for the SLO a monitor last ran with
-HISTORY_SLACK_S = 3600.0  # runs that started this long before the longest window still count
 
 
 @dataclass(frozen=True)
@@ -67,21 +72,6 @@ def _span(seconds: float) -> str:
     return f"{seconds * 1000:g}ms"
 
 
-def run_started(run_id: str) -> datetime | None:
-    """The start time encoded in a run id (runner/app/run.py new_run_id), if it has one."""
-    try:
-        return datetime.strptime(run_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        return None
-
-
-def recent_run_ids(results_dir: Path, seconds: float) -> list[str]:
-    """Runs started within ``seconds`` (plus HISTORY_SLACK_S) of now, by their ids."""
-    since = datetime.now(UTC) - timedelta(seconds=seconds + HISTORY_SLACK_S)
-    return [r for r in known_run_ids(results_dir)
-            if (started := run_started(r)) is None or started >= since]
-
-
 def open_history(results_dir: Path, slo: Mapping[str, Any], needs: Sequence[str],
                  whole_budget: bool = False) -> duckdb.DuckDBPyConnection | None:
     """The views over the runs recent enough for the SLO's alert windows, or for its whole
@@ -112,7 +102,7 @@ def burn_rows(con: duckdb.DuckDBPyConnection, monitor_id: str | None) -> list[Bu
 def monitor_slo(results_dir: Path, monitor_id: str | None) -> dict[str, Any] | None:
     """The SLO in the latest run of ``monitor_id`` (of any monitor when None) among the
     most recent LATEST_RUNS runs, if any."""
-    con = open_results(results_dir, known_run_ids(results_dir)[-LATEST_RUNS:],
+    con = open_results(results_dir, latest_run_ids(results_dir, LATEST_RUNS),
                        needs=["monitor_rounds"])
     con.execute("SET VARIABLE latlab_monitor = ?", [monitor_id])
     _, rows = run_sql(con, "SELECT config_yaml FROM monitor_rounds WHERE getvariable("

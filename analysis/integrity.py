@@ -5,7 +5,8 @@ and a file that fails is skipped with a one-line warning naming it and why:
 - not Parquet at all: zero bytes, truncated, another format;
 - a column of the wrong type (``ttft_ms`` as text);
 - a foreign schema: a column latlab never writes, or no ``run_id``;
-- a request or span part whose run has no (usable) ``runs`` record.
+- a request or span part whose run has no (usable) ``runs`` record;
+- a compacted day's generation whose ``runs`` file is unusable: all of its files.
 
 Older files that lack newer columns stay readable (the views add them as NULL). Checking
 reads each file's footer once; the numbers of the remaining files are unchanged.
@@ -18,43 +19,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from latlab.runner.core.records import REQUESTS_SCHEMA, RUNS_SCHEMA
 from latlab.runner.core.spans import SPANS_SCHEMA
-
-KIND_OF = {"string": "text", "large_string": "text", "bool": "bool"}
-
-
-def kind(arrow_type: pa.DataType) -> str:
-    """A type's family: files from other writers may differ in width or unit, not family."""
-    if pa.types.is_integer(arrow_type):
-        return "integer"
-    if pa.types.is_floating(arrow_type):
-        return "float"
-    if pa.types.is_timestamp(arrow_type):
-        return "timestamp"
-    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
-        return f"list<{kind(arrow_type.value_type)}>"
-    return KIND_OF.get(str(arrow_type), str(arrow_type))
-
-
-def problem(path: Path, schema: pa.Schema) -> str | None:
-    """Why ``path`` is not a usable file of this dataset and run, or None."""
-    try:
-        found = pq.read_schema(path)
-    except (pa.ArrowException, OSError) as exc:
-        return f"not a readable Parquet file ({str(exc).splitlines()[0][:120]})"
-    if "run_id" not in found.names:
-        return "foreign schema: no run_id column"
-    expected = {f.name: f.type for f in schema}
-    for field in found:
-        if field.name not in expected:
-            return f"foreign schema: column {field.name!r} is not a latlab column"
-        if kind(field.type) != kind(expected[field.name]) and not pa.types.is_null(field.type):
-            return (f"column {field.name!r} is {field.type}, expected "
-                    f"{expected[field.name]}")
-    return None
+from latlab.runner.results.catalog import Generation, Sources
+from latlab.runner.results.checks import problem
+from latlab.runner.results.layout import REQUESTS, RUNS, SPANS
 
 
 def warn(path: str | Path, why: str) -> None:
@@ -86,9 +56,35 @@ def without_record(files: Sequence[str], run_of: dict[str, str],
     return kept
 
 
-def checked_sources(requests: list[str], runs: list[str],
-                    spans: list[str]) -> tuple[list[str], list[str], list[str]]:
-    """The request, run and span files an analysis may read (analysis/query.py)."""
+def checked_sources(sources: Sources) -> tuple[list[str], list[str], list[str]]:
+    """The request, run and span files an analysis may read (analysis/query.py): the runs'
+    own files, then each compacted day's."""
+    requests, runs, spans = checked_own(sources.requests, sources.runs, sources.spans)
+    for path in sources.unreadable:
+        warn(path, f"{problem(path, RUNS_SCHEMA) or 'unreadable'}: the runs compacted into "
+                   f"{path.parent.name} are skipped")
+    for gen in sources.compacted:
+        add_generation(gen, requests, runs, spans)
+    return requests, runs, spans
+
+
+def add_generation(gen: Generation, requests: list[str], runs: list[str],
+                   spans: list[str]) -> None:
+    """Append the usable files of ``gen`` (none if its runs file is unusable)."""
+    runs_file = str(gen.path(RUNS))
+    if not usable([runs_file], RUNS_SCHEMA):
+        return
+    runs.append(runs_file)
+    for dataset, schema, files in ((REQUESTS, REQUESTS_SCHEMA, requests),
+                                   (SPANS, SPANS_SCHEMA, spans)):
+        path = gen.path(dataset)
+        if path.is_file():
+            files += usable([str(path)], schema)
+
+
+def checked_own(requests: list[str], runs: list[str],
+                spans: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """The runs' own request, run and span files that are usable."""
     run_of = {f: Path(f).parent.name for f in [*requests, *spans]}
     run_of.update({f: Path(f).stem for f in runs})
     runs = usable(runs, RUNS_SCHEMA)

@@ -230,6 +230,37 @@ def _time_traces(cell: Cell, own: Sequence[Json]) -> list[Json]:
     return [points, ticks]
 
 
+# ---------------------------------------------------------------- history (report --since)
+
+PERCENTILES = (("ttft_p50_ms", "p50", "solid"), ("ttft_p90_ms", "p90", "dash"),
+               ("ttft_p99_ms", "p99", "dot"))
+
+
+def percentiles(title: str, caption: str, rows: Sequence[Json], x: str,
+                xtitle: str) -> Figure:
+    """Each cell's TTFT p50, p90 and p99 (one colour per cell, a dash per percentile; the
+    legend toggles a cell's three lines) against ``x`` (a time bucket, an hour of day)."""
+    fig = Figure(title, caption)
+    names = sorted({str(r["cell"]) for r in rows})
+    labels = cells([("", name) for name in names])
+    for name in names:
+        own = [r for r in rows if r["cell"] == name]
+        fig.data += [_percentile_trace(labels[("", name)], own, x, *p) for p in PERCENTILES]
+    fig.layout = _layout(440, xtitle, "TTFT (ms)")
+    return fig
+
+
+def _percentile_trace(cell: Cell, own: Sequence[Json], x: str, column: str, name: str,
+                      dash: str) -> Json:
+    hover = (f"{escape(cell.cell)}<br>{name} %{{y:.1f}} ms at %{{x}}"
+             "<br>n %{customdata}<extra></extra>")
+    return {"type": "scatter", "mode": "lines+markers", "x": [r[x] for r in own],
+            "y": [r[column] for r in own], "name": f"{cell.label} {name}",
+            "legendgroup": cell.label, "customdata": [r["n"] for r in own],
+            "line": {"color": cell.color, "dash": dash, "width": 1.5},
+            "marker": {"color": cell.color, "size": 4}, "hovertemplate": hover}
+
+
 # ---------------------------------------------------------------- comparisons
 
 

@@ -29,13 +29,7 @@ from latlab.runner.core.errors import ConfigError, ResultsError
 from latlab.runner.core.paths import conf_file
 from latlab.runner.core.records import REQUESTS_SCHEMA, RUNS_SCHEMA
 from latlab.runner.core.spans import SPANS_SCHEMA
-from latlab.runner.results.layout import (
-    REQUESTS,
-    SPANS,
-    dataset_folder,
-    run_record_path,
-    runs_folder,
-)
+from latlab.runner.results.catalog import Catalog
 
 SQL_DIR = Path(__file__).resolve().parent
 GRADES = ("A", "B", "C", "D")
@@ -47,6 +41,7 @@ SLO_METRICS: dict[str, bool] = {
     "error_rate": True,
 }
 Rows = tuple[list[str], list[tuple[Any, ...]]]
+HISTORY_SLACK_S = 3600.0  # runs that started this long before a window still count
 
 
 # ---------------------------------------------------------------- SLO
@@ -121,17 +116,38 @@ def _create_slo_table(con: duckdb.DuckDBPyConnection, slo: Mapping[str, Any]) ->
 # ---------------------------------------------------------------- sources
 
 
-def _request_files(results_dir: Path, run_id: str, dataset: str = REQUESTS) -> list[str]:
-    run_dir = dataset_folder(results_dir, dataset, run_id)
-    return sorted(str(p) for p in run_dir.glob("*.parquet") if p.is_file())
-
-
 def known_run_ids(results_dir: Path) -> list[str]:
-    """Every run id with a requests directory or a runs file, sorted."""
-    requests_dir, runs_dir = results_dir / REQUESTS, runs_folder(results_dir)
-    ids = {p.name for p in requests_dir.glob("*/") if p.is_dir()}
-    ids |= {p.stem for p in runs_dir.glob("*.parquet") if p.is_file()}
-    return sorted(ids)
+    """Every run id with a requests directory or a runs file, or in a compacted day, sorted."""
+    return Catalog(results_dir).run_ids() if results_dir.is_dir() else []
+
+
+def recent_run_ids(results_dir: Path, seconds: float) -> list[str]:
+    """Runs started within ``seconds`` (plus HISTORY_SLACK_S) of now, by their ids: only
+    the compacted days of that span are opened."""
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds + HISTORY_SLACK_S)
+    return Catalog(results_dir).run_ids(since) if results_dir.is_dir() else []
+
+
+def latest_run_ids(results_dir: Path, count: int) -> list[str]:
+    """The ``count`` latest run ids (sorted), from the newest compacted days only."""
+    return Catalog(results_dir).latest_ids(count) if results_dir.is_dir() else []
+
+
+def _selection(results_dir: Path, run_ids: Sequence[str] | None,
+               catalog: Catalog | None) -> list[str]:
+    """The run ids to read: ``run_ids`` resolved (exact ids need no listing of every run:
+    a year of compacted days), or every run. ``catalog``: None for object storage."""
+    if catalog is None:
+        from latlab.runner.results import storage
+
+        known = storage.run_ids(results_dir)
+    elif run_ids and catalog.has_all(run_ids):
+        return list(dict.fromkeys(run_ids))
+    else:
+        known = catalog.run_ids() if results_dir.is_dir() else []
+    if not known:
+        raise _no_results(results_dir)
+    return resolve_run_ids(known, run_ids) if run_ids else known
 
 
 def _no_results(results_dir: Path) -> ResultsError:
@@ -157,11 +173,26 @@ def _listing(ids: Sequence[str], limit: int = 5) -> str:
     return shown + (f" (and {len(ids) - limit} more)" if len(ids) > limit else "")
 
 
+SOURCES = ("requests", "runs", "spans")
+
+
+def _sources_used(needs: Sequence[str] | None) -> set[str]:
+    """The sources the views in ``needs`` read (all without ``needs``): the others are
+    left empty, their files not even listed."""
+    if needs is None:
+        return set(SOURCES)
+    return {f.stem.partition("_")[2] for f in sql_files(set(), needs)} & set(SOURCES)
+
+
 def _create_sources(
-    con: duckdb.DuckDBPyConnection, results_dir: Path, run_ids: Sequence[str]
+    con: duckdb.DuckDBPyConnection, results_dir: Path, run_ids: Sequence[str],
+    catalog: Catalog | None, used: set[str],
 ) -> set[str]:
-    """Point the source views at the selected files; return the sources that have none."""
-    if _is_remote(results_dir):  # object storage: read with pyarrow, not httpfs
+    """Point the source views at the selected files (of the sources in ``used``); return
+    the sources that have none."""
+    con.execute("CREATE TABLE latlab_selected_runs (run_id VARCHAR)")
+    con.execute("SET VARIABLE latlab_run_filter = false")
+    if catalog is None:  # object storage: read with pyarrow, not httpfs
         from latlab.runner.results import storage
 
         for name, schema in (("requests", REQUESTS_SCHEMA), ("runs", RUNS_SCHEMA),
@@ -169,11 +200,12 @@ def _create_sources(
             table = storage.read_source(results_dir, name, list(run_ids), schema)
             con.from_arrow(table).create(name)
         return {"requests", "runs", "spans"}
-    request_files = [f for r in run_ids for f in _request_files(results_dir, r)]
-    run_files = [str(run_record_path(results_dir, r)) for r in run_ids]
-    run_files = [f for f in run_files if Path(f).is_file()]
-    span_files = [f for r in run_ids for f in _request_files(results_dir, r, SPANS)]
-    request_files, run_files, span_files = checked_sources(request_files, run_files, span_files)
+    sources = catalog.sources(run_ids, used)
+    if sources.partial:  # a compacted day holds runs not selected: latlab_rows filters
+        con.execute("INSERT INTO latlab_selected_runs SELECT unnest(?::VARCHAR[])",
+                    [list(run_ids)])
+        con.execute("SET VARIABLE latlab_run_filter = true")
+    request_files, run_files, span_files = checked_sources(sources)
     empty: set[str] = set()
     for name, files, schema in (
         ("requests", request_files, REQUESTS_SCHEMA),
@@ -181,7 +213,7 @@ def _create_sources(
         ("spans", span_files, SPANS_SCHEMA),
     ):
         _create_empty(con, f"latlab_{name}_columns", schema)
-        if files:
+        if files and name in used:
             con.execute(f"SET VARIABLE latlab_{name[:-1]}_files = ?", [files])
         else:  # read_parquet cannot read zero files: an empty typed table stands in
             _create_empty(con, name, schema)
@@ -278,15 +310,8 @@ def open_results(
     results_dir = Path(results_dir)
     slo = default_slo() if slo is None else slo
     validate_slo(slo)
-    if _is_remote(results_dir):
-        from latlab.runner.results import storage
-
-        known = storage.run_ids(results_dir)
-    else:
-        known = known_run_ids(results_dir) if results_dir.is_dir() else []
-    if not known:
-        raise _no_results(results_dir)
-    selected = resolve_run_ids(known, run_ids) if run_ids else known
+    catalog = None if _is_remote(results_dir) else Catalog(results_dir)
+    selected = _selection(results_dir, run_ids, catalog)
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
     # every view re-binds read_parquet: cache the footers (files are immutable once renamed)
@@ -295,7 +320,7 @@ def open_results(
     _create_slo_table(con, slo)
     create_objective_tables(con, slo)  # analysis/objectives.py: burn-rate windows
     con.execute("SET VARIABLE latlab_results_dir = ?", [str(results_dir)])
-    empty_sources = _create_sources(con, results_dir, selected)
+    empty_sources = _create_sources(con, results_dir, selected, catalog, _sources_used(needs))
     for sql_file in sql_files(empty_sources, needs):
         create_views(con, sql_file, results_dir)
     return con

@@ -8,8 +8,9 @@ PRECOMPUTE_ROWS requests) or else by the first compare, and kept as
     <results_dir>/summaries/<run_id>/<fingerprint>.parquet
 
 where the fingerprint hashes SUMMARY_VERSION, the SQL that computes a summary and the name,
-size and modification time of each of the run's request files. A resume adds files, so the
-fingerprint changes and the summary is computed again; so it is after an upgrade that
+size and modification time of each of the run's request files. Compacted runs (a day's file
+holds many runs, runner/results/compact.py) are summarized on every compare. A resume adds
+files, so the fingerprint changes and the summary is computed again; so it is after an upgrade that
 changes the SQL, or for files copied without their times. Derived data only: deleting the
 folder loses nothing. Results in object storage are summarized on every
 compare (nothing is written there).
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import duckdb
 
-from latlab.runner.results.layout import summaries_folder
+from latlab.runner.results.layout import is_compacted, summaries_folder
 
 SUMMARY_VERSION = 1  # bump when this module changes what a kept file holds
 PRECOMPUTE_ROWS = 10_000  # `latlab run` summarizes runs this large (compare: ~25 ms per 10k rows)
@@ -63,11 +64,17 @@ def run_fingerprints(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """run id -> fingerprint of its request files, for every run whose files ``con``'s views
     read (the list fixed when the results were opened: files written since are in neither the
     views nor the print). Empty for results in object storage."""
-    (files,) = con.execute("SELECT getvariable('latlab_request_files')").fetchone() or (None,)
     by_run: dict[str, list[str]] = defaultdict(list)
-    for name in files or []:
-        by_run[Path(name).parent.name].append(name)
+    for name in request_files(con):  # a compacted day holds many runs: none kept
+        if not is_compacted(name):
+            by_run[Path(name).parent.name].append(name)
     return {run: fingerprint(names) for run, names in by_run.items()}
+
+
+def request_files(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The request files ``con``'s views read."""
+    (files,) = con.execute("SELECT getvariable('latlab_request_files')").fetchone() or (None,)
+    return list(files or [])
 
 
 def load_summaries(con: duckdb.DuckDBPyConnection) -> None:
@@ -86,7 +93,8 @@ def load_summaries(con: duckdb.DuckDBPyConnection) -> None:
     if kept and not _read_kept(con, list(kept.values())):
         kept = {}
     todo = sorted(set(prints) - set(kept))
-    if todo:  # every run not kept (by the rows' run_id: a renamed folder still counts)
+    compacted = any(is_compacted(f) for f in request_files(con))  # computed on each compare
+    if todo or compacted:  # every run not kept (by the rows' run_id: a renamed folder counts)
         con.execute(f"INSERT INTO {TABLE} BY NAME FROM metric_summaries_of($kept)",
                     {"kept": list(kept)})
     for run in todo:

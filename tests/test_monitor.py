@@ -274,6 +274,22 @@ def test_report_since_compares_the_last_window_with_the_one_before(tmp_path: Pat
     assert sum(r["n"] for r in hours) == 20
 
 
+def test_report_since_html_plots_each_cells_percentiles(tmp_path: Path) -> None:
+    write_history(tmp_path, "m1", [(600.0 - 60 * i, False, 200.0 + i) for i in range(8)])
+    page = tmp_path / "history.html"
+    done = latlab("report", "--since", "1h", "--results", str(tmp_path), "--html", str(page),
+                  cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = page.read_text()
+    assert "TTFT over the last 1h" in text and "TTFT by hour of day" in text
+    assert 'id="plot-0"' in text and 'id="plot-1"' in text and "Plotly.newPlot" in text
+    figures = json.loads(text.split('id="figures">')[1].split("</script>")[0])
+    over_time, by_hour = ([t["name"] for t in f["data"]] for f in figures)
+    assert over_time == by_hour == ["c1 p50", "c1 p90", "c1 p99"]
+    assert sum(figures[1]["data"][0]["customdata"]) == 8  # n per hour: every request
+    assert "By hour of day (UTC)" in text  # the tables stay
+
+
 def test_report_since_bad_duration_is_one_line(tmp_path: Path) -> None:
     done = latlab("report", "--since", "yesterday", "--results", str(tmp_path), cwd=tmp_path)
     assert done.returncode == 2

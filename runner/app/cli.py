@@ -125,7 +125,35 @@ def build_parser(emulator_arguments: bool = True) -> argparse.ArgumentParser:
     _add_check(commands)
     _add_proxy(commands)
     _add_monitor(commands)
+    _add_compact(commands)
     return parser
+
+
+COMPACT_HELP = """Merge the small files of finished runs into one file per UTC day and dataset
+(<results>/compacted/DAY/), keeping every row and column: a year of 5-minute monitor rounds is
+~365 day files instead of ~105 k run files, and `latlab alerts` or `report --since 7d` open
+only the days they need. `latlab monitor` does this by itself once an hour. Safe to kill at
+any moment; superseded files are removed once their replacement is --grace old (readers
+ignore them meanwhile)."""
+
+
+def cmd_compact(args: argparse.Namespace) -> None:
+    from latlab.runner.results.compact import compact_command
+
+    emit(compact_command(args.results, args.older_than, args.grace))
+
+
+def _add_compact(commands: Subcommands) -> None:
+    p = commands.add_parser("compact", help="merge finished runs into one file per day "
+                            "(a long monitor history stays fast)", description=COMPACT_HELP)
+    p.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
+                   help="results directory (default: ./results)")
+    p.add_argument("--older-than", default="1h", metavar="DURATION",
+                   help="merge runs started at least this long ago (default: 1h)")
+    p.add_argument("--grace", default="10m", metavar="DURATION",
+                   help="remove superseded files once their replacement is this old "
+                   "(default: 10m; 0: at once)")
+    p.set_defaults(handler=cmd_compact)
 
 
 MONITOR_HELP = """Run an experiment again and again (a probe): every round is a normal run in

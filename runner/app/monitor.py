@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from latlab.analysis.probes import (
 from latlab.runner.app.hydra_app import cell_composer, quiet_http_loggers
 from latlab.runner.app.run import RunContext, plan_cells, validate
 from latlab.runner.config.compose import hydra_initialised, plain
-from latlab.runner.core.errors import ConfigError, ResultsError
+from latlab.runner.core.errors import ConfigError, LatlabError, ResultsError
 from latlab.runner.engine.progress import console
 from latlab.runner.monitor.loop import StopSignal, run_rounds
 from latlab.runner.monitor.metrics import (
@@ -43,6 +44,8 @@ from latlab.runner.monitor.metrics import (
 )
 from latlab.runner.monitor.settings import MonitorSettings, load_settings
 from latlab.runner.monitor.webhook import AlertEvent, AlertTracker, post
+from latlab.runner.results import storage
+from latlab.runner.results.compact import compact
 from latlab.runner.results.write import ensure_writable
 
 
@@ -61,6 +64,7 @@ class Monitor:
     metrics: MonitorMetrics = field(default_factory=MonitorMetrics)
     tracker: AlertTracker | None = None
     counts: AttainmentCache = field(default_factory=AttainmentCache)
+    compacted_at: float | None = None  # time.monotonic() of the last compaction
 
     @property
     def results_dir(self) -> Path:
@@ -140,7 +144,28 @@ def run_round(monitor: Monitor, number: int) -> int:
         export(monitor, readout, monitor.counts.attainment(monitor.settings.monitor_id))
     except (ResultsError, duckdb.Error, OSError) as exc:
         say(f"round {number}: metrics and alerts not updated ({exc})")
+    compact_hourly(monitor)
     return requests
+
+
+COMPACT_EVERY_S = 3600.0  # the monitor merges finished rounds into day files this often
+
+
+def compact_hourly(monitor: Monitor) -> None:
+    """Between rounds, once an hour: merge the rounds started over an hour ago into their
+    day's file (runner/results/compact.py), so a long history stays quick to read."""
+    now = time.monotonic()
+    due = monitor.compacted_at is None or now - monitor.compacted_at >= COMPACT_EVERY_S
+    if not due or storage.is_remote(monitor.results_dir):
+        return
+    monitor.compacted_at = now
+    try:
+        done = compact(monitor.results_dir, datetime.now(UTC) - timedelta(seconds=COMPACT_EVERY_S))
+    except (LatlabError, OSError) as exc:
+        say(f"compaction skipped ({exc})")
+        return
+    if done.runs or done.removed:
+        say(done.summary())
 
 
 def export(monitor: Monitor, readout: RoundReadout,

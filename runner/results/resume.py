@@ -18,7 +18,14 @@ import yaml
 from latlab.runner.core.errors import ConfigError, ResultsError
 from latlab.runner.core.records import REQUESTS_SCHEMA, RunRecord
 from latlab.runner.results import storage
-from latlab.runner.results.layout import REQUESTS, requests_folder, run_record_path
+from latlab.runner.results.catalog import Catalog
+from latlab.runner.results.layout import (
+    COMPACTED,
+    REQUESTS,
+    requests_folder,
+    run_day,
+    run_record_path,
+)
 
 Done = set[tuple[str, int, bool]]
 
@@ -26,6 +33,9 @@ Done = set[tuple[str, int, bool]]
 def load_run_record(results_dir: Path, run_id: str) -> RunRecord:
     """The ``runs`` row of ``run_id``; ConfigError if there is no such run."""
     path = run_record_path(results_dir, run_id)
+    if not storage.is_remote(results_dir) and Catalog(results_dir).is_packed(run_id):
+        raise ConfigError(f"resume: run {run_id} finished and was compacted into "
+                          f"{COMPACTED}/{run_day(run_id)}: nothing is left to resume")
     if not path.is_file():
         raise ConfigError(f"resume: no run {run_id} under {results_dir}/runs")
     try:
