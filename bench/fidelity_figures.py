@@ -285,3 +285,29 @@ def medians(results: Sequence[RunResult]) -> list[RunResult]:
                   for k, v in asdict(group[0]).items() if isinstance(v, int | float)}
         out.append(RunResult(**{**asdict(group[0]), **fields, "loadavg": group[-1].loadavg}))
     return out
+
+
+def goal(results: Sequence[RunResult], ours: str = "latlab") -> list[str]:
+    """Issue 18's goal per level: ``ours``' TTFT error p99 no worse than the best peer's, and
+    its CPU per token at most a quarter of the best peer's (one line per level with peers)."""
+    lines = []
+    for level in sorted({r.concurrency for r in results}):
+        mine = [r for r in results if r.concurrency == level and r.tool == ours]
+        peers = [r for r in results if r.concurrency == level and r.tool != ours]
+        if mine and peers:
+            lines.append(f"{level} streams: " + _against(mine[0], peers))
+    return lines
+
+
+def _against(mine: RunResult, peers: Sequence[RunResult]) -> str:
+    p99 = min(peers, key=lambda r: r.ttft_err_p99)
+    cpu = min(peers, key=lambda r: r.cpu_us_per_token)
+    ratio = mine.cpu_us_per_token / cpu.cpu_us_per_token
+    return (f"TTFT err p99 {mine.ttft_err_p99:+.2f} vs best peer {p99.tool} "
+            f"{p99.ttft_err_p99:+.2f} ({_met(mine.ttft_err_p99 <= p99.ttft_err_p99)}); "
+            f"CPU {mine.cpu_us_per_token:.1f} vs best peer {cpu.tool} "
+            f"{cpu.cpu_us_per_token:.1f} µs/token = {ratio:.2f}x ({_met(ratio <= 0.25)}: <= 0.25x)")
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"

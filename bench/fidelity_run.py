@@ -75,6 +75,7 @@ from fidelity_figures import (
     Peer,
     Req,
     RunResult,
+    goal,
     mark_new_connections,
     medians,
     read_accepts,
@@ -277,8 +278,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                 for level in (int(x) for x in args.levels.split(",")):
                     results += one_level(setting, level, turn, peers)
     emit("\nall runs:\n" + table(results))
+    summary = medians(results)
     if args.repeats > 1:
-        emit(f"\nmedians of {args.repeats} repeats:\n" + table(medians(results)))
+        emit(f"\nmedians of {args.repeats} repeats:\n" + table(summary))
+    if peers:
+        emit("\ngoal (issue 18), per level:\n" + "\n".join(goal(summary, checkouts[0][0])))
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from fidelity_figures import (  # noqa: E402
     Context,
     CpuTrace,
     Req,
+    goal,
     mark_new_connections,
     read_accepts,
     score,
@@ -68,6 +70,19 @@ def test_tools_without_per_gap_times_are_scored_on_their_mean_gap() -> None:
     reqs = [req(0.0, gaps=None, mean=10.5), req(0.1, gaps=None, mean=12.0)]
     r = score(reqs, flat_trace(0.0), Context("g", 1, "per-request mean", SERVER))
     assert r.gap_err_p99 == 2.0 and r.gaps == "per-request mean"
+
+
+def test_goal_compares_with_the_best_peer_at_each_level() -> None:
+    def run(tool: str, level: int, p99: float, cpu: float) -> Any:
+        r = score([req(0.0)], flat_trace(0.0), Context(tool, level, "per gap", SERVER))
+        return replace(r, ttft_err_p99=p99, cpu_us_per_token=cpu)
+
+    lines = goal([run("latlab", 1, 5.0, 100.0), run("a", 1, 6.0, 900.0), run("b", 1, 9.0, 300.0),
+                  run("latlab", 16, 5.0, 100.0), run("a", 16, 4.0, 390.0)])
+    assert lines[0].startswith("1 streams:") and "best peer a +6.00 (met)" in lines[0]
+    assert "best peer b 300.0 µs/token = 0.33x (NOT met" in lines[0]
+    assert "best peer a +4.00 (NOT met)" in lines[1] and "0.26x (NOT met" in lines[1]
+    assert goal([run("latlab", 1, 5.0, 100.0)]) == []  # no peer, no verdict
 
 
 def test_each_accepted_connection_marks_the_latest_request_started_before_it() -> None:
