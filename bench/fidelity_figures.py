@@ -71,6 +71,7 @@ class RunResult:
     requests: int
     errors: int
     new_connections: int
+    server_accepts: int  # connections the emulator accepted during the run (warm-up included)
     ttft_err_p50: float
     ttft_err_p99: float
     ttft_err_max: float
@@ -224,6 +225,7 @@ class Context:
     server: dict[str, Any]  # the emulator's /_latlab/stats after the run
     loop_lag: tuple[float, float] = (math.nan, math.nan)  # p99, max (latlab's run record)
     wall_s: float = math.nan
+    accepts: int = 0  # connections the emulator accepted during the run
 
 
 def score(reqs: Sequence[Req], trace: CpuTrace, ctx: Context) -> RunResult:
@@ -237,7 +239,7 @@ def score(reqs: Sequence[Req], trace: CpuTrace, ctx: Context) -> RunResult:
     return RunResult(
         tool=ctx.tool, concurrency=ctx.level, requests=len(measured),
         errors=len(measured) - len(ok),
-        new_connections=sum(r.new_connection for r in measured),
+        new_connections=sum(r.new_connection for r in measured), server_accepts=ctx.accepts,
         ttft_err_p50=quantile(errs, 0.5), ttft_err_p99=quantile(errs, 0.99),
         ttft_err_max=max(errs, default=math.nan), steady_n=len(steady),
         steady_err_p50=quantile(steady, 0.5), steady_err_p99=quantile(steady, 0.99),
@@ -252,7 +254,8 @@ def score(reqs: Sequence[Req], trace: CpuTrace, ctx: Context) -> RunResult:
 # ---------------------------------------------------------------------------------- tables
 
 COLUMNS = [("tool", "{}"), ("concurrency", "{}"), ("requests", "{}"), ("errors", "{}"),
-           ("new_connections", "{}"), ("ttft_err_p50", "{:+.2f}"), ("ttft_err_p99", "{:+.2f}"),
+           ("new_connections", "{}"), ("server_accepts", "{}"), ("ttft_err_p50", "{:+.2f}"),
+           ("ttft_err_p99", "{:+.2f}"),
            ("ttft_err_max", "{:+.2f}"), ("steady_err_p50", "{:+.2f}"),
            ("steady_err_p99", "{:+.2f}"), ("steady_err_max", "{:+.2f}"),
            ("gap_err_p99", "{:.2f}"), ("gaps", "{}"), ("cpu_us_per_token", "{:.1f}"),

@@ -29,7 +29,8 @@ of ``bench/fidelity_figures.py`` computed from them:
 - loop lag p99/max: the run record (runner/engine/lag.py's ticker);
 - streams held: mean requests in flight between the first and the last measured send.
 
-The emulator's own send lag (p50/p99) and /proc/loadavg are reported with every figure.
+The emulator's own send lag (p50/p99), the connections it accepted during the run
+(``server_accepts``, warm-up included) and /proc/loadavg are reported with every figure.
 
 ``--peer NAME=EXECUTABLE`` (repeatable; NAME one of ``guidellm``, ``inference-perf``,
 ``aiperf``, each installed in its own venv by ``bench/install_peers.sh``) runs that load tool
@@ -191,7 +192,8 @@ def measure(setting: Setting, checkout: tuple[str, Path], level: int) -> RunResu
         rows, run = read_rows(Path(tmp))
     lag = (float(run.get("loop_lag_p99_ms") or math.nan),
            float(run.get("loop_lag_max_ms") or math.nan))
-    ctx = Context(label, level, "per gap", server, lag, wall_s)
+    accepts = len(read_accepts(setting.accepts))
+    ctx = Context(label, level, "per gap", server, lag, wall_s, accepts)
     return score([row_req(r) for r in rows], trace, ctx)
 
 
@@ -211,9 +213,11 @@ def measure_peer(setting: Setting, peer: tuple[Peer, str, Path], level: int) -> 
             raise RuntimeError(f"{spec.name} failed ({code}): {log.read_text()[-1500:]}")
         server = http(setting.base, "/_latlab/stats")
         reqs = spec.read(Path(tmp))
+    accepts = read_accepts(setting.accepts)
     if spec.needs_accepts:
-        reqs = mark_new_connections(reqs, read_accepts(setting.accepts))
-    return score(reqs, trace, Context(spec.name, level, spec.gaps, server, wall_s=wall_s))
+        reqs = mark_new_connections(reqs, accepts)
+    ctx = Context(spec.name, level, spec.gaps, server, wall_s=wall_s, accepts=len(accepts))
+    return score(reqs, trace, ctx)
 
 
 def emit(text: str) -> None:
