@@ -38,8 +38,9 @@ too, at the same levels, in the same invocation, against the same emulator: pinn
 closed loop at C streams, C warm-up requests then WAVES·C measured, with an offline
 tokenizer (``bench/peer_tokenizer.py``) built by the peer's own interpreter. Its own
 per-request export is read back (``bench/peer_<name>.py``, which cite the peer's source for
-every field) and scored with the same code; loop lag is n/a for peers. A peer that fails
-prints why and the invocation goes on.
+every field) and scored with the same code; loop lag is n/a for peers. The order of the
+tools (checkouts, then peers) is rotated per repeat. A peer that fails prints why and the
+invocation goes on.
 ``bench/fidelity.py`` is the provider-only lower bound (no CLI, writer or progress display).
 """
 
@@ -244,15 +245,23 @@ def parse_peers(specs: Sequence[str], tokenizers: Path) -> list[tuple[Peer, str,
     return out
 
 
-def one_level(setting: Setting, level: int, turn: Sequence[tuple[str, Path]],
-              peers: Sequence[tuple[Peer, str, Path]]) -> list[RunResult]:
-    """latlab (each checkout) then each peer at one level; a failing peer is reported."""
-    done = [measure(setting, checkout, level) for checkout in turn]
-    for peer in peers:
-        try:
-            done.append(measure_peer(setting, peer, level))
-        except (RuntimeError, OSError, ValueError, KeyError, subprocess.TimeoutExpired) as exc:
-            sys.stderr.write(f"fidelity_run: {peer[0].name} at {level} streams: {exc}\n")
+Tool = tuple[str, Path] | tuple[Peer, str, Path]  # a latlab checkout, or a peer
+
+
+def run_tool(setting: Setting, tool: Tool, level: int) -> list[RunResult]:
+    """One tool at one level; a failing peer is reported and yields nothing."""
+    if len(tool) == 2:
+        return [measure(setting, tool, level)]
+    try:
+        return [measure_peer(setting, tool, level)]
+    except (RuntimeError, OSError, ValueError, KeyError, subprocess.TimeoutExpired) as exc:
+        sys.stderr.write(f"fidelity_run: {tool[0].name} at {level} streams: {exc}\n")
+        return []
+
+
+def one_level(setting: Setting, level: int, turn: Sequence[Tool]) -> list[RunResult]:
+    """Every tool at one level, in ``turn``'s order (rotated per repeat)."""
+    done = [result for tool in turn for result in run_tool(setting, tool, level)]
     for result in done:
         emit(table([result]).splitlines()[-1])
     return done
@@ -277,10 +286,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         accepts = Path(tmp) / "accepts.log"
         with emulator(sys.executable, accepts) as base:
             setting = Setting(base, accepts, args.waves, args.override)
+            tools: list[Tool] = [*checkouts, *peers]
             for repeat in range(args.repeats):
-                turn = checkouts[repeat % len(checkouts):] + checkouts[:repeat % len(checkouts)]
+                turn = tools[repeat % len(tools):] + tools[:repeat % len(tools)]
                 for level in (int(x) for x in args.levels.split(",")):
-                    results += one_level(setting, level, turn, peers)
+                    results += one_level(setting, level, turn)
     emit("\nall runs:\n" + table(results))
     summary = medians(results)
     if args.repeats > 1:
