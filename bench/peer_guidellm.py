@@ -16,7 +16,10 @@ Read back from its JSON report, ``benchmarks[0]``: ``requests.successful`` / ``e
 ``inter_token_latency_ms`` (a per-request mean: GuideLLM keeps no per-token times, its
 ``iter_tokens_timings`` spaces them evenly) and ``info.timings.token_iterations`` (chunks
 with content); warm-up = started before ``scheduler_metrics.measure_start_time``. Its export
-does not say which request opened a connection: the emulator's accept log decides.
+does not say which request opened a connection: the emulator's accept log decides. (Every
+GuideLLM request opens one: ``backends/openai/http.py`` leaves ``client.stream(...)`` with a
+``break`` at ``data: [DONE]``, before the body's last chunk, and httpx then closes the
+connection instead of pooling it.)
 """
 
 from __future__ import annotations
