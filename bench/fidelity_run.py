@@ -189,11 +189,11 @@ def measure(setting: Setting, checkout: tuple[str, Path], level: int) -> RunResu
         if code != 0:
             tail = (Path(tmp) / "log").read_text()[-3000:]
             raise RuntimeError(f"latlab run failed ({code}):\n{tail}")
+        accepts = len(read_accepts(setting.accepts))  # before our own request for the stats
         server = http(setting.base, "/_latlab/stats")
         rows, run = read_rows(Path(tmp))
     lag = (float(run.get("loop_lag_p99_ms") or math.nan),
            float(run.get("loop_lag_max_ms") or math.nan))
-    accepts = len(read_accepts(setting.accepts))
     ctx = Context(label, level, "per gap", server, lag, wall_s, accepts)
     return score([row_req(r) for r in rows], trace, ctx)
 
@@ -212,9 +212,9 @@ def measure_peer(setting: Setting, peer: tuple[Peer, str, Path], level: int) -> 
         wall_s = time.perf_counter() - wall0
         if code != 0:
             raise RuntimeError(f"{spec.name} failed ({code}): {log.read_text()[-1500:]}")
+        accepts = read_accepts(setting.accepts)  # before our own request for the stats
         server = http(setting.base, "/_latlab/stats")
         reqs = spec.read(Path(tmp))
-    accepts = read_accepts(setting.accepts)
     if spec.needs_accepts:
         reqs = mark_new_connections(reqs, accepts)
     ctx = Context(spec.name, level, spec.gaps, server, wall_s=wall_s, accepts=len(accepts))
