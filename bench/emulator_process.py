@@ -21,11 +21,13 @@ def cpu_seconds(pid: int) -> float:
 
 @contextmanager
 def emulator_process(args: Sequence[str], python: str = sys.executable,
-                     prefix: Sequence[str] = ()) -> Iterator[str]:
-    """``[PREFIX] python -m latlab.providers.emulator --port 0 ARGS`` (a prefix such as
-    ``taskset -c 1`` pins it); yields its URL, stops it after."""
+                     prefix: Sequence[str] = (),
+                     entry: Sequence[str] = ("-m", "latlab.providers.emulator")) -> Iterator[str]:
+    """``[PREFIX] python ENTRY --port 0 ARGS`` (a prefix such as ``taskset -c 1`` pins it;
+    ENTRY another script that ends in the emulator's command line, e.g.
+    ``bench/emulator_accepts.py LOG``); yields its URL, stops it after."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [*prefix, python, "-m", "latlab.providers.emulator", "--port", "0", *args]
+    cmd = [*prefix, python, *entry, "--port", "0", *args]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     try:

@@ -57,12 +57,17 @@ class PeerReport:
 def guidellm_command(exe: str, base: str, tokenizer: Path, streams: int, seconds: float,
                      output_tokens: int, report: Path) -> list[str]:
     """``guidellm run`` for one level: N concurrent streams for ``seconds`` after warm-up."""
-    backend = (f"kind=openai_http,target={base},model=m,api_key=dummy,http2=false,"
-               "validate_backend=false,request_format=/v1/chat/completions")
-    return [exe, "run", "--backend", backend,
+    return [exe, "run",
             "--profile", f"kind=concurrent,streams={streams},warmup={WARMUP_S}",
             "--constraint", f"kind=max_duration,seconds={seconds + WARMUP_S:g}",
-            "--tokenizer", f"kind=hf_auto,model={tokenizer}",
+            *common_args(base, tokenizer, output_tokens, report)]
+
+
+def common_args(base: str, tokenizer: Path, output_tokens: int, report: Path) -> list[str]:
+    """The emulator's chat route, the offline tokenizer, synthetic prompts, the JSON report."""
+    backend = (f"kind=openai_http,target={base},model=m,api_key=dummy,http2=false,"
+               "validate_backend=false,request_format=/v1/chat/completions")
+    return ["--backend", backend, "--tokenizer", f"kind=hf_auto,model={tokenizer}",
             "--data", f"kind=synthetic_text,prompt_tokens=20,output_tokens={output_tokens}",
             "--metrics", "kind=generative,sample_size=0",
             "--output", f"kind=json,path={report}", "--disable-console"]
