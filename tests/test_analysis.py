@@ -30,15 +30,10 @@ import pyarrow.parquet as pq
 import pytest
 from omegaconf import OmegaConf
 
+from latlab.analysis import OUTPUT_FORMATS
 from latlab.analysis.commands import grade_command, latest_run_ids, sql_command
-from latlab.analysis.query import (
-    OUTPUT_FORMATS,
-    default_slo,
-    open_results,
-    render,
-    run_sql,
-    validate_slo,
-)
+from latlab.analysis.query import open_results, render, run_sql
+from latlab.analysis.slo import default_slo, validate_slo
 from latlab.runner.core.errors import ConfigError, ResultsError
 from latlab.runner.core.records import REQUESTS_SCHEMA, RUNS_SCHEMA, RequestRow
 
