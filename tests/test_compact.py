@@ -31,6 +31,7 @@ from latlab.runner.results.layout import COMPACTED
 from latlab.runner.results.resume import load_run_record
 from latlab.runner.results.span_writer import SpanWriter
 from latlab.runner.results.write import RequestWriter, write_run_record
+from tests.in_process import latlab_here
 
 ROOT = Path(__file__).resolve().parents[1]
 SLO = yaml.safe_load((ROOT / "conf" / "slo" / "default.yaml").read_text())
@@ -234,9 +235,10 @@ def latlab(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                                "got 'soon'"),
     (["--grace", "-1"], "--grace: expected a duration like 30s, 5m or 1h, got '-1'"),
 ])
-def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], line: str) -> None:
+def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], line: str,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "results").mkdir()
-    done = latlab("compact", *args, cwd=tmp_path)
+    done = latlab_here(["compact", *args], capsys, tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"latlab: error: {line}"]
     assert not (tmp_path / "results" / COMPACTED).exists()
@@ -246,18 +248,20 @@ PROBE = ["experiment=probe", "profile=fast", "workload.iterations=1", "matrix.mo
          "monitor.every=0.1", "monitor.max_rps=100"]
 
 
-def test_a_monitor_goes_on_after_its_rounds_were_compacted(tmp_path: Path) -> None:
+def test_a_monitor_goes_on_after_its_rounds_were_compacted(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     done = latlab("monitor", *PROBE, "monitor.rounds=2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    compacted = latlab("compact", "--older-than", "1ms", "--grace", "0", cwd=tmp_path)
+    compacted = latlab_here(["compact", "--older-than", "1ms", "--grace", "0"], capsys, tmp_path)
     assert compacted.returncode == 0, compacted.stderr
     assert compacted.stdout.startswith("compacted 2 run(s) into 1 day(s)")
     assert not list((tmp_path / "results" / "requests").iterdir())
     done = latlab("monitor", *PROBE, "monitor.rounds=1", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "round 3: run" in done.stdout + done.stderr
-    sql = latlab("sql", "SELECT monitor_round, count(*) FROM requests JOIN runs USING (run_id) "
-                 "GROUP BY 1 ORDER BY 1", "--format", "csv", cwd=tmp_path)
+    sql = latlab_here(["sql", "SELECT monitor_round, count(*) FROM requests JOIN runs "
+                       "USING (run_id) GROUP BY 1 ORDER BY 1", "--format", "csv"], capsys,
+                      tmp_path)
     assert sql.stdout.splitlines() == ["monitor_round,count_star()", "1,2", "2,2", "3,2"]
 
 
