@@ -17,10 +17,10 @@ RULES = ("prompt_caching", "smaller_model", "route_direct", "reuse_clients", "st
 def advise_command(results_dir: Path, run_ids: Sequence[str] | None, fmt: str,
                    slo: Mapping[str, Any] | None = None) -> str:
     """Advice for the given runs (default: the latest run)."""
-    from latlab.analysis.commands import latest_run_ids
+    from latlab.analysis.commands import LATEST_NEEDS, latest_run_ids
 
     check_format(fmt)
-    con = open_results(results_dir, run_ids, slo)
+    con = open_results(results_dir, run_ids, slo, needs=("advice", *LATEST_NEEDS))
     try:
         runs = [r for (r,) in con.execute("SELECT DISTINCT run_id FROM requests").fetchall()]
         runs = runs if run_ids else latest_run_ids(con, 1)

@@ -15,13 +15,13 @@ import yaml
 
 from latlab.analysis.objectives import load_objectives
 from latlab.analysis.query import (
-    default_slo,
     latest_run_ids,
     open_results,
     recent_run_ids,
     render,
     run_sql,
 )
+from latlab.analysis.slo import default_slo
 
 LATEST_RUNS = 200  # where `latlab alerts` looks for the SLO a monitor last ran with
 

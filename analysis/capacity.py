@@ -41,7 +41,7 @@ def wilson_interval(good: int, n: int, z: float = Z95) -> tuple[float, float]:
 def step_counts(results_dir: Path, run_ids: Sequence[str], ttft_ms: float,
                 tpot_ms: float | None) -> StepCounts:
     """The pooled counts of ``run_ids`` against the per-request limits."""
-    con = open_results(results_dir, list(run_ids))
+    con = open_results(results_dir, list(run_ids), needs=["load_steps"])  # one step a call
     rows = con.execute("SELECT n, good, errors, ttft_rise FROM load_steps(?, ?)",
                        [ttft_ms, tpot_ms]).fetchall()
     total = StepCounts()

@@ -134,9 +134,11 @@ def tool_timings_command(results_dir: Path, run_ids: list[str] | None, fmt: str,
     across providers (``delta``) or HTTP calls per session by endpoint (``endpoints``).
     Without ``run_ids``: the latest run."""
     check_format(fmt)
-    con = open_results(results_dir, run_ids)
+    sql, params = TOOL_TIMING_VIEWS[by], {}
+    # its view, and what no_sessions and latest_run_ids read
+    needs = [*(query_needs(sql) or ()), "session_times", *LATEST_NEEDS]
+    con = open_results(results_dir, run_ids, needs=needs)
     try:
-        sql, params = TOOL_TIMING_VIEWS[by], {}
         if not run_ids:  # open_results selected the given runs; else only the latest
             sql = f"SELECT * FROM ({sql}) WHERE list_contains($ids, run_id)"
             params["ids"] = latest_run_ids(con, 1)

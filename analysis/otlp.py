@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from latlab.analysis.commands import latest_run_ids
+from latlab.analysis.commands import LATEST_NEEDS, latest_run_ids
 from latlab.analysis.query import open_results
 from latlab.runner.core.errors import LatlabError
 
@@ -139,7 +139,7 @@ def collect(results_dir: Path,
             run_ids: list[str] | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """OTLP spans: every span of the runs and every request row without a span of its own;
     and every request row (for the metrics)."""
-    con = open_results(results_dir, run_ids)
+    con = open_results(results_dir, run_ids, needs=("spans", *LATEST_NEEDS))
     try:
         selected = "SELECT run_id FROM requests UNION SELECT run_id FROM spans"
         ids = [r[0] for r in con.execute(selected).fetchall()] if run_ids else None

@@ -42,6 +42,7 @@ SELECT session_id, any_value(provider), any_value(model) FILTER (WHERE kind = 'm
        any_value(name) FILTER (WHERE kind = 'model_call')
 FROM spans WHERE session_id = $cli_id GROUP BY session_id
 """
+NEEDS = ("session_times", "spans")  # what SESSION_SQL and LIVE_SQL read
 COLUMNS = ["session_id", "provider", "model", "total_ms", "bash_ms", "cli_ms", "mcp_ms",
            "file_ms", "tool_ms", "model_ms", "last_ttft_ms", "call_model"]
 
@@ -88,7 +89,7 @@ def parse_stdin(text: str) -> tuple[str | None, str | None]:
 def statusline_command(results_dir: Path, stdin_text: str, fmt: str,
                        env: Mapping[str, str] | None = None) -> str:
     cli_id, model = parse_stdin(stdin_text)
-    con = open_results(results_dir)
+    con = open_results(results_dir, needs=NEEDS)
     try:
         found = con.execute(SESSION_SQL, {"cli_id": cli_id}).fetchall()
         if not found and cli_id is not None:  # a session still running behind latlab proxy

@@ -51,7 +51,7 @@ def _ms(value: float | None) -> timedelta:
 def trace_export_command(results_dir: Path, run_id: str | None) -> str:
     """The trace of ``run_id`` (default: the latest run), one JSON line per call."""
     wanted = [run_id] if run_id else known_run_ids(results_dir)[-1:]
-    con = open_results(results_dir, wanted or None)
+    con = open_results(results_dir, wanted or None, needs=["measured"])  # CALLS_SQL's view
     rows = con.execute(CALLS_SQL).fetchall()
     if not rows:
         raise ResultsError(f"run {wanted[0] if wanted else '?'}: no request bodies; record "

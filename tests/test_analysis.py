@@ -30,15 +30,10 @@ import pyarrow.parquet as pq
 import pytest
 from omegaconf import OmegaConf
 
+from latlab.analysis import OUTPUT_FORMATS
 from latlab.analysis.commands import grade_command, latest_run_ids, sql_command
-from latlab.analysis.query import (
-    OUTPUT_FORMATS,
-    default_slo,
-    open_results,
-    render,
-    run_sql,
-    validate_slo,
-)
+from latlab.analysis.query import open_results, render, run_sql
+from latlab.analysis.slo import default_slo, validate_slo
 from latlab.runner.core.errors import ConfigError, ResultsError
 from latlab.runner.core.records import REQUESTS_SCHEMA, RUNS_SCHEMA, RequestRow
 
@@ -146,7 +141,7 @@ def test_requests_include_warmup_measured_excludes_it(results: Path) -> None:
 
 
 def test_cell_latency_stats_exact(results: Path) -> None:
-    c = cell(open_results(results), OLD, "fast")
+    c = cell(open_results(results, needs=["cells"]), OLD, "fast")
     assert (c["n"], c["ok"], c["errors"], c["error_rate"]) == (4, 4, 0, 0.0)
     assert (c["ttft_min_ms"], c["ttft_max_ms"], c["ttft_mean_ms"]) == (100.0, 400.0, 250.0)
     assert c["ttft_p50_ms"] == pytest.approx(250.0, abs=1e-9)
@@ -163,18 +158,18 @@ def test_cell_latency_stats_exact(results: Path) -> None:
 
 
 def test_errors_count_but_stats_use_successes_only(results: Path) -> None:
-    c = cell(open_results(results), OLD, "slow")
+    c = cell(open_results(results, needs=["cells"]), OLD, "slow")
     assert (c["n"], c["ok"], c["errors"]) == (3, 2, 1)
     assert c["error_rate"] == pytest.approx(1 / 3, rel=1e-12)
     assert c["total_mean_ms"] == pytest.approx(7000.0, abs=1e-9)  # the 30 s timeout excluded
     assert c["ttft_p99_ms"] == pytest.approx(2980.0, abs=1e-9)
-    dead = cell(open_results(results), NEW, "dead")
+    dead = cell(open_results(results, needs=["cells"]), NEW, "dead")
     assert (dead["n"], dead["ok"], dead["error_rate"]) == (2, 0, 1.0)
     assert dead["ttft_p50_ms"] is None and dead["itl_mean_ms"] is None
 
 
 def test_per_token_metrics(results: Path) -> None:
-    c = cell(open_results(results), OLD, "fast")
+    c = cell(open_results(results, needs=["cells"]), OLD, "fast")
     # gaps 10 20 30 40 50 60 (the warm-up's 5000 excluded)
     assert c["itl_mean_ms"] == pytest.approx(35.0, abs=1e-9)
     assert c["itl_p50_ms"] == pytest.approx(35.0, abs=1e-9)
@@ -187,7 +182,7 @@ def test_per_token_metrics(results: Path) -> None:
 
 
 def test_gaps_view(results: Path) -> None:
-    con = open_results(results, [OLD])
+    con = open_results(results, [OLD], needs=["gaps"])
     rows = con.execute(
         "SELECT iteration, gap_index, gap_ms FROM gaps WHERE cell = 'fast' ORDER BY 1, 2"
     ).fetchall()

@@ -78,7 +78,7 @@ def one(con: Any, sql: str, params: list[Any]) -> dict[str, Any]:
 
 
 def test_phases_add_up_per_request(results: Path) -> None:
-    con = open_results(results)
+    con = open_results(results, needs=["request_phases"])  # the view under test
     rows = con.execute(
         "SELECT connect_ms, headers_ms, first_token_ms, generation_ms, tail_ms, total_ms "
         "FROM request_phases WHERE cell = ? ORDER BY iteration", [BEDROCK]).fetchall()
@@ -87,7 +87,7 @@ def test_phases_add_up_per_request(results: Path) -> None:
 
 
 def test_budget_means_medians_and_server(results: Path) -> None:
-    con = open_results(results)
+    con = open_results(results, needs=["budget"])  # the view under test
     b = one(con, "SELECT * FROM budget WHERE cell = ?", [DIRECT])
     assert (b["n"], b["new_connections"], b["connect_new_mean_ms"]) == (2, 1, 20)
     means = [b[f"{p}_mean_ms"] for p in ("connect", "headers", "first_token", "generation",
@@ -102,7 +102,7 @@ def test_budget_means_medians_and_server(results: Path) -> None:
 
 
 def test_budget_phases_long_form(results: Path) -> None:
-    con = open_results(results)
+    con = open_results(results, needs=["budget_phases"])  # the view under test
     rows = con.execute("SELECT phase, mean_ms, share FROM budget_phases WHERE cell = ? "
                        "ORDER BY phase_order", [DIRECT]).fetchall()
     assert [(p, m) for p, m, _ in rows] == [("connect", 10), ("headers", 100),
@@ -112,7 +112,7 @@ def test_budget_phases_long_form(results: Path) -> None:
 
 
 def test_cell_pairs_one_axis_only(results: Path) -> None:
-    con = open_results(results)
+    con = open_results(results, needs=["cell_pairs"])  # the view under test
     pairs = con.execute("SELECT axis, baseline_cell, cell, baseline_value, value "
                         "FROM cell_pairs ORDER BY axis").fetchall()
     assert pairs == [("guardrail", BEDROCK, GUARDED, "none", "content_filter"),
@@ -120,7 +120,7 @@ def test_cell_pairs_one_axis_only(results: Path) -> None:
 
 
 def test_budget_delta(results: Path) -> None:
-    con = open_results(results)
+    con = open_results(results, needs=["budget_delta"])  # the view under test
     d = one(con, "SELECT * FROM budget_delta WHERE axis = 'provider'", [])
     assert [d[f"{p}_delta_ms"] for p in ("connect", "headers", "first_token", "generation",
                                          "tail", "total")] == [5, 300, 415, -10, 0, 710]

@@ -31,6 +31,7 @@ from latlab.runner.results.layout import COMPACTED
 from latlab.runner.results.resume import load_run_record
 from latlab.runner.results.span_writer import SpanWriter
 from latlab.runner.results.write import RequestWriter, write_run_record
+from tests.in_process import latlab_here
 
 ROOT = Path(__file__).resolve().parents[1]
 SLO = yaml.safe_load((ROOT / "conf" / "slo" / "default.yaml").read_text())
@@ -79,10 +80,11 @@ QUERIES = {
     "grades": "SELECT run_id, cell, grade FROM grades ORDER BY ALL",
     "rounds": "SELECT monitor_id, last_round, runs FROM monitor_rounds",
 }
+VIEWS = ["requests", "runs", "spans", "grades", "monitor_rounds"]  # what QUERIES read
 
 
 def snapshot(results: Path, run_ids: list[str] | None = None) -> dict[str, Any]:
-    con = open_results(results, run_ids, SLO)
+    con = open_results(results, run_ids, SLO, needs=VIEWS)  # only these: binding all, ~1 s
     out: dict[str, Any] = {name: con.sql(sql).fetchall() for name, sql in QUERIES.items()}
     out["alerts"] = burn_alerts(results, SLO, "m1")
     out["known"] = known_run_ids(results)
@@ -160,6 +162,13 @@ def test_killed_before_the_runs_file_the_generation_is_ignored(tmp_path: Path) -
     assert snapshot(tmp_path) == before
 
 
+def row_counts(results: Path) -> list[tuple[Any, ...]]:
+    """Rows, runs and the TTFT sum, as the ``requests`` view reads them."""
+    con = open_results(results, slo=SLO, needs=["requests"])
+    return con.sql("SELECT count(*), count(DISTINCT run_id), round(sum(ttft_ms), 6) "
+                   "FROM requests").fetchall()
+
+
 KILL_AFTER_S = (0.6, 1.2, 1.8, 2.4)  # from process start; its imports take ~0.5 s
 
 
@@ -168,8 +177,7 @@ def test_kill_9_at_any_moment_loses_and_doubles_nothing(tmp_path: Path) -> None:
     or after the merge of one of 20 days), each followed by the same rows."""
     for n in range(40):
         write_run(tmp_path, NOW - timedelta(hours=2 + 12 * n), n + 1, spans=n % 4 == 0)
-    rows = "SELECT count(*), count(DISTINCT run_id), round(sum(ttft_ms), 6) FROM requests"
-    expected = open_results(tmp_path, slo=SLO).sql(rows).fetchall()
+    expected = row_counts(tmp_path)
     for delay in KILL_AFTER_S:
         proc = subprocess.Popen([sys.executable, "-m", "latlab", "compact", "--results",
                                  str(tmp_path), "--grace", "0"], stdout=subprocess.DEVNULL)
@@ -178,11 +186,11 @@ def test_kill_9_at_any_moment_loses_and_doubles_nothing(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        assert open_results(tmp_path, slo=SLO).sql(rows).fetchall() == expected
+        assert row_counts(tmp_path) == expected
         write_run(tmp_path, NOW - timedelta(hours=3, minutes=delay * 10), 100 + int(delay * 10))
-        expected = open_results(tmp_path, slo=SLO).sql(rows).fetchall()
+        expected = row_counts(tmp_path)
     assert compact(tmp_path, NOW, grace_s=0).runs > 0
-    assert open_results(tmp_path, slo=SLO).sql(rows).fetchall() == expected
+    assert row_counts(tmp_path) == expected
     assert Catalog(tmp_path).loose_ids() == []
 
 
@@ -234,9 +242,10 @@ def latlab(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                                "got 'soon'"),
     (["--grace", "-1"], "--grace: expected a duration like 30s, 5m or 1h, got '-1'"),
 ])
-def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], line: str) -> None:
+def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], line: str,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "results").mkdir()
-    done = latlab("compact", *args, cwd=tmp_path)
+    done = latlab_here(["compact", *args], capsys, tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"latlab: error: {line}"]
     assert not (tmp_path / "results" / COMPACTED).exists()
@@ -246,18 +255,20 @@ PROBE = ["experiment=probe", "profile=fast", "workload.iterations=1", "matrix.mo
          "monitor.every=0.1", "monitor.max_rps=100"]
 
 
-def test_a_monitor_goes_on_after_its_rounds_were_compacted(tmp_path: Path) -> None:
+def test_a_monitor_goes_on_after_its_rounds_were_compacted(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     done = latlab("monitor", *PROBE, "monitor.rounds=2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    compacted = latlab("compact", "--older-than", "1ms", "--grace", "0", cwd=tmp_path)
+    compacted = latlab_here(["compact", "--older-than", "1ms", "--grace", "0"], capsys, tmp_path)
     assert compacted.returncode == 0, compacted.stderr
     assert compacted.stdout.startswith("compacted 2 run(s) into 1 day(s)")
     assert not list((tmp_path / "results" / "requests").iterdir())
     done = latlab("monitor", *PROBE, "monitor.rounds=1", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "round 3: run" in done.stdout + done.stderr
-    sql = latlab("sql", "SELECT monitor_round, count(*) FROM requests JOIN runs USING (run_id) "
-                 "GROUP BY 1 ORDER BY 1", "--format", "csv", cwd=tmp_path)
+    sql = latlab_here(["sql", "SELECT monitor_round, count(*) FROM requests JOIN runs "
+                       "USING (run_id) GROUP BY 1 ORDER BY 1", "--format", "csv"], capsys,
+                      tmp_path)
     assert sql.stdout.splitlines() == ["monitor_round,count_star()", "1,2", "2,2", "3,2"]
 
 

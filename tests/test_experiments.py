@@ -6,6 +6,7 @@ asserted, and tests/test_run.py runs the real command."""
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 import subprocess
 import sys
@@ -19,12 +20,19 @@ import pytest
 from in_process import latlab_here
 from result_files import request_rows
 
+from latlab.analysis.commands import query_needs
 from latlab.analysis.query import open_results
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["workload.warmup=0"]
 FAST = "profile=fast"
 Check = Callable[[duckdb.DuckDBPyConnection, list[dict[str, Any]]], None]
+
+
+def opened_for(results: Path, check: Callable[..., None]) -> duckdb.DuckDBPyConnection:
+    """The results with the views ``check`` names in its SQL (binding every view file costs
+    ~1 s of CPU); a view it reads but does not name fails the test loudly, never silently."""
+    return open_results(results, needs=query_needs(inspect.getsource(check)))
 
 
 def by_cell(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, dict[str, Any]]:
@@ -243,7 +251,7 @@ def test_experiment_quick_mode(
     done = latlab_here(["run", f"experiment={name}", *QUICK, *overrides], capsys, tmp_path)
     assert done.returncode == 0, done.stderr
     results = tmp_path / "results"
-    check(open_results(results), request_rows(results))
+    check(opened_for(results, check), request_rows(results))
 
 
 def test_every_experiment_has_a_quick_test() -> None:
@@ -281,7 +289,7 @@ def test_prompt_caching_on_bedrock(
                         *QUICK], capsys, tmp_path)
     assert done.returncode == 0, done.stderr
     results = tmp_path / "results"
-    check_prompt_caching(open_results(results), request_rows(results))
+    check_prompt_caching(opened_for(results, check_prompt_caching), request_rows(results))
 
 
 @pytest.mark.slow

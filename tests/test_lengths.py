@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from in_process import latlab_here
 from result_files import request_rows
 
 from latlab.runner.config.lengths import LengthDistribution, drawn_lengths
@@ -37,15 +36,12 @@ def test_bad_distributions_name_the_key(value: object, named: str) -> None:
         LengthDistribution.parse(value, "prompt.input_tokens")
 
 
-def latlab(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "latlab", "run", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
-
-
-def test_rows_record_the_drawn_lengths_the_emulator_saw(tmp_path: Path) -> None:
-    done = latlab("prompt=synthetic_dist", "profile=fast", "workload.warmup=0",
-                  "workload.iterations=12",
-                  "workload.output_tokens={mean: 10, stddev: 5, min: 2, max: 20}", cwd=tmp_path)
+def test_rows_record_the_drawn_lengths_the_emulator_saw(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    done = latlab_here(["run", "prompt=synthetic_dist", "profile=fast", "workload.warmup=0",
+                        "workload.iterations=12",
+                        "workload.output_tokens={mean: 10, stddev: 5, min: 2, max: 20}"],
+                       capsys, tmp_path)
     assert done.returncode == 0, done.stderr
     rows = sorted(request_rows(tmp_path / "results"), key=lambda r: r["iteration"])
     assert len({r["planned_input_tokens"] for r in rows}) > 6  # drawn, not one length
@@ -55,8 +51,10 @@ def test_rows_record_the_drawn_lengths_the_emulator_saw(tmp_path: Path) -> None:
     assert all(r["output_tokens"] == r["planned_output_tokens"] for r in rows)
 
 
-def test_bad_distribution_exits_2_with_one_line_and_writes_nothing(tmp_path: Path) -> None:
-    done = latlab("prompt=synthetic_dist", "prompt.input_tokens.min=5000", cwd=tmp_path)
+def test_bad_distribution_exits_2_with_one_line_and_writes_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    done = latlab_here(["run", "prompt=synthetic_dist", "prompt.input_tokens.min=5000"], capsys,
+                       tmp_path)
     assert done.returncode == 2 and "prompt.input_tokens" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "results" / "requests").exists()

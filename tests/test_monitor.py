@@ -30,6 +30,7 @@ from tests.result_files import request_rows, run_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE = ["experiment=probe", "profile=fast", "workload.iterations=1", "matrix.model=[haiku-4-5]"]
+Capsys = pytest.CaptureFixture[str]
 
 
 def settings(**changes: Any) -> MonitorSettings:
@@ -216,20 +217,21 @@ def test_the_monitors_attainment_cache_matches_the_view(tmp_path: Path) -> None:
     assert from_files[("c1", "ttft")] == (pytest.approx(0.3), pytest.approx(1 - 0.7 / 0.01))
 
 
-def test_alerts_command_prints_the_numbers(tmp_path: Path) -> None:
+def test_alerts_command_prints_the_numbers(tmp_path: Path, capsys: Capsys) -> None:
     write_history(tmp_path, "m1", [(30.0, True, 0.0) for _ in range(4)])
-    done = latlab("alerts", "--results", str(tmp_path), "--slo", "default", cwd=tmp_path)
+    done = latlab_here(["alerts", "--results", str(tmp_path), "--slo", "default"], capsys,
+                       tmp_path)
     assert done.returncode == 0, done.stderr
     line = next(x for x in done.stdout.splitlines() if x.startswith("FIRING fast_burn"))
     assert "c1 errors" in line and "4/4 bad" in line and "1000.00x" in line
 
 
-def test_bad_slo_objective_is_one_line(tmp_path: Path) -> None:
+def test_bad_slo_objective_is_one_line(tmp_path: Path, capsys: Capsys) -> None:
     write_history(tmp_path, "m1", [(30.0, False, 100.0)])
     bad = {**SLO, "objectives": {**SLO["objectives"], "errors": {"target": 99.9}}}
     (tmp_path / "slo.yaml").write_text(yaml.safe_dump(bad))
-    done = latlab("alerts", "--results", str(tmp_path), "--slo", str(tmp_path / "slo.yaml"),
-                  cwd=tmp_path)
+    done = latlab_here(["alerts", "--results", str(tmp_path), "--slo", str(tmp_path / "slo.yaml")],
+                       capsys, tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "latlab: error: slo.objectives.errors.target: must be a share between 0 and 1 "
@@ -257,12 +259,13 @@ def test_tracker_posts_firing_once_and_resolved_when_gone() -> None:
 # ---------------------------------------------------------------- report --since
 
 
-def test_report_since_compares_the_last_window_with_the_one_before(tmp_path: Path) -> None:
+def test_report_since_compares_the_last_window_with_the_one_before(tmp_path: Path,
+                                                                   capsys: Capsys) -> None:
     before = [(5400.0 - i, False, 200.0 + i) for i in range(20)]  # 1.5 h ago: ~200 ms
     last = [(600.0 - i, False, 400.0 + i) for i in range(20)]  # 10 min ago: ~400 ms
     write_history(tmp_path, "m1", before + last)
-    done = latlab("report", "--since", "1h", "--results", str(tmp_path), "--format", "json",
-                  cwd=tmp_path)
+    done = latlab_here(["report", "--since", "1h", "--results", str(tmp_path), "--format", "json"],
+                       capsys, tmp_path)
     assert done.returncode == 0, done.stderr
     tables = json.loads(done.stdout)["tables"]
     (row,) = next(v for k, v in tables.items() if k.startswith("Last 1h vs"))
@@ -274,11 +277,11 @@ def test_report_since_compares_the_last_window_with_the_one_before(tmp_path: Pat
     assert sum(r["n"] for r in hours) == 20
 
 
-def test_report_since_html_plots_each_cells_percentiles(tmp_path: Path) -> None:
+def test_report_since_html_plots_each_cells_percentiles(tmp_path: Path, capsys: Capsys) -> None:
     write_history(tmp_path, "m1", [(600.0 - 60 * i, False, 200.0 + i) for i in range(8)])
     page = tmp_path / "history.html"
-    done = latlab("report", "--since", "1h", "--results", str(tmp_path), "--html", str(page),
-                  cwd=tmp_path)
+    done = latlab_here(["report", "--since", "1h", "--results", str(tmp_path), "--html", str(page)],
+                       capsys, tmp_path)
     assert done.returncode == 0, done.stderr
     text = page.read_text()
     assert "TTFT over the last 1h" in text and "TTFT by hour of day" in text
@@ -290,8 +293,9 @@ def test_report_since_html_plots_each_cells_percentiles(tmp_path: Path) -> None:
     assert "By hour of day (UTC)" in text  # the tables stay
 
 
-def test_report_since_bad_duration_is_one_line(tmp_path: Path) -> None:
-    done = latlab("report", "--since", "yesterday", "--results", str(tmp_path), cwd=tmp_path)
+def test_report_since_bad_duration_is_one_line(tmp_path: Path, capsys: Capsys) -> None:
+    done = latlab_here(["report", "--since", "yesterday", "--results", str(tmp_path)], capsys,
+                       tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "latlab: error: --since: expected a duration like 30s, 5m or 1h, got 'yesterday'"]

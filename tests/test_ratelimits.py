@@ -21,6 +21,7 @@ from latlab.providers.emulator.ratelimit import (
 )
 from latlab.providers.ratelimits import duration_seconds, read_ratelimit_headers
 from latlab.runner.core.records import Measurement
+from tests.in_process import latlab_here
 from tests.result_files import request_rows
 
 
@@ -98,11 +99,10 @@ def test_headers_become_typed_fields() -> None:
     assert duration_seconds("20ms") == pytest.approx(0.02) and duration_seconds("x") is None
 
 
-def test_emulated_run_records_the_limits_and_the_429s(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "latlab", "run", "profile=fast", "workload.warmup=0",
-         "workload.iterations=6", "+profile.rate_limits={requests_per_minute:4}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+def test_emulated_run_records_the_limits_and_the_429s(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    done = latlab_here(["run", "profile=fast", "workload.warmup=0", "workload.iterations=6",
+                        "+profile.rate_limits={requests_per_minute:4}"], capsys, tmp_path)
     assert done.returncode == 0, done.stderr
     rows = request_rows(tmp_path / "results")
     assert [r["error_type"] for r in rows] == [None] * 4 + ["rate_limited"] * 2
@@ -122,7 +122,8 @@ def latlab(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def test_every_provider_records_its_429s_and_advise_says_so(tmp_path: Path) -> None:
+def test_every_provider_records_its_429s_and_advise_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     latlab(["run", "-m", "provider=openai_compat,bedrock,vertex", "emulate=true", "profile=fast",
             "workload.warmup=0", "workload.iterations=6",
             "+profile.rate_limits={requests_per_minute:4}"], tmp_path)
@@ -138,7 +139,9 @@ def test_every_provider_records_its_429s_and_advise_says_so(tmp_path: Path) -> N
     assert "ThrottlingException" in by_provider["bedrock"][4]["error_message"]
     assert "RESOURCE_EXHAUSTED" in by_provider["vertex"][4]["error_message"]
     runs = sorted({r["run_id"] for r in rows})
-    advice = json.loads(latlab(["advise", *runs, "--format", "json"], tmp_path).stdout)
+    advised = latlab_here(["advise", *runs, "--format", "json"], capsys, tmp_path)
+    assert advised.returncode == 0, advised.stderr
+    advice = json.loads(advised.stdout)
     evidence = {a["cell"].partition("/")[0]: a["evidence"] for a in advice
                 if a["rule"] == "rate_limits"}
     assert evidence == {
@@ -148,9 +151,13 @@ def test_every_provider_records_its_429s_and_advise_says_so(tmp_path: Path) -> N
         "vertex": "rate-limited 33 % of requests (2 of 6)"}
 
 
-def test_advise_says_nothing_of_rate_limits_with_room_to_spare(tmp_path: Path) -> None:
-    latlab(["run", "profile=fast", "workload.warmup=0", "workload.iterations=3",
-            "+profile.rate_limits={requests_per_minute:1000}"], tmp_path)
+def test_advise_says_nothing_of_rate_limits_with_room_to_spare(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ran = latlab_here(["run", "profile=fast", "workload.warmup=0", "workload.iterations=3",
+                       "+profile.rate_limits={requests_per_minute:1000}"], capsys, tmp_path)
+    assert ran.returncode == 0, ran.stderr
     assert {r["ratelimit_requests_limit"] for r in request_rows(tmp_path / "results")} == {1000}
-    out = latlab(["advise"], tmp_path).stdout
+    advised = latlab_here(["advise"], capsys, tmp_path)
+    assert advised.returncode == 0, advised.stderr
+    out = advised.stdout
     assert "rate-limited" not in out and "headroom" not in out and "rate_limits  " not in out

@@ -12,7 +12,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+from in_process import latlab_here
 from result_files import request_rows
+
+Capsys = pytest.CaptureFixture[str]
 
 
 def latlab(*args: str, cwd: Path,
@@ -37,16 +41,19 @@ def gaps_s(rows: list[dict[str, Any]]) -> list[float]:
             .total_seconds() for a, b in zip(rows, rows[1:], strict=False)]
 
 
-def test_a_recorded_session_replays_call_for_call_on_bedrock(tmp_path: Path) -> None:
-    recorded = latlab("run", "workload=session", "profile=fast", "workload.iterations=1",
-                      "workload.capture_bodies=true", cwd=tmp_path)
+def test_a_recorded_session_replays_call_for_call_on_bedrock(tmp_path: Path,
+                                                             capsys: Capsys) -> None:
+    # in-process (tests/in_process.py): what it asserts is in the files and the output
+    recorded = latlab_here(["run", "workload=session", "profile=fast", "workload.iterations=1",
+                            "workload.capture_bodies=true"], capsys, tmp_path)
     assert recorded.returncode == 0, recorded.stderr
-    exported = latlab("trace", "export", cwd=tmp_path)
+    exported = latlab_here(["trace", "export"], capsys, tmp_path)
     assert exported.returncode == 0, exported.stderr
     (tmp_path / "session.jsonl").write_text(exported.stdout, encoding="utf-8")
-    replayed = latlab("run", "workload=replay", "workload.trace=session.jsonl",
-                      "provider=bedrock", "emulate=true", "profile=fast",
-                      "workload.capture_bodies=true", "results_dir=replayed", cwd=tmp_path)
+    replayed = latlab_here(["run", "workload=replay", "workload.trace=session.jsonl",
+                            "provider=bedrock", "emulate=true", "profile=fast",
+                            "workload.capture_bodies=true", "results_dir=replayed"], capsys,
+                           tmp_path)
     assert replayed.returncode == 0, replayed.stderr
     before, after = calls(tmp_path / "results"), calls(tmp_path / "replayed")
     assert len(before) == len(after) >= 3  # the session's model calls, each replayed once
@@ -59,7 +66,8 @@ def test_a_recorded_session_replays_call_for_call_on_bedrock(tmp_path: Path) -> 
     for old, new in zip(gaps_s(before), gaps_s(after), strict=True):
         assert new >= old - 0.002, (gaps_s(before), gaps_s(after))
     # the report shows where the replayed session's time went, call by call
-    report = latlab("report", "--results", "replayed", "--format", "json", cwd=tmp_path)
+    report = latlab_here(["report", "--results", "replayed", "--format", "json"], capsys,
+                         tmp_path)
     assert report.returncode == 0, report.stderr
     tables = json.loads(report.stdout)["tables"]
     (by_call,) = [rows for title, rows in tables.items() if "call by call" in title]
@@ -86,7 +94,9 @@ def test_captured_bodies_mask_secrets_and_are_off_by_default(tmp_path: Path) -> 
     assert plain.returncode == 0 and request_rows(tmp_path / "plain")[0]["request_body"] is None
 
 
-def test_export_of_a_run_without_bodies_says_how_to_record_them(tmp_path: Path) -> None:
-    assert latlab("run", "profile=fast", "workload.iterations=1", cwd=tmp_path).returncode == 0
-    done = latlab("trace", "export", cwd=tmp_path)
+def test_export_of_a_run_without_bodies_says_how_to_record_them(tmp_path: Path,
+                                                                capsys: Capsys) -> None:
+    ran = latlab_here(["run", "profile=fast", "workload.iterations=1"], capsys, tmp_path)
+    assert ran.returncode == 0
+    done = latlab_here(["trace", "export"], capsys, tmp_path)
     assert done.returncode == 2 and "workload.capture_bodies=true" in done.stderr

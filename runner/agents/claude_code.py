@@ -20,7 +20,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,7 +57,12 @@ def claude_binary() -> str | None:
     return shutil.which("claude")
 
 
-def require_claude(cfg: dict[str, Any]) -> str:
+def check_cell(cfg: Mapping[str, Any]) -> None:
+    """Claude Code drives Anthropic or Bedrock, and its CLI must be installed."""
+    require_claude(cfg)
+
+
+def require_claude(cfg: Mapping[str, Any]) -> str:
     if cfg["provider"]["kind"] not in ("anthropic", "bedrock"):
         raise ConfigError(f"provider.kind: workload=claude_code drives the Anthropic API or "
                           f"Bedrock, not {cfg['provider']['kind']!r}")
@@ -140,8 +145,8 @@ def read_hook_events(log_dir: Path) -> list[tuple[int, dict[str, Any]]]:
     return sorted(events, key=lambda e: e[0])
 
 
-async def run_claude_code_session(owner: SessionContext, planned: PlannedRequest, worker: int,
-                                  scheduled_ns: int) -> None:
+async def run_session(owner: SessionContext, planned: PlannedRequest, worker: int,
+                      scheduled_ns: int) -> None:
     """One Claude Code session; failures become error spans."""
     session = ClaudeCodeSession(owner, planned, worker, scheduled_ns)
     await session.run()

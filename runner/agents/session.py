@@ -26,6 +26,7 @@ from latlab.providers.capture import MessageCapture, current_capture
 from latlab.runner.agents.context import SessionContext
 from latlab.runner.agents.mcp_client import McpClient
 from latlab.runner.agents.tools import ToolBox, ToolOutcome
+from latlab.runner.core.errors import ConfigError
 from latlab.runner.core.records import Measurement, RequestRow
 from latlab.runner.core.spans import Span, category_for_tool
 from latlab.runner.core.tasks import Task, load_task
@@ -44,6 +45,19 @@ def endpoint_template(cfg: Mapping[str, Any]) -> str:
         op = operation(str(provider.get("api", "invoke_stream")), bool(cfg["workload"]["stream"]))
         return f"/model/{{modelId}}/{op}"
     return "/v1/messages"
+
+
+def check_cell(cfg: Mapping[str, Any]) -> None:
+    """The agent loop reads Anthropic events: ConfigError for a converse API."""
+    if str(cfg["provider"].get("api", "messages")).startswith("converse"):
+        raise ConfigError("provider.api: the agent loop needs Anthropic events "
+                          "(messages, invoke or invoke_stream), not converse")
+
+
+async def run_session(owner: SessionContext, planned: PlannedRequest, worker: int,
+                      scheduled_ns: int) -> None:
+    """One session of the built-in agent loop (the driver entry, agents/sessions.py)."""
+    await BuiltinSession(owner, planned, worker, scheduled_ns).run()
 
 
 class BuiltinSession:

@@ -87,7 +87,7 @@ def check_command(providers: Sequence[str], fmt: str, requests: int = 1,
     with tempfile.TemporaryDirectory(prefix="latlab-check-") as tmp:
         out = results or Path(tmp)
         run_ids = [probe(p, model, requests, out, mode, extra) for p in providers]
-        con = open_results(out, run_ids, slo)
+        con = open_results(out, run_ids, slo, needs=("requests", "grades"))  # ROWS_SQL's
         try:
             return render((COLUMNS, con.execute(ROWS_SQL, {"order": run_ids}).fetchall()), fmt)
         finally:

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 import latlab
-from latlab.analysis.query import validate_slo
+from latlab.analysis.slo import validate_slo
 from latlab.providers.local_server import local_servers_for
 from latlab.providers.registry import guardrail_kinds, kind_for, model_id_keys
 from latlab.runner.agents.sessions import SessionTimer, check_session_cells, has_sessions
