@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from slow_tests import QUICK_S, SECONDS
 
 if TYPE_CHECKING:
     from latlab.providers.emulator import RunningEmulator
@@ -93,6 +94,48 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if is_timing(item):
             item.add_marker(pytest.mark.flaky(reruns=2, reruns_delay=1))
             item.add_marker(pytest.mark.xdist_group("timing"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep the order ``pytest_collection_modifyitems_order`` gives the work units (xdist
+    would sort them by size)."""
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
+def unit_of(item: pytest.Item) -> str:
+    """The work unit ``--dist loadgroup`` sends to one worker: the group, or the test alone."""
+    group = item.get_closest_marker("xdist_group")
+    return str(group.args[0]) if group and group.args else item.nodeid
+
+
+def seconds_of(items: list[pytest.Item]) -> float:
+    """A unit's expected duration: its tests' known costs (slow_tests.py)."""
+    return sum(SECONDS.get(getattr(item, "originalname", item.name), QUICK_S) for item in items)
+
+
+def alone_stretch(group: list[pytest.Item]) -> list[pytest.Item]:
+    """The timing group with its timing tests together: first the modules of timing tests
+    only, then the others (the Ray module: its cluster must not start twice), each of them
+    with its timing tests first. Stable: a module's tests stay together."""
+    mixed = {item.nodeid.split("::")[0] for item in group if not is_timing(item)}
+    return sorted(group, key=lambda item: (item.nodeid.split("::")[0] in mixed,
+                                           not is_timing(item)))
+
+
+@pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
+def pytest_collection_modifyitems_order(items: list[pytest.Item]) -> None:
+    """Work units in the order the workers take them (xdist's loadgroup keeps collection order):
+    the timing group first (its alone stretch idles the other worker, whose first unit is
+    the quickest one so that the stretch starts at once), then the slowest units first so that
+    both workers end together. The sort is stable: quick tests keep their collection order."""
+    units: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        units.setdefault(unit_of(item), []).append(item)
+    ranked = sorted((u for u in units if u != "timing"), key=lambda u: -seconds_of(units[u]))
+    order = ["timing", *ranked[-1:], *ranked[:-1]]
+    rest = (item for unit in order[1:] for item in units[unit])
+    items[:] = [*alone_stretch(units.get("timing", [])), *rest]
 
 
 @pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")  # after xdist

@@ -47,3 +47,18 @@ def test_a_grouped_test_carries_its_group_to_the_scheduler(request: pytest.Fixtu
     if not getattr(request.config.option, "loadgroup", False):
         pytest.skip("not on an xdist worker with --dist loadgroup (-p no:xdist, -n 0)")
     assert request.node.nodeid.endswith("@harness"), request.node.nodeid
+
+
+def test_the_timing_group_comes_first_with_its_timing_tests_in_one_stretch(
+        request: pytest.FixtureRequest) -> None:
+    """conftest.py orders the work units: the timing group first (xdist's loadgroup hands them
+    out in that order), its timing tests together, so the other worker waits only once."""
+    items = request.session.items
+    grouped = [any(m.args[:1] == ("timing",) for m in i.iter_markers("xdist_group"))
+               for i in items]
+    if not any(grouped):
+        pytest.skip("no test of the timing group was collected")
+    assert grouped == sorted(grouped, reverse=True)  # the whole group before any other test
+    timing = [i.get_closest_marker("timing") is not None
+              for i, in_group in zip(items, grouped, strict=True) if in_group]
+    assert timing == sorted(timing, reverse=True)  # then the rest of the group
